@@ -1,0 +1,3 @@
+"""Imports the built-in extractor modules so that they register themselves."""
+
+from . import pixels  # noqa: F401

@@ -1,0 +1,114 @@
+"""Registry of feature extractors: built-ins and user plug-ins, created by name.
+
+Usage::
+
+    from workbench.extractors import register_extractor, create_extractor
+
+    @register_extractor("my-encoder", description="my SSL encoder")
+    def make_my_encoder(weights: str = "default", **options) -> Extractor: ...
+
+    ext = create_extractor("inception", weights="none")
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from .base import Extractor
+
+Factory = Callable[..., Extractor]
+
+
+@dataclass(frozen=True)
+class RegisteredExtractor:
+    name: str
+    factory: Factory
+    description: str
+
+
+_REGISTRY: dict[str, RegisteredExtractor] = {}
+
+
+def register_extractor(
+    name: str,
+    factory: Factory | None = None,
+    *,
+    description: str = "",
+    overwrite: bool = False,
+) -> Any:
+    """Register ``factory`` under ``name``; usable as ``@register_extractor("name")`` too.
+
+    The factory is called as ``factory(weights=..., **options)`` and must return an
+    :class:`~workbench.extractors.base.Extractor`.
+    """
+
+    def _add(fn: Factory) -> Factory:
+        if not callable(fn):
+            raise TypeError(f"extractor factory for {name!r} must be callable, got {type(fn).__name__}")
+        if name in _REGISTRY and not overwrite and _REGISTRY[name].factory is not fn:
+            raise ValueError(
+                f"an extractor named {name!r} is already registered; pass overwrite=True to replace it"
+            )
+        doc = description or (inspect.getdoc(fn) or "").split("\n")[0]
+        _REGISTRY[name] = RegisteredExtractor(name=name, factory=fn, description=doc)
+        return fn
+
+    if factory is not None:
+        return _add(factory)
+    return _add
+
+
+def list_extractors() -> dict[str, str]:
+    """Names of all registered extractors mapped to their one-line description."""
+    _load_builtins()
+    return {k: v.description for k, v in sorted(_REGISTRY.items())}
+
+
+def default_device() -> torch.device:
+    """CUDA when available, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def create_extractor(
+    name: str,
+    weights: str = "default",
+    device: str | torch.device | None = None,
+    **options: Any,
+) -> Extractor:
+    """Build the extractor registered as ``name`` and move it to ``device``.
+
+    Args:
+        name: registry name; see :func:`list_extractors`.
+        weights: ``"default"`` for the published weights, a local file path, or ``"none"``
+            for random initialisation (tests only; such features are labelled as not pretrained).
+        device: ``"cuda"``, ``"cpu"``, ... ; default CUDA if available.
+        **options: extractor-specific options (e.g. ``model="ViT-B-16"`` for CLIP).
+    """
+    _load_builtins()
+    if isinstance(name, Extractor):
+        return name.to(device or name.device)
+    if name not in _REGISTRY:
+        known = ", ".join(sorted(_REGISTRY)) or "(none)"
+        raise KeyError(f"unknown extractor {name!r}; registered extractors: {known}")
+    extractor = _REGISTRY[name].factory(weights=weights, **options)
+    if not isinstance(extractor, Extractor):
+        raise TypeError(
+            f"factory for extractor {name!r} returned {type(extractor).__name__}, expected an Extractor"
+        )
+    return extractor.to(device or default_device())
+
+
+_BUILTINS_LOADED = False
+
+
+def _load_builtins() -> None:
+    """Import the built-in extractor modules (they register themselves)."""
+    global _BUILTINS_LOADED
+    if _BUILTINS_LOADED:
+        return
+    _BUILTINS_LOADED = True
+    from . import builtins  # noqa: F401
