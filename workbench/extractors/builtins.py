@@ -1,3 +1,4 @@
 """Imports the built-in extractor modules so that they register themselves."""
 
 from . import pixels  # noqa: F401
+from . import inception  # noqa: F401

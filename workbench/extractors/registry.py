@@ -82,7 +82,8 @@ def create_extractor(
     """Build the extractor registered as ``name`` and move it to ``device``.
 
     Args:
-        name: registry name; see :func:`list_extractors`.
+        name: registry name (see :func:`list_extractors`) or ``"package.module:factory"`` to
+            import and register a plug-in factory on the fly.
         weights: ``"default"`` for the published weights, a local file path, or ``"none"``
             for random initialisation (tests only; such features are labelled as not pretrained).
         device: ``"cuda"``, ``"cpu"``, ... ; default CUDA if available.
@@ -91,6 +92,8 @@ def create_extractor(
     _load_builtins()
     if isinstance(name, Extractor):
         return name.to(device or name.device)
+    if name not in _REGISTRY and ":" in name:
+        _import_plugin(name)
     if name not in _REGISTRY:
         known = ", ".join(sorted(_REGISTRY)) or "(none)"
         raise KeyError(f"unknown extractor {name!r}; registered extractors: {known}")
@@ -100,6 +103,21 @@ def create_extractor(
             f"factory for extractor {name!r} returned {type(extractor).__name__}, expected an Extractor"
         )
     return extractor.to(device or default_device())
+
+
+def _import_plugin(spec: str) -> None:
+    """Register ``"package.module:factory"`` (a user plug-in) under that exact name."""
+    import importlib
+
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise KeyError(f"cannot import extractor plug-in module {module_name!r} ({exc})") from exc
+    factory = getattr(module, attr, None)
+    if factory is None:
+        raise KeyError(f"module {module_name!r} has no attribute {attr!r} (from extractor spec {spec!r})")
+    register_extractor(spec, factory)
 
 
 _BUILTINS_LOADED = False

@@ -1,0 +1,78 @@
+"""Content fingerprints of image sources and the cache key derived from them.
+
+The key of a cache covers everything that determines its contents: the ordered list of sample
+ids, the bytes of every covered image, the extractor (name, variant, weights identity,
+preprocessing) and the thumbnail size. Any change gives a different key, so a stale cache is never
+reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Iterable
+
+from tqdm.auto import tqdm
+
+from ..images import ImageSource
+
+
+def digest(parts: Iterable[str]) -> str:
+    """BLAKE2b-128 hex digest of a sequence of strings (newline separated)."""
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        h.update(part.encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def listing_fingerprint(source: ImageSource) -> str:
+    """Fingerprint of the ordered sample ids (cheap: no image is read)."""
+    return digest([str(len(source)), *source.listing()])
+
+
+def content_hashes(source: ImageSource, start: int, stop: int, progress: bool = True) -> list[str]:
+    """Per-sample content hashes of ``source[start:stop]``, read with a small thread pool."""
+    indices = range(start, stop)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        it = pool.map(source.content_hash, indices, chunksize=64)
+        return list(
+            tqdm(it, total=len(indices), desc="fingerprinting", unit="img", disable=not progress, leave=False)
+        )
+
+
+def cache_key(
+    extractor_description: dict[str, Any],
+    listing_fp: str,
+    content_fp: str,
+    start: int,
+    stop: int,
+    thumbnails: int,
+    format_version: int,
+) -> str:
+    """The cache key: a digest of everything that determines the cache contents."""
+    blob = json.dumps(
+        {
+            "format": format_version,
+            "extractor": extractor_description,
+            "listing": listing_fp,
+            "content": content_fp,
+            "range": [start, stop],
+            "thumbnails": thumbnails,
+        },
+        sort_keys=True,
+    )
+    return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
+
+
+def file_sha256(path: Any, block: int = 1 << 22) -> str:
+    """SHA-256 of a file, streamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while True:
+            buf = fh.read(block)
+            if not buf:
+                break
+            h.update(buf)
+    return h.hexdigest()

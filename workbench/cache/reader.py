@@ -1,0 +1,250 @@
+"""Opening a cache: :func:`open_cache` and the :class:`EmbeddingCache` it returns.
+
+Opening is cheap whatever the size: features, logits and thumbnails are memory-mapped
+(``np.load(mmap_mode="r")``) and only their headers and sizes are checked; ``verify()`` re-hashes
+every file against the SHA-256 recorded in the manifest.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .fingerprint import file_sha256
+from .manifest import (
+    FEATURES,
+    LOGITS,
+    MANIFEST,
+    META,
+    SHARDS_DIR,
+    THUMBNAILS,
+    CacheError,
+    read_manifest,
+)
+from .sharded import ShardedArray
+
+
+def _open_npy(path: Path, expected_shape: tuple[int, ...] | None, expected_dtype: str) -> np.memmap:
+    """Memory-map an ``.npy`` file after checking its header against the manifest and its size."""
+    if not path.is_file():
+        raise CacheError(f"{path} is missing; the cache is incomplete — re-run the extraction")
+    try:
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+            header = fh.tell()
+    except ValueError as exc:
+        raise CacheError(f"{path} is not a valid .npy file ({exc})") from exc
+    if dtype.hasobject:
+        raise CacheError(f"{path} holds Python objects; workbench caches never do (no pickle)")
+    if expected_shape is not None and tuple(shape) != tuple(expected_shape):
+        raise CacheError(f"{path} has shape {shape} but the manifest says {tuple(expected_shape)}; the cache was modified")
+    if str(dtype) != expected_dtype:
+        raise CacheError(f"{path} has dtype {dtype}, expected {expected_dtype}")
+    needed = header + int(np.prod(shape)) * dtype.itemsize
+    actual = os.path.getsize(path)
+    if actual != needed:
+        raise CacheError(
+            f"{path} is truncated or padded ({actual} bytes, expected {needed}); re-run the extraction"
+        )
+    return np.load(path, mmap_mode="r", allow_pickle=False)
+
+
+class CacheShard:
+    """One complete cache directory (a whole cache, or one shard of a sharded cache)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.manifest = read_manifest(path)
+        m = self.manifest
+        n, dim = int(m["n"]), int(m["dim"])
+        self.features = _open_npy(path / FEATURES, (n, dim), m.get("dtype", "float32"))
+        self.logits = (
+            _open_npy(path / LOGITS, (n, int(m["logits_dim"])), "float32") if m.get("logits_dim") else None
+        )
+        px = m.get("thumbnails") or 0
+        self.thumbnails = _open_npy(path / THUMBNAILS, (n, px, px, 3), "uint8") if px else None
+
+    def read_meta(self) -> pd.DataFrame:
+        path = self.path / META
+        try:
+            meta = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises several types for corrupt files
+            raise CacheError(f"{path} cannot be read ({type(exc).__name__}: {exc}); re-run the extraction") from exc
+        if len(meta) != int(self.manifest["n"]):
+            raise CacheError(f"{path} has {len(meta)} rows but the manifest says {self.manifest['n']}")
+        return meta
+
+    def verify(self) -> None:
+        for name, info in self.manifest["files"].items():
+            path = self.path / name
+            if not path.is_file():
+                raise CacheError(f"{path} is missing")
+            if os.path.getsize(path) != info["bytes"]:
+                raise CacheError(f"{path} has {os.path.getsize(path)} bytes, the manifest says {info['bytes']}")
+            if file_sha256(path) != info["sha256"]:
+                raise CacheError(f"{path} does not match the SHA-256 in the manifest: it was modified")
+
+
+class EmbeddingCache:
+    """Embeddings of one image source by one extractor, as stored on disk.
+
+    Attributes:
+        path: the cache directory.
+        manifest: the parsed ``manifest.json`` (of the first shard, for sharded caches, with
+            ``n`` and ``shards`` describing the whole).
+        features: ``N x D`` float32, memory-mapped (a :class:`ShardedArray` for sharded caches).
+        logits: ``N x K`` float32 or None.
+        thumbnails: ``N x px x px x 3`` uint8 or None.
+        meta: one row per sample: ``index, id, label, class_name, content_hash`` (loaded on first use).
+    """
+
+    def __init__(self, path: Path, shards: list[CacheShard]) -> None:
+        self.path = path
+        self._shards = shards
+        first = shards[0]
+        if len(shards) == 1:
+            self.manifest = first.manifest
+            self.features: np.ndarray | ShardedArray = first.features
+            self.logits = first.logits
+            self.thumbnails = first.thumbnails
+        else:
+            self.manifest = dict(first.manifest)
+            self.manifest["n"] = sum(int(s.manifest["n"]) for s in shards)
+            self.manifest["skipped"] = [x for s in shards for x in s.manifest.get("skipped", [])]
+            self.manifest["shards"] = len(shards)
+            self.features = ShardedArray([s.features for s in shards])
+            self.logits = ShardedArray([s.logits for s in shards]) if first.logits is not None else None
+            self.thumbnails = (
+                ShardedArray([s.thumbnails for s in shards]) if first.thumbnails is not None else None
+            )
+
+    def __len__(self) -> int:
+        return int(self.manifest["n"])
+
+    @cached_property
+    def meta(self) -> pd.DataFrame:
+        frames = [s.read_meta() for s in self._shards]
+        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+    @property
+    def extractor(self) -> dict[str, Any]:
+        """The extractor description (name, variant, weights, preprocessing) from the manifest."""
+        return self.manifest["extractor"]
+
+    @property
+    def pretrained(self) -> bool:
+        return bool(self.manifest["extractor"]["weights"]["pretrained"])
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        """``int64`` labels (-1 unknown) or None when the source had none."""
+        col = self.meta["label"]
+        if col.isna().all():
+            return None
+        return col.fillna(-1).astype(np.int64).to_numpy()
+
+    @property
+    def class_names(self) -> list[str] | None:
+        return self.manifest["source"].get("class_names")
+
+    @property
+    def skipped(self) -> list[dict[str, str]]:
+        return list(self.manifest.get("skipped", []))
+
+    def verify(self) -> "EmbeddingCache":
+        """Re-hash every file against the manifest; raises :class:`CacheError` on any mismatch."""
+        for shard in self._shards:
+            shard.verify()
+        return self
+
+    def compatible_with(self, other: "EmbeddingCache") -> bool:
+        """True when both caches were made by the same extractor, weights and preprocessing."""
+        return self.extractor == other.extractor
+
+    def summary(self) -> str:
+        m = self.manifest
+        ext = m["extractor"]
+        w = ext["weights"]
+        lines = [
+            f"cache      {self.path}",
+            f"source     {m['source'].get('path') or m['source'].get('name')} ({m['source']['kind']})",
+            f"extractor  {ext['name']} [{ext['variant']}], {ext['feature_layer']}",
+            f"weights    {w['identity']}" + ("" if w["pretrained"] else "   ** NOT PRETRAINED **"),
+            f"features   {len(self)} x {m['dim']} {m.get('dtype', 'float32')}"
+            + (f", logits {m['logits_dim']}" if m.get("logits_dim") else "")
+            + (f", thumbnails {m['thumbnails']}px" if m.get("thumbnails") else ""),
+            f"skipped    {len(self.skipped)} unreadable image(s)",
+            f"created    {m.get('created', '?')}" + (f", {m['shards']} shards" if m.get("shards") else ""),
+        ]
+        pre = ext.get("preprocessing", {})
+        if pre:
+            lines.append("preprocess " + ", ".join(f"{k}={v}" for k, v in pre.items()))
+        if m.get("warning"):
+            lines.append(f"WARNING    {m['warning']}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        ext = self.manifest["extractor"]
+        flag = "" if self.pretrained else " NOT-PRETRAINED"
+        return f"<EmbeddingCache {self.path.name}: {len(self)} x {self.manifest['dim']} {ext['name']}{flag}>"
+
+    def _repr_html_(self) -> str:
+        return "<pre>" + html.escape(self.summary()) + "</pre>"
+
+
+def open_cache(path: str | os.PathLike) -> EmbeddingCache:
+    """Open a complete cache directory (single or sharded) without reading the features.
+
+    Raises:
+        CacheError: the directory is not a complete cache, a shard is missing, or a file is
+            truncated / inconsistent with the manifest.
+    """
+    root = Path(path).expanduser().resolve()
+    if not root.exists():
+        raise CacheError(f"cache not found: {root}")
+    if (root / MANIFEST).is_file():
+        return EmbeddingCache(root, [CacheShard(root)])
+    shards_dir = root / SHARDS_DIR
+    if shards_dir.is_dir():
+        return _open_sharded(root, shards_dir)
+    return EmbeddingCache(root, [CacheShard(root)])  # raises the "not a complete cache" error
+
+
+def _open_sharded(root: Path, shards_dir: Path) -> EmbeddingCache:
+    names = sorted(p.name for p in shards_dir.iterdir() if p.is_dir())
+    if not names:
+        raise CacheError(f"{shards_dir} holds no shards yet; run `workbench extract --shard I/N`")
+    counts = {name.split("-of-")[-1] for name in names}
+    if len(counts) != 1:
+        raise CacheError(f"{shards_dir} mixes shard counts {sorted(counts)}; remove the stale shards")
+    total = int(counts.pop())
+    expected = [f"{i:05d}-of-{total:05d}" for i in range(total)]
+    missing = [n for n in expected if not (shards_dir / n / MANIFEST).is_file()]
+    if missing:
+        raise CacheError(
+            f"sharded cache {root} is incomplete: {len(missing)} of {total} shards missing or unfinished "
+            f"({', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}); run those shards"
+        )
+    shards = [CacheShard(shards_dir / n) for n in expected]
+    ref = shards[0].manifest
+    for s in shards[1:]:
+        m = s.manifest
+        if m["extractor"] != ref["extractor"] or m["source"]["listing_fingerprint"] != ref["source"]["listing_fingerprint"]:
+            raise CacheError(
+                f"shard {s.path.name} of {root} was made from a different source listing or extractor; "
+                "re-run it"
+            )
+    starts = [s.manifest["shard"]["start"] for s in shards]
+    if starts != sorted(starts):
+        raise CacheError(f"shards of {root} are out of order")
+    return EmbeddingCache(root, shards)

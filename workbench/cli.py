@@ -1,0 +1,135 @@
+"""The ``workbench`` command line: a thin shell over the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Sequence
+
+
+def _parse_options(pairs: Sequence[str]) -> dict[str, Any]:
+    """``["model=ViT-B-16", "size=32"]`` -> ``{"model": "ViT-B-16", "size": 32}`` (JSON values allowed)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"error: --option expects KEY=VALUE, got {pair!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from .cache import extract
+
+    cache = extract(
+        args.source,
+        args.extractor,
+        out=args.out,
+        weights=args.weights,
+        device=args.device,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        limit=args.limit,
+        thumbnails=args.thumbnails,
+        shard=args.shard,
+        chunk_size=args.chunk_size,
+        labels=args.labels,
+        name=args.name,
+        progress=not args.quiet,
+        extractor_options=_parse_options(args.option),
+    )
+    print(cache.path)
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from .cache import open_cache
+
+    cache = open_cache(args.cache)
+    if args.verify:
+        cache.verify()
+    if args.json:
+        print(json.dumps(cache.manifest, indent=2))
+    else:
+        print(cache.summary())
+        if args.verify:
+            print("verified   every file matches the SHA-256 in the manifest")
+    return 0
+
+
+def _cmd_extractors(args: argparse.Namespace) -> int:
+    from .extractors import list_extractors
+
+    for name, desc in list_extractors().items():
+        print(f"{name:12s} {desc}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workbench",
+        description="Generative Evaluation Workbench: cache embeddings of real and generated images, "
+        "compute metrics, and explore them.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "extract",
+        help="extract embeddings of an image source into a cache (resumable)",
+        description="Extract embeddings of SOURCE (folder, class folders, .zip, .npz) into a cache "
+        "directory inside --out. Re-running reuses a complete cache and resumes an interrupted one.",
+    )
+    p.add_argument("source", help="image folder, folder of class folders, .zip of images, or .npz (arr_0)")
+    p.add_argument("--extractor", "-e", default="inception", help="extractor name (see `workbench extractors`) or module:factory (default: inception)")
+    p.add_argument("--weights", "-w", default="default", help="'default' (published weights), a local weights file, or 'none' (random init, tests only)")
+    p.add_argument("--out", "-o", default="workspace/caches", help="workspace folder for caches (default: workspace/caches)")
+    p.add_argument("--batch-size", "-b", type=int, default=64, help="images per forward pass (default: 64)")
+    p.add_argument("--device", "-d", default=None, help="cuda or cpu (default: cuda when available)")
+    p.add_argument("--workers", type=int, default=None, help="data-loading worker processes (default: cores - 1, max 4)")
+    p.add_argument("--limit", "-n", type=int, default=None, help="only the first N images")
+    p.add_argument("--thumbnails", type=int, default=64, help="thumbnail side in pixels, 0 for none (default: 64)")
+    p.add_argument("--shard", default=None, help="I/N: fill only shard I (0-based) of N, for N parallel workers")
+    p.add_argument("--chunk-size", type=int, default=2048, help="images per resumable chunk (default: 2048)")
+    p.add_argument("--labels", choices=["auto", "folders", "none"], default="auto", help="class labels from first-level folders (default: auto)")
+    p.add_argument("--name", default=None, help="name of the source in the cache directory name")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="extractor option, e.g. model=ViT-B-16 (repeatable)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or messages; print only the cache path")
+    p.set_defaults(func=_cmd_extract)
+
+    p = sub.add_parser("info", help="summarise a cache", description="Summarise an embedding cache.")
+    p.add_argument("cache", help="cache directory")
+    p.add_argument("--verify", action="store_true", help="re-hash every file against the manifest")
+    p.add_argument("--json", action="store_true", help="print the whole manifest as JSON")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("extractors", help="list registered feature extractors")
+    p.set_defaults(func=_cmd_extractors)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    from .cache import CacheError
+    from .images import ImageDecodeError
+
+    try:
+        return int(args.func(args) or 0)
+    except (CacheError, ImageDecodeError, FileNotFoundError, KeyError, ValueError, TypeError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"workbench: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nworkbench: interrupted; finished chunks are kept — re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,662 @@
+"""Exact blocked nearest-neighbour search: k-NN, k-th neighbour radii, counts within radii.
+
+Every neighbour-based metric (PRDC, precision/recall, realism, AuthPct, MiFID) and the
+memorization search of the analysis layer run on the three primitives here:
+
+* :func:`knn` -- the ``k`` nearest index rows of every query row (Euclidean or cosine).
+* :func:`kth_neighbor_radii` -- distance from every row to its ``k``-th nearest *other* row.
+* :func:`count_within_radii` -- for every pair, is ``d(q, x)`` below a per-index-row radius
+  and/or a per-query-row radius; counts per query row and per index row.
+* :func:`max_radius_ratio` -- ``max_j r_j / sqrt(d(q, x_j)^2 + eps)`` per query row.
+
+How it works
+------------
+No ``n x m`` distance matrix is ever materialised. The query rows are held in memory as
+mean-centred float32 (``N_q x D x 4`` bytes); the index is streamed in row blocks (numpy
+arrays and ``np.memmap`` alike, each block read once). For a query block ``Q`` and an index
+block ``X`` the squared distances come from one multi-threaded float32 matrix product,
+``d^2 = ||q||^2 + ||x||^2 - 2 q.x`` (rows centred on the mean of the queries, which leaves
+distances unchanged and shrinks the cancellation error). A tile is
+``block_size x block_size`` float32 (64 MiB at the default 4096); with the masks and top-k
+buffers a tile needs about 4 times that, so peak extra memory is about
+``N_q x D x 4 + 4 x 4 x block_size^2 + block_size x D x 8`` bytes (about 0.5 GiB for 50,000
+queries of dimension 1024 at the default block size).
+
+Exactness
+---------
+float32 is only used to *find* candidates; every returned number and every decision is
+exact to float64 rounding for the given inputs:
+
+* The float32 error satisfies ``|fl(d^2) - d^2| <= tau (||q - c||^2 + ||x - c||^2)`` with
+  ``tau = (D + 16) 2^-24`` (Higham's ``gamma_D`` bound for a length-``D`` dot product plus the
+  roundings of the norms, the centring and the two additions).
+* :func:`knn` keeps ``m = k + 8`` float32 candidates per query, recomputes their distances
+  in float64 as ``sum((q - x)^2)`` and re-sorts them. A query is *certified* when its float64
+  ``k``-th distance is not above the float32 ``m``-th candidate minus the error bound (then
+  no non-candidate can be closer); uncertified queries (many near-ties) are searched again in
+  float64. Ties are broken arbitrarily (any tied row is a correct neighbour).
+* :func:`count_within_radii` decides every pair whose float32 ``d^2`` lies farther than the
+  error bound from the threshold directly, and recomputes the few pairs inside that band in
+  float64, so its counts equal those of a float64 brute-force comparison.
+* :func:`max_radius_ratio` selects the best index row in float32 and recomputes its ratio in
+  float64 (the selection can differ from a float64 arg-max only between candidates whose
+  ratios agree to within the float32 distance error).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from workbench.metrics.validation import as_features, check_same_dim
+
+Progress = Callable[[int, int], None]
+"""Called as ``progress(done, total)`` after every distance tile (units: tiles)."""
+
+DEFAULT_BLOCK_SIZE = 4096
+_CANDIDATE_MARGIN = 8
+_EXACT_CHUNK_ELEMENTS = 1 << 23  # float64 values per exact re-computation chunk (64 MiB)
+_METRICS = ("l2", "cosine")
+
+
+# --------------------------------------------------------------------------- row access
+
+
+class _Rows:
+    """Float64 view of a validated ``N x D`` matrix (array or memmap), optionally unit-normalised."""
+
+    def __init__(self, arr: np.ndarray, name: str, normalize: bool) -> None:
+        self.arr = arr
+        self.name = name
+        self.normalize = normalize
+        self.n, self.dim = arr.shape
+
+    def block(self, start: int, stop: int) -> np.ndarray:
+        return self._prepare(self.arr[start:stop], start)
+
+    def take(self, idx: np.ndarray) -> np.ndarray:
+        return self._prepare(self.arr[np.asarray(idx, dtype=np.int64)], None)
+
+    def _prepare(self, x: np.ndarray, start: int | None) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if self.normalize:
+            norms = np.sqrt(np.einsum("ij,ij->i", x, x))
+            zero = np.flatnonzero(norms == 0)
+            if zero.size:
+                where = f" (row {start + int(zero[0])})" if start is not None else ""
+                raise ValueError(
+                    f"{self.name} has an all-zero row{where}; cosine distance is undefined for it. "
+                    "Drop such rows first."
+                )
+            x = x / norms[:, None]
+        return x
+
+
+def _np_dtype(dtype: torch.dtype) -> type:
+    return np.float32 if dtype == torch.float32 else np.float64
+
+
+def _error_coefficient(dim: int, dtype: torch.dtype) -> float:
+    unit_roundoff = 2.0**-24 if dtype == torch.float32 else 2.0**-53
+    return (dim + 16) * unit_roundoff
+
+
+def _centre(rows: _Rows, block_size: int) -> np.ndarray:
+    total = np.zeros(rows.dim, dtype=np.float64)
+    for start in range(0, rows.n, block_size):
+        total += rows.block(start, min(start + block_size, rows.n)).sum(axis=0)
+    return total / rows.n
+
+
+@dataclass
+class _Operand:
+    """Centred rows in the compute dtype plus their squared norms (torch and float64 numpy)."""
+
+    x: torch.Tensor
+    sq: torch.Tensor
+    sq64: np.ndarray
+
+
+def _operand(x64: np.ndarray, centre: np.ndarray, dtype: torch.dtype) -> _Operand:
+    xc = x64 - centre
+    sq64 = np.einsum("ij,ij->i", xc, xc)
+    np_dtype = _np_dtype(dtype)
+    return _Operand(torch.from_numpy(xc.astype(np_dtype)), torch.from_numpy(sq64.astype(np_dtype)), sq64)
+
+
+def _query_operand(rows: _Rows, centre: np.ndarray, dtype: torch.dtype, block_size: int) -> _Operand:
+    x = torch.empty((rows.n, rows.dim), dtype=dtype)
+    sq64 = np.empty(rows.n, dtype=np.float64)
+    for start in range(0, rows.n, block_size):
+        stop = min(start + block_size, rows.n)
+        op = _operand(rows.block(start, stop), centre, dtype)
+        x[start:stop] = op.x
+        sq64[start:stop] = op.sq64
+    return _Operand(x, torch.from_numpy(sq64.astype(_np_dtype(dtype))), sq64)
+
+
+def _index_blocks(rows: _Rows, block_size: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    for start in range(0, rows.n, block_size):
+        stop = min(start + block_size, rows.n)
+        yield start, stop, rows.block(start, stop)
+
+
+def _sq_dist_tile(q: torch.Tensor, q_sq: torch.Tensor, x: torch.Tensor, x_sq: torch.Tensor) -> torch.Tensor:
+    """``||q||^2 + ||x||^2 - 2 q.x`` for a block pair (not clamped; may be slightly negative)."""
+    d2 = torch.addmm(x_sq.unsqueeze(0), q, x.T, beta=1.0, alpha=-2.0)
+    return d2.add_(q_sq.unsqueeze(1))
+
+
+def _exact_pair_sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    diff = a - b
+    return np.einsum("ij,ij->i", diff, diff)
+
+
+class _Reporter:
+    def __init__(self, progress: Progress | bool | None, total: int, desc: str) -> None:
+        self.total = total
+        self.done = 0
+        self._bar = None
+        self._fn: Progress | None = None
+        if progress is True:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=total, desc=desc, unit="tile")
+        elif callable(progress):
+            self._fn = progress
+        elif progress not in (None, False):
+            raise TypeError(f"progress must be a callable(done, total), True/False or None; got {progress!r}")
+
+    def step(self) -> None:
+        self.done += 1
+        if self._bar is not None:
+            self._bar.update(1)
+        if self._fn is not None:
+            self._fn(self.done, self.total)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_metric(metric: str) -> None:
+    if metric not in _METRICS:
+        raise ValueError(f"metric must be one of {_METRICS}; got {metric!r}")
+
+
+def _check_block_size(block_size: int | None) -> int:
+    if block_size is None:
+        return DEFAULT_BLOCK_SIZE
+    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
+        raise ValueError(f"block_size must be a positive integer (rows per block); got {block_size!r}")
+    return int(block_size)
+
+
+def _check_k(k: int, available: int, what: str) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer; got {k!r}")
+    if k > available:
+        raise ValueError(f"k={k} but {what} has only {available} candidate neighbours; lower k or add samples")
+    return int(k)
+
+
+def _check_radii(radii: object, n: int, name: str) -> np.ndarray:
+    r = np.asarray(radii, dtype=np.float64)
+    if r.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},) (one radius per row); got {r.shape}")
+    if not np.all(np.isfinite(r)) or np.any(r < 0):
+        raise ValueError(f"{name} must be finite and >= 0")
+    return r
+
+
+# --------------------------------------------------------------------------- k-NN
+
+
+class _TopK:
+    """Running ``m`` smallest values (and their column ids) per row."""
+
+    def __init__(self, n: int, m: int, dtype: torch.dtype) -> None:
+        self.m = m
+        self.vals = torch.full((n, m), math.inf, dtype=dtype)
+        self.idx = torch.full((n, m), -1, dtype=torch.int64)
+
+    def push(self, r0: int, r1: int, tile: torch.Tensor, col_offset: int) -> None:
+        kk = min(self.m, tile.shape[1])
+        v, i = torch.topk(tile, kk, dim=1, largest=False, sorted=False)
+        i += col_offset
+        all_v = torch.cat([self.vals[r0:r1], v], dim=1)
+        all_i = torch.cat([self.idx[r0:r1], i], dim=1)
+        best_v, sel = torch.topk(all_v, self.m, dim=1, largest=False, sorted=False)
+        self.vals[r0:r1] = best_v
+        self.idx[r0:r1] = torch.gather(all_i, 1, sel)
+
+
+def _mask_self(tile: torch.Tensor, self_ids: np.ndarray | None, c0: int, c1: int) -> None:
+    if self_ids is None:
+        return
+    rows = np.flatnonzero((self_ids >= c0) & (self_ids < c1))
+    if rows.size:
+        tile[torch.from_numpy(rows), torch.from_numpy(self_ids[rows] - c0)] = math.inf
+
+
+def _candidates_streamed(
+    q_rows: _Rows,
+    x_rows: _Rows,
+    m: int,
+    self_ids: np.ndarray | None,
+    dtype: torch.dtype,
+    block_size: int,
+    reporter: _Reporter,
+) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, float]:
+    """Float ``m``-NN candidates of every query row; the index is read once, block by block."""
+    centre = _centre(q_rows, block_size)
+    q = _query_operand(q_rows, centre, dtype, block_size)
+    top = _TopK(q_rows.n, m, dtype)
+    max_x_sq = 0.0
+    for c0, c1, x64 in _index_blocks(x_rows, block_size):
+        xo = _operand(x64, centre, dtype)
+        max_x_sq = max(max_x_sq, float(xo.sq64.max()))
+        for r0 in range(0, q_rows.n, block_size):
+            r1 = min(r0 + block_size, q_rows.n)
+            tile = _sq_dist_tile(q.x[r0:r1], q.sq[r0:r1], xo.x, xo.sq)
+            _mask_self(tile, None if self_ids is None else self_ids[r0:r1], c0, c1)
+            top.push(r0, r1, tile, c0)
+            reporter.step()
+    return top.vals, top.idx, q.sq64, max_x_sq
+
+
+def _candidates_symmetric(
+    rows: _Rows, m: int, dtype: torch.dtype, block_size: int, reporter: _Reporter
+) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, float]:
+    """Self-search (self excluded) computing each off-diagonal tile once and using it both ways."""
+    centre = _centre(rows, block_size)
+    op = _query_operand(rows, centre, dtype, block_size)
+    top = _TopK(rows.n, m, dtype)
+    starts = list(range(0, rows.n, block_size))
+    for bi, r0 in enumerate(starts):
+        r1 = min(r0 + block_size, rows.n)
+        for c0 in starts[bi:]:
+            c1 = min(c0 + block_size, rows.n)
+            tile = _sq_dist_tile(op.x[r0:r1], op.sq[r0:r1], op.x[c0:c1], op.sq[c0:c1])
+            if c0 == r0:
+                tile.fill_diagonal_(math.inf)
+            top.push(r0, r1, tile, c0)
+            if c0 != r0:
+                top.push(c0, c1, tile.T, r0)
+            reporter.step()
+    return top.vals, top.idx, op.sq64, float(op.sq64.max())
+
+
+def _exact_candidate_sq_dists(q_rows: _Rows, q_ids: np.ndarray, x_rows: _Rows, cand: np.ndarray) -> np.ndarray:
+    n, m = cand.shape
+    out = np.empty((n, m), dtype=np.float64)
+    step = max(1, _EXACT_CHUNK_ELEMENTS // (m * q_rows.dim))
+    for r0 in range(0, n, step):
+        r1 = min(r0 + step, n)
+        q = q_rows.take(q_ids[r0:r1])
+        x = x_rows.take(cand[r0:r1].ravel()).reshape(r1 - r0, m, -1)
+        diff = x - q[:, None, :]
+        out[r0:r1] = np.einsum("ijk,ijk->ij", diff, diff)
+    return out
+
+
+def _knn_sq(
+    q_rows: _Rows,
+    x_rows: _Rows,
+    k: int,
+    exclude_self: bool,
+    symmetric: bool,
+    block_size: int,
+    progress: Progress | bool | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact squared distances (float64) and indices of the k nearest index rows."""
+    available = x_rows.n - (1 if exclude_self else 0)
+    m = min(k + _CANDIDATE_MARGIN, available)
+    n_q_blocks = -(-q_rows.n // block_size)
+    n_x_blocks = -(-x_rows.n // block_size)
+    total = n_q_blocks * (n_q_blocks + 1) // 2 if symmetric else n_q_blocks * n_x_blocks
+    reporter = _Reporter(progress, total, "k-NN")
+    try:
+        if symmetric:
+            vals, idx, q_sq, max_x_sq = _candidates_symmetric(q_rows, m, torch.float32, block_size, reporter)
+        else:
+            self_ids = np.arange(q_rows.n) if exclude_self else None
+            vals, idx, q_sq, max_x_sq = _candidates_streamed(
+                q_rows, x_rows, m, self_ids, torch.float32, block_size, reporter
+            )
+    finally:
+        reporter.close()
+    cand = idx.numpy()
+    q_ids = np.arange(q_rows.n)
+    exact = _exact_candidate_sq_dists(q_rows, q_ids, x_rows, cand)
+    order = np.argsort(exact, axis=1, kind="stable")[:, :k]
+    best_sq = np.take_along_axis(exact, order, axis=1)
+    best_idx = np.take_along_axis(cand, order, axis=1)
+
+    if m < available:
+        tau = _error_coefficient(q_rows.dim, torch.float32)
+        worst_candidate = vals.max(dim=1).values.numpy().astype(np.float64)
+        lower_bound = np.maximum(worst_candidate - tau * (q_sq + max_x_sq), 0.0)
+        uncertified = np.flatnonzero(best_sq[:, -1] > lower_bound)
+        if uncertified.size:
+            sub_sq, sub_idx = _knn_sq_float64(q_rows, q_ids[uncertified], x_rows, k, exclude_self, block_size)
+            best_sq[uncertified] = sub_sq
+            best_idx[uncertified] = sub_idx
+    return best_sq, best_idx
+
+
+def _knn_sq_float64(
+    q_rows: _Rows, q_ids: np.ndarray, x_rows: _Rows, k: int, exclude_self: bool, block_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 search for a subset of queries (the fallback for uncertified float32 results)."""
+    sub = _Rows(q_rows.take(q_ids), q_rows.name, normalize=False)
+    available = x_rows.n - (1 if exclude_self else 0)
+    m = min(k + _CANDIDATE_MARGIN, available)
+    reporter = _Reporter(None, 0, "")
+    _, idx, _, _ = _candidates_streamed(
+        sub, x_rows, m, q_ids if exclude_self else None, torch.float64, block_size, reporter
+    )
+    cand = idx.numpy()
+    exact = _exact_candidate_sq_dists(sub, np.arange(sub.n), x_rows, cand)
+    order = np.argsort(exact, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(exact, order, axis=1), np.take_along_axis(cand, order, axis=1)
+
+
+def knn(
+    query: np.ndarray,
+    index: np.ndarray,
+    k: int,
+    *,
+    metric: Literal["l2", "cosine"] = "l2",
+    exclude_self: bool = False,
+    block_size: int | None = None,
+    progress: Progress | bool | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest neighbours of every query row among the index rows.
+
+    Distances: ``metric="l2"`` gives the Euclidean distance ``||q - x||_2`` (not squared);
+    ``metric="cosine"`` gives ``1 - q.x / (||q|| ||x||)`` (all-zero rows are rejected).
+
+    Args:
+        query: ``N_q x D`` features, held in memory as float32 during the search.
+        index: ``N_x x D`` features; may be a ``np.memmap``, it is streamed in row blocks and
+            read once (plus the few candidate rows re-read for the float64 check).
+        k: number of neighbours, ``1 <= k <= N_x`` (``N_x - 1`` with ``exclude_self``).
+        metric: ``"l2"`` (default) or ``"cosine"``.
+        exclude_self: query row ``i`` is index row ``i`` (same set, ``N_q == N_x``) and is not
+            its own neighbour. When ``index is query`` each tile is computed once for both halves.
+        block_size: rows per block for queries and index (default 4096; peak memory grows as
+            ``16 block_size^2`` bytes, see the module docstring).
+        progress: ``callable(done, total)`` called after every tile, or True for a tqdm bar.
+
+    Returns:
+        ``(distances, indices)``: ``N_q x k`` float64 distances sorted ascending and
+        ``N_q x k`` int64 row numbers into ``index``. Distances are exact to float64 rounding;
+        tied neighbours may come in any order (see the module docstring for the float32 search
+        with float64 re-ranking and certification).
+
+    Raises:
+        ValueError: bad shapes, NaN/inf, mismatched dimensions, bad ``k``/``metric``/``block_size``.
+    """
+    _check_metric(metric)
+    symmetric = exclude_self and index is query
+    q = as_features(query, "query")
+    x = q if symmetric else as_features(index, "index")
+    check_same_dim(q, x, "query", "index")
+    if exclude_self and q.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"exclude_self=True needs query and index to be the same rows; got {q.shape[0]} query rows "
+            f"and {x.shape[0]} index rows"
+        )
+    k = _check_k(k, x.shape[0] - (1 if exclude_self else 0), "index")
+    bs = _check_block_size(block_size)
+    normalize = metric == "cosine"
+    q_rows = _Rows(q, "query", normalize)
+    x_rows = q_rows if symmetric else _Rows(x, "index", normalize)
+    sq, idx = _knn_sq(q_rows, x_rows, k, exclude_self, symmetric, bs, progress)
+    dist = sq / 2.0 if normalize else np.sqrt(sq)
+    return dist, idx
+
+
+def kth_neighbor_radii(
+    x: np.ndarray,
+    k: int,
+    *,
+    metric: Literal["l2", "cosine"] = "l2",
+    block_size: int | None = None,
+    progress: Progress | bool | None = None,
+) -> np.ndarray:
+    """Distance from every row to its ``k``-th nearest *other* row (the k-NN ball radius).
+
+    This is the radius of Naeem et al. 2020 (``prdc``) and Kynkaenniemi et al. 2019, whose code
+    takes the ``(k+1)``-th smallest distance with the point itself counted as its 0-th
+    neighbour; the two agree (the self distance is 0), duplicates included.
+
+    Args:
+        x: ``N x D`` features, ``N > k``.
+        k: neighbour rank, ``>= 1``.
+        metric, block_size, progress: as for :func:`knn`.
+
+    Returns:
+        ``(N,)`` float64 radii (Euclidean distance for ``"l2"``).
+    """
+    dist, _ = knn(x, x, k, metric=metric, exclude_self=True, block_size=block_size, progress=progress)
+    return dist[:, -1]
+
+
+# --------------------------------------------------------------------------- radius counts
+
+
+@dataclass(frozen=True)
+class RadiusCounts:
+    """Pair counts of :func:`count_within_radii` (None where the radii were not given).
+
+    Attributes:
+        query_in_index_balls: ``(N_q,)`` int64, ``#{j : d(q_i, x_j) < index_radii[j]}``.
+        index_ball_hits: ``(N_x,)`` int64, ``#{i : d(q_i, x_j) < index_radii[j]}``.
+        index_in_query_balls: ``(N_x,)`` int64, ``#{i : d(q_i, x_j) < query_radii[i]}``.
+        query_ball_hits: ``(N_q,)`` int64, ``#{j : d(q_i, x_j) < query_radii[i]}``.
+        inclusive: True when ``<=`` was used instead of ``<``.
+    """
+
+    query_in_index_balls: np.ndarray | None
+    index_ball_hits: np.ndarray | None
+    index_in_query_balls: np.ndarray | None
+    query_ball_hits: np.ndarray | None
+    inclusive: bool
+
+
+def _settle_band(
+    tile: torch.Tensor,
+    threshold: torch.Tensor,
+    band: torch.Tensor,
+    rows_sq_exact: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    exact_threshold: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    inclusive: bool,
+) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """Split a tile into pairs surely inside ``d^2 < threshold`` and re-checked band pairs.
+
+    Returns the float32 indicator of sure pairs and the (row, col) tile positions of band pairs
+    that are inside according to the float64 recomputation.
+    """
+    sure = tile < (threshold - band)
+    maybe = tile <= (threshold + band)
+    in_band = torch.logical_xor(maybe, sure)
+    rows, cols = (t.numpy() for t in torch.nonzero(in_band, as_tuple=True))
+    if rows.size:
+        sq = rows_sq_exact(rows, cols)
+        thr = exact_threshold(rows, cols)
+        inside = sq <= thr if inclusive else sq < thr
+        rows, cols = rows[inside], cols[inside]
+    return sure.to(torch.float32), rows, cols
+
+
+def count_within_radii(
+    query: np.ndarray,
+    index: np.ndarray,
+    *,
+    index_radii: np.ndarray | None = None,
+    query_radii: np.ndarray | None = None,
+    inclusive: bool = False,
+    block_size: int | None = None,
+    progress: Progress | bool | None = None,
+) -> RadiusCounts:
+    """Count, in one blocked pass, the pairs with Euclidean ``d(q_i, x_j)`` inside a ball.
+
+    With ``index_radii`` ``r``: pair ``(i, j)`` counts when ``d(q_i, x_j) < r_j`` (``<=`` with
+    ``inclusive``), summed per query row (how many index balls contain ``q_i``: PRDC density,
+    precision) and per index row (how many queries fall in ``x_j``'s ball: PRDC coverage).
+    With ``query_radii`` ``s``: ``d(q_i, x_j) < s_i``, summed per index row (recall) and per
+    query row. Counts equal a float64 brute-force comparison (see the module docstring).
+
+    Args:
+        query: ``N_q x D`` features (held in memory as float32).
+        index: ``N_x x D`` features (streamed in row blocks; may be a memmap).
+        index_radii: ``(N_x,)`` radii of balls around index rows, or None.
+        query_radii: ``(N_q,)`` radii of balls around query rows, or None.
+        inclusive: use ``<=`` (Kynkaenniemi et al. 2019) instead of ``<`` (Naeem et al. 2020).
+        block_size, progress: as for :func:`knn`.
+
+    Returns:
+        :class:`RadiusCounts`.
+    """
+    q = as_features(query, "query")
+    x = as_features(index, "index")
+    check_same_dim(q, x, "query", "index")
+    if index_radii is None and query_radii is None:
+        raise ValueError("give index_radii and/or query_radii")
+    r_x = None if index_radii is None else _check_radii(index_radii, x.shape[0], "index_radii")
+    r_q = None if query_radii is None else _check_radii(query_radii, q.shape[0], "query_radii")
+    bs = _check_block_size(block_size)
+    q_rows, x_rows = _Rows(q, "query", False), _Rows(x, "index", False)
+    dtype = torch.float32
+    tau = _error_coefficient(q_rows.dim, dtype)
+    rounding = 4 * 2.0**-24  # relative rounding of a float64 threshold stored as float32
+
+    centre = _centre(q_rows, bs)
+    qo = _query_operand(q_rows, centre, dtype, bs)
+    n_q, n_x = q_rows.n, x_rows.n
+    q_in_x = np.zeros(n_q, dtype=np.int64) if r_x is not None else None
+    x_hits = np.zeros(n_x, dtype=np.int64) if r_x is not None else None
+    x_in_q = np.zeros(n_x, dtype=np.int64) if r_q is not None else None
+    q_hits = np.zeros(n_q, dtype=np.int64) if r_q is not None else None
+    t_q = None if r_q is None else r_q**2
+
+    reporter = _Reporter(progress, -(-n_q // bs) * -(-n_x // bs), "radius counts")
+    try:
+        for c0, c1, x64 in _index_blocks(x_rows, bs):
+            xo = _operand(x64, centre, dtype)
+            x_max = float(xo.sq64.max())
+            t_x = None if r_x is None else r_x[c0:c1] ** 2
+            for r0 in range(0, n_q, bs):
+                r1 = min(r0 + bs, n_q)
+                tile = _sq_dist_tile(qo.x[r0:r1], qo.sq[r0:r1], xo.x, xo.sq)
+
+                def pair_sq(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+                    return _exact_pair_sq_dists(q_rows.take(r0 + rows), x64[cols])
+
+                if t_x is not None:
+                    band = tau * (float(qo.sq64[r0:r1].max()) + xo.sq64) + rounding * t_x
+                    sure, rows, cols = _settle_band(
+                        tile,
+                        torch.from_numpy(t_x.astype(np.float32)).unsqueeze(0),
+                        torch.from_numpy(band.astype(np.float32)).unsqueeze(0),
+                        pair_sq,
+                        lambda rows, cols: t_x[cols],
+                        inclusive,
+                    )
+                    q_in_x[r0:r1] += torch.mv(sure, torch.ones(c1 - c0)).numpy().astype(np.int64)
+                    x_hits[c0:c1] += torch.mv(sure.T, torch.ones(r1 - r0)).numpy().astype(np.int64)
+                    np.add.at(q_in_x, r0 + rows, 1)
+                    np.add.at(x_hits, c0 + cols, 1)
+                if t_q is not None:
+                    tq = t_q[r0:r1]
+                    band = tau * (qo.sq64[r0:r1] + x_max) + rounding * tq
+                    sure, rows, cols = _settle_band(
+                        tile,
+                        torch.from_numpy(tq.astype(np.float32)).unsqueeze(1),
+                        torch.from_numpy(band.astype(np.float32)).unsqueeze(1),
+                        pair_sq,
+                        lambda rows, cols: tq[rows],
+                        inclusive,
+                    )
+                    q_hits[r0:r1] += torch.mv(sure, torch.ones(c1 - c0)).numpy().astype(np.int64)
+                    x_in_q[c0:c1] += torch.mv(sure.T, torch.ones(r1 - r0)).numpy().astype(np.int64)
+                    np.add.at(q_hits, r0 + rows, 1)
+                    np.add.at(x_in_q, c0 + cols, 1)
+                reporter.step()
+    finally:
+        reporter.close()
+    return RadiusCounts(q_in_x, x_hits, x_in_q, q_hits, bool(inclusive))
+
+
+# --------------------------------------------------------------------------- ratio to radii
+
+
+def max_radius_ratio(
+    query: np.ndarray,
+    index: np.ndarray,
+    radii: np.ndarray,
+    *,
+    eps: float = 1e-5,
+    block_size: int | None = None,
+    progress: Progress | bool | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``max_j r_j / sqrt(||q_i - x_j||^2 + eps)`` per query row, and the arg-max ``j``.
+
+    This is the realism score of Kynkaenniemi et al. 2019 (Eq. 3) with ``r_j`` the index rows'
+    k-NN radii; ``eps`` (added to the *squared* distance, as in the reference code) keeps the
+    ratio finite for a query that coincides with an index row.
+
+    Args:
+        query: ``N_q x D`` features. index: ``N_x x D`` features (streamed; may be a memmap).
+        radii: ``(N_x,)`` non-negative radii. eps: ``> 0``. block_size, progress: as for :func:`knn`.
+
+    Returns:
+        ``(ratios, argmax)``: ``(N_q,)`` float64 and ``(N_q,)`` int64 row numbers into ``index``.
+        The arg-max is chosen in float32 and its ratio recomputed in float64.
+    """
+    q = as_features(query, "query")
+    x = as_features(index, "index")
+    check_same_dim(q, x, "query", "index")
+    r = _check_radii(radii, x.shape[0], "radii")
+    if not (isinstance(eps, (int, float)) and eps > 0 and math.isfinite(eps)):
+        raise ValueError(f"eps must be a positive finite number; got {eps!r}")
+    bs = _check_block_size(block_size)
+    q_rows, x_rows = _Rows(q, "query", False), _Rows(x, "index", False)
+    dtype = torch.float32
+    centre = _centre(q_rows, bs)
+    qo = _query_operand(q_rows, centre, dtype, bs)
+    best = torch.full((q_rows.n,), -math.inf, dtype=dtype)
+    arg = torch.zeros(q_rows.n, dtype=torch.int64)
+    reporter = _Reporter(progress, -(-q_rows.n // bs) * -(-x_rows.n // bs), "realism")
+    try:
+        for c0, c1, x64 in _index_blocks(x_rows, bs):
+            xo = _operand(x64, centre, dtype)
+            r2 = torch.from_numpy((r[c0:c1] ** 2).astype(np.float32)).unsqueeze(0)
+            for r0 in range(0, q_rows.n, bs):
+                r1 = min(r0 + bs, q_rows.n)
+                tile = _sq_dist_tile(qo.x[r0:r1], qo.sq[r0:r1], xo.x, xo.sq)
+                ratio = torch.div(r2, tile.clamp_(min=0.0).add_(eps))
+                val, j = ratio.max(dim=1)
+                better = val > best[r0:r1]
+                best[r0:r1] = torch.where(better, val, best[r0:r1])
+                arg[r0:r1] = torch.where(better, j + c0, arg[r0:r1])
+                reporter.step()
+    finally:
+        reporter.close()
+    arg_np = arg.numpy()
+    sq = np.empty(q_rows.n, dtype=np.float64)
+    step = max(1, _EXACT_CHUNK_ELEMENTS // q_rows.dim)
+    for s0 in range(0, q_rows.n, step):
+        s1 = min(s0 + step, q_rows.n)
+        sq[s0:s1] = _exact_pair_sq_dists(q_rows.block(s0, s1), x_rows.take(arg_np[s0:s1]))
+    return r[arg_np] / np.sqrt(sq + eps), arg_np
