@@ -2,3 +2,5 @@
 
 from . import pixels  # noqa: F401
 from . import inception  # noqa: F401
+from . import clip  # noqa: F401
+from . import dinov2  # noqa: F401

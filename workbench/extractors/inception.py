@@ -156,7 +156,7 @@ class InceptionPreprocessor(Preprocessor):
             "resize": resize,
             "size": self.size,
             "crop": "none (aspect ratio not preserved)",
-            "value_range": "[-1, 1]",
+            "value_range": "[-1, 1]" if self.normalization == "pytorch-fid" else "[-1, 127/128]",
             "normalisation": norm,
         }
 
