@@ -10,8 +10,8 @@ command -v "$PY" >/dev/null 2>&1 || PY=python3
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 
-# --- system packages: Fashion-MNIST (real images for the demo and tests) -----------------------
-APT_PACKAGES=(dataset-fashion-mnist)
+# --- system packages: Fashion-MNIST (real images), Chromium (browser tests of the notebooks) ----
+APT_PACKAGES=(dataset-fashion-mnist chromium chromium-driver)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -41,7 +41,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   # torch/torchvision first, pinned to the releases served from local disk here, so that no
   # other requirement pulls a multi-GB build from the network.
   "$VPY" -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
-  "$VPY" -m pip install -q -e ".[models,ann,test]"
+  "$VPY" -m pip install -q -e ".[models,ann,lab,test]"
   echo "$want" > "$stamp"
 else
   log "Python packages up to date"
