@@ -61,11 +61,40 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_metrics(args: argparse.Namespace) -> int:
+    from .metrics.from_caches import evaluate_caches
+
+    gens: dict[str, str] = {}
+    for item in args.gen:
+        name, sep, path = item.partition("=")
+        if not sep:
+            name, path = "", item
+        gens[name or f"gen{len(gens)}"] = path
+    unnamed = all(not item.partition("=")[1] for item in args.gen)
+    say = None if args.quiet else (lambda msg: print(f"  computing {msg}", file=sys.stderr, flush=True))
+    report = evaluate_caches(
+        args.ref,
+        list(gens.values()) if unnamed else gens,
+        train=args.train,
+        test=args.test,
+        metrics=args.metrics,
+        bootstrap=args.bootstrap,
+        seed=args.seed,
+        progress=say,
+    )
+    print(report)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(report.to_json(), fh, indent=2)
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
 def _cmd_extractors(args: argparse.Namespace) -> int:
     from .extractors import list_extractors
 
     for name, desc in list_extractors().items():
-        print(f"{name:12s} {desc}")
+        print(f"{name:16s} {desc}")
     return 0
 
 
@@ -106,8 +135,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the whole manifest as JSON")
     p.set_defaults(func=_cmd_info)
 
+    p = sub.add_parser(
+        "metrics",
+        help="compute metrics of generated caches against a reference cache",
+        description="One row per generated set. All caches must come from the same extractor, weights and "
+        "preprocessing. Metrics: fd, fd_inf, kd, cmmd, prdc, pr, swd, vendi, is, authpct, ct, mifid, fld.",
+    )
+    p.add_argument("--ref", required=True, help="reference (real) cache")
+    p.add_argument("--gen", required=True, action="append", metavar="[NAME=]CACHE", help="generated cache (repeatable)")
+    p.add_argument("--train", default=None, help="training-set cache (memorization metrics)")
+    p.add_argument("--test", default=None, help="held-out real cache (ct, fld)")
+    p.add_argument("--metrics", "-m", default="default", help="comma list, 'default' or 'all' (default: default)")
+    p.add_argument("--bootstrap", type=int, default=0, help="bootstrap replicates for 95%% intervals (default: 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of subsets, projections and bootstrap (default: 0)")
+    p.add_argument("--json", default=None, metavar="OUT", help="also write the numbers as JSON")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress messages")
+    p.set_defaults(func=_cmd_metrics)
+
     p = sub.add_parser("extractors", help="list registered feature extractors")
     p.set_defaults(func=_cmd_extractors)
+
+    from .demo.cli import add_demo_command
+
+    add_demo_command(sub)
     return parser
 
 

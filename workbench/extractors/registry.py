@@ -124,9 +124,28 @@ _BUILTINS_LOADED = False
 
 
 def _load_builtins() -> None:
-    """Import the built-in extractor modules (they register themselves)."""
+    """Register the built-in extractors and those of installed plug-ins.
+
+    Plug-ins declare factories in the ``workbench.extractors`` entry-point group
+    (``name = "package.module:factory"``); they are imported here, on first use of the registry.
+    """
     global _BUILTINS_LOADED
     if _BUILTINS_LOADED:
         return
     _BUILTINS_LOADED = True
+    from importlib.metadata import entry_points
+
     from . import builtins  # noqa: F401
+
+    for ep in entry_points(group="workbench.extractors"):
+        if ep.name in _REGISTRY:
+            continue
+        try:
+            factory = ep.load()
+        except Exception as exc:  # a broken plug-in must not break the built-ins
+            import warnings
+
+            warnings.warn(f"extractor plug-in {ep.name!r} ({ep.value}) failed to load: {exc}", stacklevel=2)
+            continue
+        if ep.name not in _REGISTRY:
+            register_extractor(ep.name, factory)
