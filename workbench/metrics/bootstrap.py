@@ -29,11 +29,17 @@ _NEIGHBOUR_NOTE = (
     "density/coverage, C_T, authenticity, FLD); use resample='fake' with care or subsample without "
     "replacement instead"
 )
+_KERNEL_NOTE = (
+    "bootstrapping a kernel MMD (KID/KD, CMMD) resamples rows with replacement; duplicated rows enter the "
+    "within-set averages as distinct pairs with k(x, x), which biases the unbiased estimator upwards"
+)
 # matched against the "_"-separated words of the metric's function name
 _KNOWN_BIASED: dict[str, str] = {
-    **dict.fromkeys(("frechet", "fid", "fd"), _FRECHET_NOTE),
+    **dict.fromkeys(("frechet", "fid", "fd", "mifid"), _FRECHET_NOTE),
+    **dict.fromkeys(("kd", "kid", "mmd", "cmmd"), _KERNEL_NOTE),
     **dict.fromkeys(
-        ("precision", "recall", "density", "coverage", "prdc", "ct", "authpct", "authenticity", "fld"),
+        ("precision", "recall", "density", "coverage", "prdc", "realism", "ct", "authpct", "authenticity",
+         "fld"),
         _NEIGHBOUR_NOTE,
     ),
 }
@@ -88,17 +94,21 @@ class BootstrapResult:
         return self._single().high
 
 
-def _is_scalar(value: Any) -> bool:
-    if isinstance(value, bool) or isinstance(value, np.bool_):
+def _is_scalar(value: Any, allow_int: bool = True) -> bool:
+    if isinstance(value, (bool, np.bool_)):
         return False
-    if isinstance(value, (int, float, np.integer, np.floating)):
+    if isinstance(value, (float, np.floating)) or (allow_int and isinstance(value, (int, np.integer))):
         return True
-    return isinstance(value, np.ndarray) and value.ndim == 0 and np.issubdtype(value.dtype, np.number)
+    if not (isinstance(value, np.ndarray) and value.ndim == 0):
+        return False
+    return np.issubdtype(value.dtype, np.floating) or (allow_int and np.issubdtype(value.dtype, np.integer))
 
 
 def scalar_fields(result: Any) -> dict[str, float]:
     """The named float fields of a metric result: a plain number -> ``{"value": x}``; a mapping, a
-    dataclass or a NamedTuple -> its scalar numeric entries (arrays, strings and bools are skipped)."""
+    dataclass or a NamedTuple -> its float entries (integers such as sample counts, arrays, strings, None
+    and bools are skipped; e.g. :class:`~workbench.metrics.results.MetricValue` gives ``value`` and, when
+    set, ``std``)."""
     if _is_scalar(result):
         return {"value": float(result)}
     if isinstance(result, Mapping):
@@ -112,7 +122,7 @@ def scalar_fields(result: Any) -> dict[str, float]:
             "metric must return a number, a mapping, a dataclass or a NamedTuple of numbers; "
             f"got {type(result).__name__}"
         )
-    fields = {str(k): float(v) for k, v in items if _is_scalar(v)}
+    fields = {str(k): float(v) for k, v in items if _is_scalar(v, allow_int=False)}
     if not fields:
         raise TypeError(f"metric result {type(result).__name__} has no scalar numeric field to bootstrap")
     return fields
@@ -159,12 +169,13 @@ def bootstrap(
     Replicates where the metric raises are recorded as NaN and excluded (with a warning).
 
     Known biases are reported with a :class:`~workbench.metrics.validation.SampleSizeWarning`: a metric
-    may declare ``metric.bootstrap_bias = "why"``; Frechet distances (by function name ``frechet``,
-    ``fid``, ``fd``) and nearest-neighbour metrics (precision/recall/density/coverage, C_T,
-    authenticity, FLD) are known: duplicated rows bias them (FD upwards; k-NN radii shrink). For FD a
-    bootstrap sample with fewer rows than feature dimensions (``N < D``) also gets a singular-covariance
-    warning. ``seed`` makes the resampling reproducible; randomness inside the metric is controlled by
-    its own ``seed=`` in ``kwargs``.
+    may declare ``metric.bootstrap_bias = "why"``; otherwise the words of its function name are looked
+    up: Frechet distances (``fd``, ``fid``, ``frechet``, ``mifid``), kernel MMDs (``kd``, ``kid``,
+    ``cmmd``) and nearest-neighbour metrics (precision/recall/density/coverage/realism, C_T,
+    authenticity, FLD) are known: duplicated rows bias them (FD and MMD upwards; k-NN radii shrink).
+    For FD, a sample with fewer rows than feature dimensions (``N < D``) also gets a
+    singular-covariance warning. ``seed`` makes the resampling reproducible; randomness inside the
+    metric is controlled by its own ``seed=`` in ``kwargs``.
 
     Args:
         metric: callable ``(real, fake, **kwargs) -> float | named fields``.
@@ -182,7 +193,9 @@ def bootstrap(
         per field otherwise).
     """
     if not callable(metric):
-        raise TypeError(f"metric must be callable (real, fake, **kwargs) -> float; got {type(metric).__name__}")
+        raise TypeError(
+            f"metric must be callable (real, fake, **kwargs) -> float; got {type(metric).__name__}"
+        )
     if resample not in RESAMPLE_MODES:
         raise ValueError(f"resample must be one of {RESAMPLE_MODES}; got {resample!r}")
     if isinstance(n, bool) or int(n) != n or n < 2:
@@ -228,8 +241,11 @@ def bootstrap(
     for name, reps in values.items():
         ok = reps[np.isfinite(reps)]
         if ok.size >= 2:
-            std, low, high = float(np.std(ok, ddof=1)), float(np.quantile(ok, lo_q)), float(np.quantile(ok, hi_q))
+            std = float(np.std(ok, ddof=1))
+            low, high = float(np.quantile(ok, lo_q)), float(np.quantile(ok, hi_q))
         else:
             std = low = high = math.nan
-        estimates[name] = BootstrapEstimate(point=point[name], std=std, low=low, high=high, ci=ci, n=int(ok.size))
+        estimates[name] = BootstrapEstimate(
+            point=point[name], std=std, low=low, high=high, ci=ci, n=int(ok.size)
+        )
     return BootstrapResult(estimates=estimates, replicates=values)

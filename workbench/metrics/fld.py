@@ -51,7 +51,7 @@ def _sq_dists(x: torch.Tensor, mus: torch.Tensor) -> torch.Tensor:
 
 
 def _component_lls(dists: torch.Tensor, log_sigmas: torch.Tensor, dim: int) -> torch.Tensor:
-    """``log N(x_i | mu_j, exp(log_sigma_j) I)`` from squared distances (``exp(log_sigma)`` is the variance)."""
+    """``log N(x_i | mu_j, exp(log_sigma_j) I)`` from squared distances; ``exp(log_sigma)`` is a variance."""
     return dists * (-0.5 * torch.exp(-log_sigmas)) - (dim / 2.0) * (log_sigmas + math.log(2.0 * math.pi))
 
 
@@ -93,6 +93,7 @@ def fit_log_sigmas(
     log_m = math.log(m)
     const = (dim / 2.0) * math.log(2.0 * math.pi)
     chunk = max(1, _CHUNK_ELEMENTS // m)
+    buf = torch.empty((min(chunk, n), m), dtype=torch.float32, device=x.device)
 
     losses: list[float] = []
     with torch.no_grad():
@@ -111,19 +112,20 @@ def fit_log_sigmas(
                 for c0 in range(b0, b1, chunk):
                     c1 = min(c0 + chunk, b1)
                     d = dists[c0:c1]
-                    a = d * (-0.5 * inv_var) + bias
+                    a = torch.addcmul(bias, d, -0.5 * inv_var, out=buf[: c1 - c0])  # component lls
                     a0 = origin_d[c0:c1] * (-0.5 * inv_var0) + bias0
                     top = torch.maximum(a.max(dim=1).values, a0)
-                    e = torch.exp(a - top[:, None])
+                    e = a.sub_(top[:, None]).exp_()
                     e0 = torch.exp(a0 - top)
                     total = e.sum(dim=1) + e0
-                    ll = top + torch.log(total)
-                    r = e / total[:, None]  # responsibilities
-                    r0 = e0 / total
+                    loss -= scale * float((top + torch.log(total)).sum())
+                    w = 1.0 / total  # responsibilities r_ij = e_ij * w_i
+                    r_sum = w @ e
+                    r_d_sum = w @ e.mul_(d)
+                    r0 = e0 * w
                     # d(-ll_i)/d log_sigma_j = -r_ij (0.5 d_ij exp(-log_sigma_j) - D/2)
-                    g -= scale * (0.5 * inv_var * (r * d).sum(dim=0) - (dim / 2.0) * r.sum(dim=0))
+                    g -= scale * (0.5 * inv_var * r_d_sum - (dim / 2.0) * r_sum)
                     g0 -= scale * (0.5 * inv_var0 * (r0 * origin_d[c0:c1]).sum() - (dim / 2.0) * r0.sum())
-                    loss -= scale * float(ll.sum())
                 log_sigmas.grad = g
                 origin_log_sigma.grad = g0
                 optim.step()

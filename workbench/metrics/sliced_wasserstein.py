@@ -106,5 +106,6 @@ def sliced_wasserstein(
 def _project(x: np.ndarray, directions: np.ndarray, block_rows: int = 16384) -> np.ndarray:
     out = np.empty((x.shape[0], directions.shape[1]), dtype=np.float64)
     for start in range(0, x.shape[0], block_rows):
-        out[start : start + block_rows] = np.asarray(x[start : start + block_rows], dtype=np.float64) @ directions
+        block = np.asarray(x[start : start + block_rows], dtype=np.float64)
+        out[start : start + block_rows] = block @ directions
     return out
