@@ -1,7 +1,7 @@
 """Exact blocked nearest-neighbour search: k-NN, k-th neighbour radii, counts within radii.
 
 Every neighbour-based metric (PRDC, precision/recall, realism, AuthPct, MiFID) and the
-memorization search of the analysis layer run on the three primitives here:
+memorization search of the analysis layer run on the primitives here:
 
 * :func:`knn` -- the ``k`` nearest index rows of every query row (Euclidean or cosine).
 * :func:`kth_neighbor_radii` -- distance from every row to its ``k``-th nearest *other* row.
@@ -17,10 +17,11 @@ arrays and ``np.memmap`` alike, each block read once). For a query block ``Q`` a
 block ``X`` the squared distances come from one multi-threaded float32 matrix product,
 ``d^2 = ||q||^2 + ||x||^2 - 2 q.x`` (rows centred on the mean of the queries, which leaves
 distances unchanged and shrinks the cancellation error). A tile is
-``block_size x block_size`` float32 (64 MiB at the default 4096); with the masks and top-k
-buffers a tile needs about 4 times that, so peak extra memory is about
-``N_q x D x 4 + 4 x 4 x block_size^2 + block_size x D x 8`` bytes (about 0.5 GiB for 50,000
-queries of dimension 1024 at the default block size).
+``block_size x block_size`` float32 (64 MiB at the default 4096); the tile and its masks live in
+buffers reused from tile to tile (about 3 tile sizes), so peak extra memory is about
+``N_q x D x 4 + 12 x block_size^2 + block_size x D x 12`` bytes (about 0.5 GiB for 50,000
+queries of dimension 1024 at the default block size; the 50,000 x 50,000 PRDC benchmark peaks
+at about 0.6 GiB above its inputs).
 
 Exactness
 ---------
@@ -61,6 +62,7 @@ Progress = Callable[[int, int], None]
 DEFAULT_BLOCK_SIZE = 4096
 _CANDIDATE_MARGIN = 8
 _EXACT_CHUNK_ELEMENTS = 1 << 23  # float64 values per exact re-computation chunk (64 MiB)
+_PAIR_CHUNK = 1024  # pairs per exact re-computation chunk (cache-sized)
 _METRICS = ("l2", "cosine")
 
 
@@ -140,21 +142,62 @@ def _query_operand(rows: _Rows, centre: np.ndarray, dtype: torch.dtype, block_si
     return _Operand(x, torch.from_numpy(sq64.astype(_np_dtype(dtype))), sq64)
 
 
+def _row_chunks(start: int, stop: int, block_size: int) -> list[tuple[int, int]]:
+    """Row ranges ``[r0, r1)`` of at most ``block_size`` rows covering ``[start, stop)``."""
+    return [(r0, min(r0 + block_size, stop)) for r0 in range(start, stop, block_size)]
+
+
 def _index_blocks(rows: _Rows, block_size: int) -> Iterator[tuple[int, int, np.ndarray]]:
     for start in range(0, rows.n, block_size):
         stop = min(start + block_size, rows.n)
         yield start, stop, rows.block(start, stop)
 
 
-def _sq_dist_tile(q: torch.Tensor, q_sq: torch.Tensor, x: torch.Tensor, x_sq: torch.Tensor) -> torch.Tensor:
+class _Workspace:
+    """Tile-sized buffers reused from tile to tile.
+
+    A fresh 64 MiB tensor per tile costs more in page faults than the comparisons that fill it,
+    so every tile-sized result is written into one of these (``out=``) instead.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, torch.Tensor] = {}
+
+    def get(self, name: str, rows: int, cols: int, dtype: torch.dtype) -> torch.Tensor:
+        buf = self._buffers.get(name)
+        if buf is None or buf.numel() < rows * cols or buf.dtype != dtype:
+            buf = torch.empty(rows * cols, dtype=dtype)
+            self._buffers[name] = buf
+        return buf[: rows * cols].view(rows, cols)
+
+
+def _sq_dist_tile(
+    q: torch.Tensor, q_sq: torch.Tensor, x: torch.Tensor, x_sq: torch.Tensor, ws: _Workspace
+) -> torch.Tensor:
     """``||q||^2 + ||x||^2 - 2 q.x`` for a block pair (not clamped; may be slightly negative)."""
-    d2 = torch.addmm(x_sq.unsqueeze(0), q, x.T, beta=1.0, alpha=-2.0)
-    return d2.add_(q_sq.unsqueeze(1))
+    out = ws.get("tile", q.shape[0], x.shape[0], q.dtype)
+    torch.addmm(x_sq.unsqueeze(0), q, x.T, beta=1.0, alpha=-2.0, out=out)
+    return out.add_(q_sq.unsqueeze(1))
 
 
 def _exact_pair_sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise float64 ``||a_i - b_i||^2``.
+
+    Every exact distance in this module goes through here (the same arithmetic for the same
+    pair of rows), so a distance that equals a radius computed from the same two rows is an
+    exact tie.
+    """
     diff = a - b
-    return np.einsum("ij,ij->i", diff, diff)
+    return np.square(diff, out=diff).sum(axis=1)
+
+
+def _exact_sq_for_pairs(q_rows: _Rows, q_ids: np.ndarray, x64: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Float64 ``||q - x||^2`` for query rows ``q_ids`` paired with rows ``cols`` of ``x64``."""
+    out = np.empty(q_ids.size, dtype=np.float64)
+    for s0 in range(0, q_ids.size, _PAIR_CHUNK):
+        s1 = min(s0 + _PAIR_CHUNK, q_ids.size)
+        out[s0:s1] = _exact_pair_sq_dists(q_rows.take(q_ids[s0:s1]), x64[cols[s0:s1]])
+    return out
 
 
 class _Reporter:
@@ -204,7 +247,18 @@ def _check_k(k: int, available: int, what: str) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive integer; got {k!r}")
     if k > available:
-        raise ValueError(f"k={k} but {what} has only {available} candidate neighbours; lower k or add samples")
+        raise ValueError(
+            f"k={k} but {what} has only {available} candidate neighbours; lower k or add samples"
+        )
+    return int(k)
+
+
+def check_neighbourhood_size(k: int, n: int, name: str) -> int:
+    """Validate a k-NN ball size ``k`` for a set of ``n`` samples (needs ``1 <= k < n``)."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer; got {k!r}")
+    if k >= n:
+        raise ValueError(f"k={k} needs more than k samples in {name}; got {n}. Lower k or add samples")
     return int(k)
 
 
@@ -223,20 +277,56 @@ def _check_radii(radii: object, n: int, name: str) -> np.ndarray:
 class _TopK:
     """Running ``m`` smallest values (and their column ids) per row."""
 
-    def __init__(self, n: int, m: int, dtype: torch.dtype) -> None:
+    def __init__(self, n: int, m: int, dtype: torch.dtype, ws: _Workspace) -> None:
         self.m = m
         self.vals = torch.full((n, m), math.inf, dtype=dtype)
         self.idx = torch.full((n, m), -1, dtype=torch.int64)
+        self.worst = torch.full((n,), math.inf, dtype=dtype)  # current m-th value per row
+        self.ws = ws
 
     def push(self, r0: int, r1: int, tile: torch.Tensor, col_offset: int) -> None:
+        """Merge a tile (rows ``r0:r1``, columns from ``col_offset``) into the running top-m."""
+        worst = self.worst[r0:r1]
+        if not torch.isinf(worst).any():
+            # Once every row holds m values, only tile entries below a row's m-th value matter;
+            # they are few, so a mask and a sparse merge replace a top-k over the whole tile.
+            below = self.ws.get("below", tile.shape[0], tile.shape[1], torch.bool)
+            rows, cols = torch.nonzero(torch.lt(tile, worst.unsqueeze(1), out=below), as_tuple=True)
+            if rows.numel() == 0:
+                return
+            if rows.numel() <= self.m * (r1 - r0) // 2 and self._merge_sparse(
+                r0, rows, cols, tile[rows, cols], col_offset
+            ):
+                return
         kk = min(self.m, tile.shape[1])
         v, i = torch.topk(tile, kk, dim=1, largest=False, sorted=False)
-        i += col_offset
-        all_v = torch.cat([self.vals[r0:r1], v], dim=1)
-        all_i = torch.cat([self.idx[r0:r1], i], dim=1)
+        self._merge_dense(slice(r0, r1), v, i + col_offset)
+
+    def _merge_dense(self, rows: torch.Tensor | slice, v: torch.Tensor, i: torch.Tensor) -> None:
+        all_v = torch.cat([self.vals[rows], v], dim=1)
+        all_i = torch.cat([self.idx[rows], i], dim=1)
         best_v, sel = torch.topk(all_v, self.m, dim=1, largest=False, sorted=False)
-        self.vals[r0:r1] = best_v
-        self.idx[r0:r1] = torch.gather(all_i, 1, sel)
+        self.vals[rows] = best_v
+        self.idx[rows] = torch.gather(all_i, 1, sel)
+        self.worst[rows] = best_v.amax(dim=1)
+
+    def _merge_sparse(
+        self, r0: int, rows: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor, col_offset: int
+    ) -> bool:
+        """Merge entries listed row by row (as ``nonzero`` gives them); False if padding is too big."""
+        touched, counts = torch.unique_consecutive(rows, return_counts=True)
+        width = int(counts.max())
+        if touched.numel() * width > 8 * rows.numel() + 65536:
+            return False
+        starts = torch.cumsum(counts, 0) - counts
+        slot = torch.arange(rows.numel()) - torch.repeat_interleave(starts, counts)
+        which = torch.repeat_interleave(torch.arange(touched.numel()), counts)
+        v = torch.full((touched.numel(), width), math.inf, dtype=vals.dtype)
+        i = torch.full((touched.numel(), width), -1, dtype=torch.int64)
+        v[which, slot] = vals
+        i[which, slot] = cols + col_offset
+        self._merge_dense(touched + r0, v, i)
+        return True
 
 
 def _mask_self(tile: torch.Tensor, self_ids: np.ndarray | None, c0: int, c1: int) -> None:
@@ -259,14 +349,14 @@ def _candidates_streamed(
     """Float ``m``-NN candidates of every query row; the index is read once, block by block."""
     centre = _centre(q_rows, block_size)
     q = _query_operand(q_rows, centre, dtype, block_size)
-    top = _TopK(q_rows.n, m, dtype)
+    ws = _Workspace()
+    top = _TopK(q_rows.n, m, dtype, ws)
     max_x_sq = 0.0
     for c0, c1, x64 in _index_blocks(x_rows, block_size):
         xo = _operand(x64, centre, dtype)
         max_x_sq = max(max_x_sq, float(xo.sq64.max()))
-        for r0 in range(0, q_rows.n, block_size):
-            r1 = min(r0 + block_size, q_rows.n)
-            tile = _sq_dist_tile(q.x[r0:r1], q.sq[r0:r1], xo.x, xo.sq)
+        for r0, r1 in _row_chunks(0, q_rows.n, block_size):
+            tile = _sq_dist_tile(q.x[r0:r1], q.sq[r0:r1], xo.x, xo.sq, ws)
             _mask_self(tile, None if self_ids is None else self_ids[r0:r1], c0, c1)
             top.push(r0, r1, tile, c0)
             reporter.step()
@@ -279,13 +369,14 @@ def _candidates_symmetric(
     """Self-search (self excluded) computing each off-diagonal tile once and using it both ways."""
     centre = _centre(rows, block_size)
     op = _query_operand(rows, centre, dtype, block_size)
-    top = _TopK(rows.n, m, dtype)
+    ws = _Workspace()
+    top = _TopK(rows.n, m, dtype, ws)
     starts = list(range(0, rows.n, block_size))
     for bi, r0 in enumerate(starts):
         r1 = min(r0 + block_size, rows.n)
         for c0 in starts[bi:]:
             c1 = min(c0 + block_size, rows.n)
-            tile = _sq_dist_tile(op.x[r0:r1], op.sq[r0:r1], op.x[c0:c1], op.sq[c0:c1])
+            tile = _sq_dist_tile(op.x[r0:r1], op.sq[r0:r1], op.x[c0:c1], op.sq[c0:c1], ws)
             if c0 == r0:
                 tile.fill_diagonal_(math.inf)
             top.push(r0, r1, tile, c0)
@@ -295,16 +386,17 @@ def _candidates_symmetric(
     return top.vals, top.idx, op.sq64, float(op.sq64.max())
 
 
-def _exact_candidate_sq_dists(q_rows: _Rows, q_ids: np.ndarray, x_rows: _Rows, cand: np.ndarray) -> np.ndarray:
+def _exact_candidate_sq_dists(
+    q_rows: _Rows, q_ids: np.ndarray, x_rows: _Rows, cand: np.ndarray
+) -> np.ndarray:
     n, m = cand.shape
     out = np.empty((n, m), dtype=np.float64)
-    step = max(1, _EXACT_CHUNK_ELEMENTS // (m * q_rows.dim))
+    step = max(1, _PAIR_CHUNK // m)
     for r0 in range(0, n, step):
         r1 = min(r0 + step, n)
-        q = q_rows.take(q_ids[r0:r1])
-        x = x_rows.take(cand[r0:r1].ravel()).reshape(r1 - r0, m, -1)
-        diff = x - q[:, None, :]
-        out[r0:r1] = np.einsum("ijk,ijk->ij", diff, diff)
+        q = np.repeat(q_rows.take(q_ids[r0:r1]), m, axis=0)
+        x = x_rows.take(cand[r0:r1].ravel())
+        out[r0:r1] = _exact_pair_sq_dists(q, x).reshape(r1 - r0, m)
     return out
 
 
@@ -320,8 +412,8 @@ def _knn_sq(
     """Exact squared distances (float64) and indices of the k nearest index rows."""
     available = x_rows.n - (1 if exclude_self else 0)
     m = min(k + _CANDIDATE_MARGIN, available)
-    n_q_blocks = -(-q_rows.n // block_size)
-    n_x_blocks = -(-x_rows.n // block_size)
+    n_q_blocks = len(_row_chunks(0, q_rows.n, block_size))
+    n_x_blocks = len(_row_chunks(0, x_rows.n, block_size))
     total = n_q_blocks * (n_q_blocks + 1) // 2 if symmetric else n_q_blocks * n_x_blocks
     reporter = _Reporter(progress, total, "k-NN")
     try:
@@ -474,29 +566,42 @@ class RadiusCounts:
     inclusive: bool
 
 
-def _settle_band(
+def _tile_counts(
     tile: torch.Tensor,
-    threshold: torch.Tensor,
-    band: torch.Tensor,
-    rows_sq_exact: Callable[[np.ndarray, np.ndarray], np.ndarray],
-    exact_threshold: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    threshold_sq: np.ndarray,
+    band: np.ndarray,
+    radius: np.ndarray,
+    per_row: bool,
+    pairs: tuple[_Rows, int, np.ndarray],
     inclusive: bool,
-) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-    """Split a tile into pairs surely inside ``d^2 < threshold`` and re-checked band pairs.
+    ws: _Workspace,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row and per-column counts of the tile's pairs with ``d < radius`` (``<=`` if inclusive).
 
-    Returns the float32 indicator of sure pairs and the (row, col) tile positions of band pairs
-    that are inside according to the float64 recomputation.
+    ``threshold_sq``, ``band`` and ``radius`` belong to the tile's rows (``per_row``) or columns.
+    Pairs with ``d^2 < threshold_sq - band`` are surely inside; pairs within the band are decided
+    by a float64 recomputation comparing distances (not squares), so a pair at exactly the
+    distance that defined a radius is a tie.
     """
-    sure = tile < (threshold - band)
-    maybe = tile <= (threshold + band)
-    in_band = torch.logical_xor(maybe, sure)
+    shape = (-1, 1) if per_row else (1, -1)
+    lo = torch.from_numpy((threshold_sq - band).astype(np.float32)).reshape(shape)
+    hi = torch.from_numpy((threshold_sq + band).astype(np.float32)).reshape(shape)
+    n_rows, n_cols = tile.shape
+    sure = torch.lt(tile, lo, out=ws.get("sure", n_rows, n_cols, torch.bool))
+    in_band = torch.le(tile, hi, out=ws.get("band", n_rows, n_cols, torch.bool))
+    torch.logical_xor(in_band, sure, out=in_band)
+    sure_f = ws.get("sure_f", n_rows, n_cols, torch.float32).copy_(sure)  # sums exact below 2^24
+    row_counts = torch.mv(sure_f, torch.ones(n_cols)).numpy().astype(np.int64)
+    col_counts = torch.mv(sure_f.T, torch.ones(n_rows)).numpy().astype(np.int64)
     rows, cols = (t.numpy() for t in torch.nonzero(in_band, as_tuple=True))
     if rows.size:
-        sq = rows_sq_exact(rows, cols)
-        thr = exact_threshold(rows, cols)
-        inside = sq <= thr if inclusive else sq < thr
-        rows, cols = rows[inside], cols[inside]
-    return sure.to(torch.float32), rows, cols
+        q_rows, r0, x64 = pairs
+        dist = np.sqrt(_exact_sq_for_pairs(q_rows, r0 + rows, x64, cols))
+        r = radius[rows] if per_row else radius[cols]
+        inside = dist <= r if inclusive else dist < r
+        row_counts += np.bincount(rows[inside], minlength=n_rows)
+        col_counts += np.bincount(cols[inside], minlength=n_cols)
+    return row_counts, col_counts
 
 
 def count_within_radii(
@@ -543,55 +648,33 @@ def count_within_radii(
 
     centre = _centre(q_rows, bs)
     qo = _query_operand(q_rows, centre, dtype, bs)
+    ws = _Workspace()
     n_q, n_x = q_rows.n, x_rows.n
     q_in_x = np.zeros(n_q, dtype=np.int64) if r_x is not None else None
     x_hits = np.zeros(n_x, dtype=np.int64) if r_x is not None else None
     x_in_q = np.zeros(n_x, dtype=np.int64) if r_q is not None else None
     q_hits = np.zeros(n_q, dtype=np.int64) if r_q is not None else None
-    t_q = None if r_q is None else r_q**2
 
-    reporter = _Reporter(progress, -(-n_q // bs) * -(-n_x // bs), "radius counts")
+    reporter = _Reporter(progress, len(_row_chunks(0, n_q, bs)) * -(-n_x // bs), "radius counts")
     try:
         for c0, c1, x64 in _index_blocks(x_rows, bs):
             xo = _operand(x64, centre, dtype)
             x_max = float(xo.sq64.max())
-            t_x = None if r_x is None else r_x[c0:c1] ** 2
-            for r0 in range(0, n_q, bs):
-                r1 = min(r0 + bs, n_q)
-                tile = _sq_dist_tile(qo.x[r0:r1], qo.sq[r0:r1], xo.x, xo.sq)
-
-                def pair_sq(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-                    return _exact_pair_sq_dists(q_rows.take(r0 + rows), x64[cols])
-
-                if t_x is not None:
-                    band = tau * (float(qo.sq64[r0:r1].max()) + xo.sq64) + rounding * t_x
-                    sure, rows, cols = _settle_band(
-                        tile,
-                        torch.from_numpy(t_x.astype(np.float32)).unsqueeze(0),
-                        torch.from_numpy(band.astype(np.float32)).unsqueeze(0),
-                        pair_sq,
-                        lambda rows, cols: t_x[cols],
-                        inclusive,
-                    )
-                    q_in_x[r0:r1] += torch.mv(sure, torch.ones(c1 - c0)).numpy().astype(np.int64)
-                    x_hits[c0:c1] += torch.mv(sure.T, torch.ones(r1 - r0)).numpy().astype(np.int64)
-                    np.add.at(q_in_x, r0 + rows, 1)
-                    np.add.at(x_hits, c0 + cols, 1)
-                if t_q is not None:
-                    tq = t_q[r0:r1]
-                    band = tau * (qo.sq64[r0:r1] + x_max) + rounding * tq
-                    sure, rows, cols = _settle_band(
-                        tile,
-                        torch.from_numpy(tq.astype(np.float32)).unsqueeze(1),
-                        torch.from_numpy(band.astype(np.float32)).unsqueeze(1),
-                        pair_sq,
-                        lambda rows, cols: tq[rows],
-                        inclusive,
-                    )
-                    q_hits[r0:r1] += torch.mv(sure, torch.ones(c1 - c0)).numpy().astype(np.int64)
-                    x_in_q[c0:c1] += torch.mv(sure.T, torch.ones(r1 - r0)).numpy().astype(np.int64)
-                    np.add.at(q_hits, r0 + rows, 1)
-                    np.add.at(x_in_q, c0 + cols, 1)
+            for r0, r1 in _row_chunks(0, n_q, bs):
+                tile = _sq_dist_tile(qo.x[r0:r1], qo.sq[r0:r1], xo.x, xo.sq, ws)
+                pairs = (q_rows, r0, x64)
+                if r_x is not None:
+                    rx = r_x[c0:c1]
+                    band = tau * (float(qo.sq64[r0:r1].max()) + xo.sq64) + rounding * rx**2
+                    rows, cols = _tile_counts(tile, rx**2, band, rx, False, pairs, inclusive, ws)
+                    q_in_x[r0:r1] += rows
+                    x_hits[c0:c1] += cols
+                if r_q is not None:
+                    rq = r_q[r0:r1]
+                    band = tau * (qo.sq64[r0:r1] + x_max) + rounding * rq**2
+                    rows, cols = _tile_counts(tile, rq**2, band, rq, True, pairs, inclusive, ws)
+                    q_hits[r0:r1] += rows
+                    x_in_q[c0:c1] += cols
                 reporter.step()
     finally:
         reporter.close()
@@ -635,17 +718,17 @@ def max_radius_ratio(
     dtype = torch.float32
     centre = _centre(q_rows, bs)
     qo = _query_operand(q_rows, centre, dtype, bs)
+    ws = _Workspace()
     best = torch.full((q_rows.n,), -math.inf, dtype=dtype)
     arg = torch.zeros(q_rows.n, dtype=torch.int64)
-    reporter = _Reporter(progress, -(-q_rows.n // bs) * -(-x_rows.n // bs), "realism")
+    reporter = _Reporter(progress, len(_row_chunks(0, q_rows.n, bs)) * -(-x_rows.n // bs), "realism")
     try:
         for c0, c1, x64 in _index_blocks(x_rows, bs):
             xo = _operand(x64, centre, dtype)
             r2 = torch.from_numpy((r[c0:c1] ** 2).astype(np.float32)).unsqueeze(0)
-            for r0 in range(0, q_rows.n, bs):
-                r1 = min(r0 + bs, q_rows.n)
-                tile = _sq_dist_tile(qo.x[r0:r1], qo.sq[r0:r1], xo.x, xo.sq)
-                ratio = torch.div(r2, tile.clamp_(min=0.0).add_(eps))
+            for r0, r1 in _row_chunks(0, q_rows.n, bs):
+                tile = _sq_dist_tile(qo.x[r0:r1], qo.sq[r0:r1], xo.x, xo.sq, ws)
+                ratio = tile.clamp_(min=0.0).add_(eps).reciprocal_().mul_(r2)
                 val, j = ratio.max(dim=1)
                 better = val > best[r0:r1]
                 best[r0:r1] = torch.where(better, val, best[r0:r1])
