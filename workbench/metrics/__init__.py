@@ -1,0 +1,71 @@
+"""Every serious generative-evaluation metric, as pure functions on feature arrays (``N x D``).
+
+Two-sample metrics take ``(real, fake)``; memorization metrics take the training set too.
+:func:`evaluate` computes many metrics for many generated sets in one table;
+:func:`evaluate_caches` does the same on embedding caches and refuses to mix extractors.
+"""
+
+from .authenticity import AuthenticityResult, authenticity
+from .bootstrap import BootstrapResult, bootstrap
+from .cmmd import cmmd
+from .ct_score import CTResult, ct_score
+from .fd_infinity import FDInfinityResult, fd_infinity
+from .fld import FLDResult, fld
+from .frechet import FeatureStats, GaussianStats, fd, fd_from_stats, feature_statistics, trace_sqrt_product
+from .from_caches import IncompatibleCachesError, evaluate_caches
+from .inception_score import InceptionScoreResult, inception_score
+from .kernel_distance import kd
+from .mifid import MiFIDResult, mifid
+from .neighbors import knn, kth_neighbor_radii
+from .prdc import PRDCResult, prdc
+from .precision_recall import PrecisionRecallResult, RealismResult, precision_recall, realism_score
+from .results import MetricValue
+from .sliced_wasserstein import sliced_wasserstein
+from .suite import METRICS, FeatureSet, MetricReport, evaluate, higher_is_better
+from .validation import SampleSizeWarning
+from .vendi import VendiResult, vendi
+
+__all__ = [
+    "METRICS",
+    "AuthenticityResult",
+    "BootstrapResult",
+    "CTResult",
+    "FDInfinityResult",
+    "FLDResult",
+    "FeatureSet",
+    "FeatureStats",
+    "GaussianStats",
+    "IncompatibleCachesError",
+    "InceptionScoreResult",
+    "MetricReport",
+    "MetricValue",
+    "MiFIDResult",
+    "PRDCResult",
+    "PrecisionRecallResult",
+    "RealismResult",
+    "SampleSizeWarning",
+    "VendiResult",
+    "authenticity",
+    "bootstrap",
+    "cmmd",
+    "ct_score",
+    "evaluate",
+    "evaluate_caches",
+    "fd",
+    "fd_from_stats",
+    "fd_infinity",
+    "feature_statistics",
+    "fld",
+    "higher_is_better",
+    "inception_score",
+    "kd",
+    "kth_neighbor_radii",
+    "knn",
+    "mifid",
+    "prdc",
+    "precision_recall",
+    "realism_score",
+    "sliced_wasserstein",
+    "trace_sqrt_product",
+    "vendi",
+]

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-_FINITE_CHECK_ROWS = 65536
+_FINITE_CHECK_ELEMENTS = 1 << 22  # ~4M values (16 MiB of float32 temporaries) per block
 
 
 class SampleSizeWarning(UserWarning):
@@ -17,7 +17,8 @@ def as_features(x: object, name: str, *, min_samples: int = 1) -> np.ndarray:
     """Validate a feature matrix ``N x D`` and return it as a floating numpy array.
 
     Memory-mapped arrays stay memory-mapped (no copy) when already float32/float64; the
-    finiteness check runs in row blocks so a 50,000 x 2048 memmap is never loaded whole.
+    finiteness check runs in blocks of about 4M values, so a 50,000 x 2048 memmap is never
+    loaded whole.
 
     Raises:
         TypeError: ``x`` is not array-like numeric data.
@@ -40,8 +41,9 @@ def as_features(x: object, name: str, *, min_samples: int = 1) -> np.ndarray:
         raise ValueError(f"{name} needs at least {min_samples} samples; got {n}")
     if not np.issubdtype(arr.dtype, np.floating):
         arr = arr.astype(np.float64)
-    for start in range(0, n, _FINITE_CHECK_ROWS):
-        block = arr[start : start + _FINITE_CHECK_ROWS]
+    rows = max(1, _FINITE_CHECK_ELEMENTS // d)
+    for start in range(0, n, rows):
+        block = arr[start : start + rows]
         if not np.isfinite(block).all():
             bad = start + int(np.argwhere(~np.isfinite(block))[0, 0])
             raise ValueError(f"{name} contains NaN or infinite values (first at row {bad})")

@@ -1,0 +1,105 @@
+"""Metrics on embedding caches: compatibility checks and :func:`evaluate_caches`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from ..cache import EmbeddingCache, open_cache
+from .suite import FeatureSet, MetricReport, evaluate
+
+
+class IncompatibleCachesError(ValueError):
+    """Caches made by different extractors, weights or preprocessing cannot be compared."""
+
+
+def feature_set(cache: EmbeddingCache) -> FeatureSet:
+    """The features (memory-mapped), logits and labels of a cache as a :class:`FeatureSet`."""
+    return FeatureSet(features=cache.features, logits=cache.logits, labels=cache.labels)
+
+
+def _difference(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _difference(va, vb, f"{prefix}{key}.")
+        elif va != vb:
+            out.append(f"{prefix}{key}: {va!r} vs {vb!r}")
+    return out
+
+
+def check_compatible(caches: Mapping[str, EmbeddingCache]) -> list[str]:
+    """Raise :class:`IncompatibleCachesError` unless every cache has the same extractor description.
+
+    Returns warnings to show (e.g. features from weights that are not the published ones).
+    """
+    items = list(caches.items())
+    first_name, first = items[0]
+    for name, cache in items[1:]:
+        diff = _difference(first.extractor, cache.extractor)
+        if diff:
+            raise IncompatibleCachesError(
+                f"cannot compare {first_name} ({first.path}) with {name} ({cache.path}): they were made with "
+                f"different extractor settings — " + "; ".join(diff[:5])
+                + ". Re-extract both with the same --extractor, --weights and options."
+            )
+    warnings = []
+    if not first.pretrained:
+        ident = first.extractor["weights"]["identity"]
+        warnings.append(
+            f"features from {first.extractor['name']} with weights '{ident}', not the published pretrained "
+            "weights: the values are not comparable with published numbers (e.g. this is not real FID)"
+        )
+    return warnings
+
+
+def _open(c: EmbeddingCache | str | os.PathLike) -> EmbeddingCache:
+    return c if isinstance(c, EmbeddingCache) else open_cache(c)
+
+
+def evaluate_caches(
+    ref: EmbeddingCache | str | os.PathLike,
+    generated: Mapping[str, EmbeddingCache | str | os.PathLike] | Sequence[EmbeddingCache | str | os.PathLike],
+    *,
+    train: EmbeddingCache | str | os.PathLike | None = None,
+    test: EmbeddingCache | str | os.PathLike | None = None,
+    metrics: str | Sequence[str] = "default",
+    bootstrap: int = 0,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> MetricReport:
+    """:func:`~workbench.metrics.suite.evaluate` on caches, refusing to mix extractors.
+
+    ``generated`` is ``{name: cache}`` or a list of caches (named by their source name).
+    """
+    if not isinstance(generated, Mapping):
+        opened = [_open(g) for g in generated]
+        names = [g.manifest["source"].get("name") or g.path.name for g in opened]
+        if len(set(names)) != len(names):
+            names = [g.path.name for g in opened]
+        generated = dict(zip(names, opened))
+    gens = {k: _open(v) for k, v in generated.items()}
+    ref_c = _open(ref)
+    named = {"ref": ref_c, **{f"gen:{k}": v for k, v in gens.items()}}
+    if train is not None:
+        named["train"] = _open(train)
+    if test is not None:
+        named["test"] = _open(test)
+    notes = check_compatible(named)
+    report = evaluate(
+        feature_set(ref_c),
+        {k: feature_set(v) for k, v in gens.items()},
+        train=feature_set(named["train"]) if "train" in named else None,
+        test=feature_set(named["test"]) if "test" in named else None,
+        metrics=metrics,
+        bootstrap=bootstrap,
+        seed=seed,
+        progress=progress,
+    )
+    report.warnings[:0] = notes
+    report.info["extractor"] = ref_c.extractor
+    report.info["pretrained"] = ref_c.pretrained
+    report.info["caches"] = {k: str(v.path) for k, v in named.items()}
+    return report
