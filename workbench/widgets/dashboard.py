@@ -1,0 +1,254 @@
+"""``Workbench``: every view of a workspace in one linked dashboard, and its static report.
+
+::
+
+    from workbench.widgets import Workbench
+    bench = Workbench.open("workspace/demo")      # finds every cache, shows the tabs
+    bench                                         # (last line of a notebook cell: displays it)
+    bench.report("report.html")                   # self-contained HTML, opens offline
+
+Layout: a header (model, extractor and class of the shared selection), tabs (Metrics,
+Embeddings, Classes, Memorization, Extractors, Human agreement) and, below them, the one sample
+grid every view feeds: select a table row, lasso points, click a class bar or a memorization
+row and the grid shows those samples. The views share one
+:class:`~workbench.widgets.selection.Selection` and one
+:class:`~workbench.widgets.scores.ScoreStore`.
+
+Metric reports are computed (in the background unless ``background=False``) with
+:func:`~workbench.widgets.workspace_metrics.workspace_reports` and saved in the workspace's
+``.workbench`` folder, so the second opening shows the table at once. Memorization analyses
+and UMAP layouts are computed on request (or, for memorization, in the background after the
+metrics) and saved likewise.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as W
+import numpy as np
+import pandas as pd
+
+from ..metrics.suite import MetricReport
+from .class_histogram import ClassHistogram
+from .embedding_map import EmbeddingMap
+from .extractor_comparison import ExtractorComparison
+from .human_agreement import HumanAgreement, metric_table_from_reports
+from .memorization import MemorizationBrowser
+from .metric_table import MetricTable
+from .sample_grid import SampleGrid
+from .scores import ScoreStore
+from .selection import Selection
+from .tasks import BackgroundTask, status_widget
+from .workspace import Workspace, as_workspace
+from .workspace_metrics import workspace_reports
+
+TABS = ("Metrics", "Embeddings", "Classes", "Memorization", "Extractors", "Human agreement")
+
+
+class Workbench:
+    """The linked dashboard of a workspace (see the module docstring).
+
+    Not a widget itself (``Widget.open`` is taken): :attr:`widget` is the ``VBox`` shown, and a
+    ``Workbench`` displays as it.
+
+    Args:
+        workspace: a :class:`~workbench.widgets.workspace.Workspace`, a folder, or caches.
+        reports: precomputed ``{extractor: MetricReport}`` (else computed, saved, reused).
+        metrics: metric names for the reports (``"default"``; see :func:`workbench.metrics.suite.evaluate`).
+        bootstrap: bootstrap replicates for confidence intervals of the metric table (0 = none).
+        seed: seed of every random choice (subsamples, PCA/UMAP, bootstrap, matching).
+        max_points: points per set in the embedding map.
+        background: compute metrics, UMAP, scores and memorization in threads (False: at once,
+            blocking; for scripts, tests and reports).
+        memorization: run the memorization analysis right after the metrics (True) or only when
+            its tab asks (False).
+        human_table: your own human study (:func:`workbench.analysis.human_data.load_user_study`);
+            its ``model`` names must be generated set names. Default: the shipped study with the
+            published metrics.
+        umap_reducer: replaces umap-learn (tests).
+    """
+
+    def __init__(
+        self,
+        workspace: Workspace | Any,
+        *,
+        reports: Mapping[str, MetricReport] | None = None,
+        metrics: str | Sequence[str] = "default",
+        bootstrap: int = 0,
+        seed: int = 0,
+        max_points: int = 50_000,
+        background: bool = True,
+        memorization: bool = True,
+        human_table: pd.DataFrame | None = None,
+        human_n_boot: int = 1000,
+        umap_reducer: Callable[..., np.ndarray] | None = None,
+    ) -> None:
+        t0 = time.perf_counter()
+        self.ws = as_workspace(workspace)
+        ws = self.ws
+        self.background = background
+        self.metric_names = metrics
+        self.bootstrap = bootstrap
+        self.seed = seed
+        self.timings: dict[str, float] = {}
+        self.selection = Selection(model=(ws.generated or [ws.reference])[0], extractor=ws.extractors[0])
+        self.scores = ScoreStore(ws)
+        self.reports: dict[str, MetricReport] | None = dict(reports) if reports is not None else None
+        self._human_table = human_table
+        self.human_n_boot = human_n_boot
+        self._task: BackgroundTask | None = None
+
+        def timed(name: str, fn: Callable[[], Any]) -> Any:
+            t = time.perf_counter()
+            out = fn()
+            self.timings[name] = time.perf_counter() - t
+            return out
+
+        sel, scores = self.selection, self.scores
+        self.metric_table = timed("metric_table", lambda: MetricTable(self.reports, selection=sel))
+        self.grid = timed("sample_grid", lambda: SampleGrid(ws, selection=sel, scores=scores, background=background,
+                                                            title="Samples"))
+        self.embedding_map = timed("embedding_map", lambda: EmbeddingMap(
+            ws, selection=sel, max_points=max_points, seed=seed, background=background, umap_reducer=umap_reducer))
+        self.class_view = timed("class_histogram", lambda: ClassHistogram(ws, selection=sel, scores=scores,
+                                                                          background=background, seed=seed))
+        self.memorization = timed("memorization", lambda: MemorizationBrowser(
+            ws, selection=sel, scores=scores, background=background, compute=False) if ws.train else None)
+        self.comparison = timed("extractor_comparison", lambda: ExtractorComparison(
+            ws, reports=self.reports, selection=sel, scores=scores, background=background))
+        self.human = timed("human_agreement", self._make_human_view)
+
+        memo_tab = self.memorization if self.memorization is not None else W.HTML(
+            "<i>no training set in this workspace: give a set the role 'train' to browse memorization</i>")
+        self.tabs = W.Tab(children=[self.metric_table, self.embedding_map, self.class_view, memo_tab, self.comparison,
+                                    self.human if self.human is not None else W.HTML("")])
+        for i, name in enumerate(TABS):
+            self.tabs.set_title(i, name)
+        self.tabs.add_class("wb-tabs")
+        self.tabs.observe(self._on_tab, names="selected_index")
+
+        self.model_menu = W.Dropdown(options=ws.generated, value=sel.model if sel.model in ws.generated else None,
+                                     description="model", layout=W.Layout(width="260px"))
+        self.model_menu.add_class("wb-model-select")
+        self.extractor_menu = W.Dropdown(options=ws.extractors, value=sel.extractor, description="extractor",
+                                         layout=W.Layout(width="260px"))
+        self.extractor_menu.add_class("wb-extractor-select")
+        self.class_label = W.HTML("")
+        self.class_label.add_class("wb-selection-label")
+        self.clear_button = W.Button(description="clear selection", icon="times",
+                                     tooltip="forget the selected class and samples")
+        self.clear_button.add_class("wb-clear-selection")
+        self.status = status_widget()
+        title = W.HTML(f"<h3 style='margin:4px 0'>Generative evaluation workbench</h3>"
+                       f"<div style='color:#666;font-size:12px'>{html.escape(str(ws.root or 'caches'))} — "
+                       f"{len(ws.generated)} generated set(s), reference “{html.escape(ws.reference)}”"
+                       + (f", training set “{html.escape(ws.train)}”" if ws.train else "")
+                       + f"; extractors {html.escape(', '.join(ws.extractors))}</div>")
+        header = W.HBox([self.model_menu, self.extractor_menu, self.class_label, self.clear_button, self.status])
+        self.widget = W.VBox([title, header, self.tabs, W.HTML("<hr style='margin:6px 0'>"), self.grid])
+        self.widget.add_class("wb-workbench")
+
+        self.model_menu.observe(lambda c: setattr(sel, "model", c["new"]) if c["new"] else None, names="value")
+        self.extractor_menu.observe(lambda c: setattr(sel, "extractor", c["new"]), names="value")
+        self.clear_button.on_click(lambda _: self.clear_selection())
+        sel.observe(self._on_selection, names=["model", "extractor", "class_name", "samples"])
+        self._on_selection(None)
+
+        self._memorization_after_metrics = memorization
+        if self.reports is None:
+            self._task = BackgroundTask(self._compute_reports, label="metric tables", status=self.status,
+                                        on_done=self._reports_ready, background=background).start()
+        elif memorization and self.memorization is not None:
+            self.memorization.compute()
+        self.timings["total"] = time.perf_counter() - t0
+
+    # ------------------------------------------------------------------ construction
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        """Displayed as its widget (``bench`` on the last line of a cell shows the dashboard)."""
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    @classmethod
+    def open(cls, workspace_dir: str | os.PathLike, roles: Mapping[str, str] | None = None, *,
+             state_dir: str | os.PathLike | None = None, **kwargs: Any) -> "Workbench":
+        """The dashboard of the workspace folder ``workspace_dir`` (``workspace.json`` when present,
+        else every cache found in it; ``roles`` names the role of sets and ``state_dir`` where
+        computed results are kept, see :meth:`~workbench.widgets.workspace.Workspace.open`).
+        Other arguments as the constructor."""
+        return cls(Workspace.open(workspace_dir, roles=roles, state_dir=state_dir), **kwargs)
+
+    def _make_human_view(self) -> HumanAgreement | None:
+        if self._human_table is None:
+            return HumanAgreement(selection=self.selection, seed=self.seed, n_boot=self.human_n_boot)
+        if self.reports is None:
+            return None  # made when the reports are ready
+        table = metric_table_from_reports(self.reports)
+        return HumanAgreement(table, self._human_table, selection=self.selection, seed=self.seed,
+                              n_boot=self.human_n_boot)
+
+    def _compute_reports(self) -> dict[str, MetricReport]:
+        return workspace_reports(self.ws, metrics=self.metric_names, bootstrap=self.bootstrap, seed=self.seed)
+
+    def _reports_ready(self, reports: dict[str, MetricReport]) -> None:
+        self.reports = reports
+        self.metric_table.set_reports(reports)
+        self.comparison.set_reports(reports)
+        if self._human_table is not None and self.human is None:
+            self.human = self._make_human_view()
+            children = list(self.tabs.children)
+            children[5] = self.human
+            self.tabs.children = children
+        if self._memorization_after_metrics and self.memorization is not None:
+            self.memorization.compute()
+
+    def wait(self, timeout: float | None = 900) -> "Workbench":
+        """Wait for the background work started at opening (metric reports, memorization)."""
+        if self._task is not None:
+            self._task.wait(timeout)
+        if self.memorization is not None:
+            self.memorization.wait(timeout)
+        return self
+
+    # ------------------------------------------------------------------ selection
+
+    def clear_selection(self) -> None:
+        """Forget the selected class and samples (the model stays)."""
+        with self.selection.hold_trait_notifications():
+            self.selection.class_name = ""
+            self.selection.clear_samples()
+
+    def _on_selection(self, change: dict[str, Any] | None) -> None:
+        sel = self.selection
+        if sel.model in self.model_menu.options and self.model_menu.value != sel.model:
+            self.model_menu.value = sel.model
+        if sel.extractor in self.extractor_menu.options and self.extractor_menu.value != sel.extractor:
+            self.extractor_menu.value = sel.extractor
+        parts = []
+        if sel.class_name:
+            parts.append(f"class <b>{html.escape(sel.class_name)}</b>")
+        if sel.samples is not None:
+            parts.append(f"<b>{len(sel.samples)}</b> samples ({html.escape(sel.samples_origin)})")
+        self.class_label.value = ("<span style='padding:0 8px'>" + " · ".join(parts) + "</span>") if parts else ""
+
+    def _on_tab(self, change: dict[str, Any]) -> None:
+        if TABS[change["new"]] == "Memorization" and self.memorization is not None:
+            self.memorization.compute()
+
+    # ------------------------------------------------------------------ report
+
+    def report(self, path: str | os.PathLike, **kwargs: Any) -> Path:
+        """Write a self-contained static HTML report of the views to ``path`` (opens offline).
+
+        Waits for running background work first. Options: see
+        :func:`workbench.widgets.report.write_report`.
+        """
+        from .report import write_report
+
+        self.wait()
+        return write_report(self, path, **kwargs)

@@ -1,0 +1,345 @@
+"""``EmbeddingMap``: real, training and generated embeddings in 2-D, linked to the sample grid.
+
+A plotly ``FigureWidget`` with one WebGL scatter (``Scattergl``) per set, so 100,000 points
+stay fluid. The PCA layout shows at once; "Compute UMAP" runs UMAP in a background thread with a
+running status line (the first fit compiles numba: a minute or two) and swaps the layout in when
+it is done; layouts are saved next to the caches (:mod:`workbench.widgets.projections`) so the
+next session has them at once. Hovering a point shows its thumbnail and metadata beside the
+plot; a lasso or box selection becomes the shared selection's ``samples`` (the dashboard's
+sample grid pages through them); selecting a model fades the other generated sets.
+
+Python state: :attr:`points` (the plotted samples, trace by trace), :attr:`coords`
+(``n x 2``), :attr:`projection` ("PCA" / "UMAP"), :attr:`extractor`, :meth:`compute_umap`,
+:meth:`select_points`, :meth:`hover`.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import ipywidgets as W
+import numpy as np
+import plotly.graph_objects as go
+
+from .projections import cached_umap, pca_layout, subsample, umap_available, umap_layout
+from .sample_grid import gather_thumbnails
+from .selection import Samples, Selection
+from .tasks import BackgroundTask, set_status, status_widget
+from .thumbnails import encode_png, placeholder
+from .workspace import Workspace, as_workspace
+
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf"]
+ROLE_COLOURS = {"reference": "#222222", "train": "#9ecae1", "test": "#636363"}
+HOVER_PX = 128
+
+
+class EmbeddingMap(W.VBox):
+    """2-D map of the embeddings (see the module docstring).
+
+    Args:
+        workspace: workspace, folder or caches.
+        selection: the shared selection (new when omitted).
+        extractor: the features to map (default: the selection's, else the first).
+        sets: the sets to plot (default: reference, train, test and every generated set).
+        max_points: at most this many points per set (seeded uniform subsample).
+        seed: seed of the subsample, PCA and UMAP.
+        background: run UMAP in a thread (False: synchronously, for tests and reports).
+        umap_reducer: replaces umap-learn (see :func:`~workbench.widgets.projections.umap_layout`).
+        height: plot height in pixels.
+    """
+
+    def __init__(
+        self,
+        workspace: Workspace | Any,
+        *,
+        selection: Selection | None = None,
+        extractor: str | None = None,
+        sets: Sequence[str] | None = None,
+        max_points: int = 50_000,
+        seed: int = 0,
+        background: bool = True,
+        umap_reducer: Callable[..., np.ndarray] | None = None,
+        height: int = 520,
+    ) -> None:
+        self.ws = as_workspace(workspace)
+        self.selection = selection if selection is not None else Selection()
+        if max_points < 1:
+            raise ValueError(f"max_points must be >= 1; got {max_points}")
+        wanted = list(sets) if sets is not None else [s for s in self.ws.sets if self.ws.role(s) != "pool"]
+        unknown = [s for s in wanted if s not in self.ws.sets]
+        if unknown:
+            raise ValueError(f"sets {unknown} are not in the workspace; sets: {self.ws.sets}")
+        self.max_points = int(max_points)
+        self.seed = seed
+        self.background = background
+        self.umap_reducer = umap_reducer
+        self._task: BackgroundTask | None = None
+        self._umap: dict[str, np.ndarray] = {}
+        self._pca: dict[str, np.ndarray] = {}
+        self._sets_wanted = wanted
+        ext = extractor or self.selection.extractor or self.ws.extractors[0]
+        if ext not in self.ws.extractors:
+            raise ValueError(f"extractor {ext!r} is not in the workspace; choose from {self.ws.extractors}")
+
+        self.extractor_menu = W.Dropdown(options=self.ws.extractors, value=ext, description="features",
+                                         layout=W.Layout(width="240px"))
+        self.extractor_menu.add_class("wb-map-extractor")
+        self.projection_menu = W.ToggleButtons(options=["PCA", "UMAP"], value="PCA",
+                                               style=W.ToggleButtonsStyle(button_width="70px"))
+        self.projection_menu.add_class("wb-projection")
+        self.umap_button = W.Button(description="Compute UMAP", icon="cogs", tooltip="UMAP in the background; "
+                                    "the first run compiles numba (1-2 min)")
+        self.umap_button.add_class("wb-umap-button")
+        self.status = status_widget("wb-umap-status")
+        self.hover_image = W.Image(value=encode_png(placeholder(HOVER_PX // 4), scale=4), format="png",
+                                   layout=W.Layout(width=f"{HOVER_PX}px", height=f"{HOVER_PX}px"))
+        self.hover_image.add_class("wb-hover-image")
+        self.hover_info = W.HTML("<i>hover a point</i>")
+        self.hover_info.add_class("wb-hover-info")
+        self.figure = go.FigureWidget()
+        self.figure.add_class("wb-embedding-plot")
+        self._height = height
+        side = W.VBox([W.HTML("<b>hovered</b>"), self.hover_image, self.hover_info],
+                      layout=W.Layout(width=f"{HOVER_PX + 60}px"))
+        controls = W.HBox([self.extractor_menu, self.projection_menu, self.umap_button, self.status])
+        help_text = W.HTML("<span style='color:#666'>lasso or box-select points to show them in the sample grid; "
+                           "double-click to clear</span>")
+        super().__init__([controls, help_text, W.HBox([self.figure, side])])
+        self.add_class("wb-embedding-map")
+
+        self.extractor_menu.observe(lambda c: self._on_extractor(c["new"]), names="value")
+        self.projection_menu.observe(lambda c: self._on_projection(c["new"]), names="value")
+        self.umap_button.on_click(lambda _: self.compute_umap())
+        self.selection.observe(lambda _: self._restyle(), names="model")
+        self.selection.observe(self._on_selected_extractor, names="extractor")
+        self._build(ext)
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def extractor(self) -> str:
+        return self.extractor_menu.value
+
+    @extractor.setter
+    def extractor(self, name: str) -> None:
+        self.extractor_menu.value = name
+
+    @property
+    def projection(self) -> str:
+        return self.projection_menu.value
+
+    @projection.setter
+    def projection(self, name: str) -> None:
+        if name == "UMAP" and self.extractor not in self._umap:
+            raise ValueError("UMAP is not computed yet for this extractor; call compute_umap() first")
+        self.projection_menu.value = name
+
+    @property
+    def coords(self) -> np.ndarray:
+        """``(n, 2)`` coordinates of :attr:`points` in the current projection."""
+        store = self._umap if self.projection == "UMAP" else self._pca
+        return store[self.extractor]
+
+    # ------------------------------------------------------------------ building
+
+    def _points_for(self, ext: str) -> Samples:
+        sets = [s for s in self._sets_wanted if self.ws.has(s, ext)]
+        if not sets:
+            raise ValueError(f"no set to plot has a cache by {ext!r}")
+        return subsample(self.ws, sets, self.max_points, self.seed)
+
+    def _colour(self, set_name: str) -> str:
+        role = self.ws.role(set_name)
+        if role in ROLE_COLOURS:
+            return ROLE_COLOURS[role]
+        gens = self.ws.generated
+        return PALETTE[gens.index(set_name) % len(PALETTE)] if set_name in gens else "#999999"
+
+    def _build(self, ext: str) -> None:
+        self.points = self._points_for(ext)
+        if ext not in self._pca:
+            self._pca[ext] = pca_layout(self.ws, ext, self.points, seed=self.seed)
+        found = cached_umap(self.ws, ext, self.points, seed=self.seed)
+        if found is not None:
+            self._umap[ext] = found
+        self._offsets = {}
+        traces = []
+        coords = self._pca[ext]
+        for code, set_name in enumerate(self.points.sets):
+            pos = np.flatnonzero(self.points.codes == code)
+            self._offsets[code] = pos
+            role = self.ws.role(set_name)
+            traces.append(go.Scattergl(
+                x=coords[pos, 0], y=coords[pos, 1], mode="markers", name=f"{set_name} ({role})",
+                customdata=self.points.index[pos],
+                hovertemplate=f"{html.escape(set_name)} #%{{customdata}}<extra></extra>",
+                marker={"size": 4 if role == "generated" else 3, "color": self._colour(set_name),
+                        "opacity": 0.7 if role == "generated" else 0.45},
+            ))
+        with self.figure.batch_update():
+            self.figure.data = []
+            self.figure.add_traces(traces)
+            self.figure.update_layout(
+                height=self._height, width=760, dragmode="lasso", margin={"l": 40, "r": 10, "t": 30, "b": 40},
+                title={"text": f"{ext} features — {self.projection_menu.value}", "font": {"size": 13}},
+                legend={"itemsizing": "constant"}, uirevision="wb", xaxis_title="", yaxis_title="")
+        for trace in self.figure.data:
+            trace.on_hover(self._on_hover)
+            trace.on_selection(self._on_selection)
+            trace.on_deselect(self._on_deselect)
+        self._pending: dict[int, np.ndarray] = {}
+        has_umap = ext in self._umap
+        self.umap_button.disabled = not umap_available() and self.umap_reducer is None
+        if self.umap_button.disabled:
+            set_status(self.status, "UMAP needs the umap-learn package (pip install umap-learn)", kind="info")
+        self.umap_button.description = "UMAP ready" if has_umap else "Compute UMAP"
+        if self.projection_menu.value == "UMAP" and not has_umap:
+            self.projection_menu.value = "PCA"
+        else:
+            self._apply_coords()
+        self._restyle()
+
+    def _apply_coords(self) -> None:
+        coords = self.coords
+        with self.figure.batch_update():
+            for code, trace in enumerate(self.figure.data):
+                pos = self._offsets[code]
+                trace.x, trace.y = coords[pos, 0], coords[pos, 1]
+            self.figure.layout.title.text = f"{self.extractor} features — {self.projection}"
+
+    def _restyle(self) -> None:
+        model = self.selection.model
+        with self.figure.batch_update():
+            for code, trace in enumerate(self.figure.data):
+                set_name = self.points.sets[code]
+                if self.ws.role(set_name) != "generated":
+                    continue
+                trace.marker.opacity = 0.8 if not model or model == set_name else 0.12
+
+    def _on_extractor(self, ext: str) -> None:
+        if self.selection.extractor != ext and ext in self.ws.extractors:
+            self.selection.extractor = ext
+        self._build(ext)
+
+    def _on_selected_extractor(self, change: dict[str, Any]) -> None:
+        if change["new"] in self.ws.extractors and change["new"] != self.extractor:
+            self.extractor_menu.value = change["new"]
+
+    def _on_projection(self, name: str) -> None:
+        if name == "UMAP" and self.extractor not in self._umap:
+            self.projection_menu.value = "PCA"
+            self.compute_umap()
+            return
+        self._apply_coords()
+
+    # ------------------------------------------------------------------ UMAP
+
+    def compute_umap(self) -> BackgroundTask | None:
+        """Start UMAP of the current points (background unless ``background=False``); when done the
+        map switches to it. Returns the task (None when the layout was already there)."""
+        ext = self.extractor
+        if ext in self._umap:
+            self.projection_menu.value = "UMAP"
+            return None
+        if self._task is not None and self._task.running:
+            return self._task
+        points = self.points
+
+        def run() -> np.ndarray:
+            return umap_layout(self.ws, ext, points, seed=self.seed, reducer=self.umap_reducer)
+
+        def done(coords: np.ndarray) -> None:
+            self._umap[ext] = coords
+            self.umap_button.disabled = False
+            self.umap_button.description = "UMAP ready"
+            if self.extractor == ext:
+                self.projection_menu.value = "UMAP"
+
+        def failed(exc: BaseException) -> None:
+            self.umap_button.disabled = False
+
+        self.umap_button.disabled = True
+        hint = "" if self.umap_reducer else "(the first UMAP in a session compiles numba: 1-2 min)"
+        self._task = BackgroundTask(run, label=f"UMAP of {len(points):,} points ({ext})", status=self.status,
+                                    on_done=done, on_error=failed, hint=hint, background=self.background).start()
+        return self._task
+
+    def wait(self, timeout: float | None = 600) -> None:
+        """Wait for a running UMAP (scripts, tests)."""
+        if self._task is not None:
+            self._task.wait(timeout)
+
+    # ------------------------------------------------------------------ events
+
+    def _sample_at(self, trace_index: int, point_index: int) -> tuple[str, int]:
+        pos = self._offsets[trace_index][point_index]
+        return self.points.sets[trace_index], int(self.points.index[pos])
+
+    def hover(self, set_name: str, index: int) -> dict[str, Any]:
+        """Show one sample in the hover panel (as hovering its point does); returns its info."""
+        thumbs = gather_thumbnails(self.ws, Samples.of(set_name, [index]))
+        self.hover_image.value = encode_png(thumbs[0], scale=max(1, HOVER_PX // thumbs.shape[1]))
+        meta = self.ws.meta(set_name).iloc[int(index)]
+        info = {"set": set_name, "row": int(index), "id": str(meta.get("id", ""))}
+        classes = self.ws.classes(set_name)
+        if classes is not None and classes.codes[index] >= 0:
+            info["class"] = classes.names[int(classes.codes[index])]
+        self.hover_info.value = "<br>".join(f"<span style='color:#666'>{k}</span> {html.escape(str(v))}"
+                                            for k, v in info.items())
+        self.hovered = info
+        return info
+
+    def _on_hover(self, trace: Any, points: Any, state: Any) -> None:
+        if not points.point_inds:
+            return
+        set_name, index = self._sample_at(points.trace_index, points.point_inds[0])
+        self.hover(set_name, index)
+
+    def select_points(self, picks: dict[str, Sequence[int]] | Samples, origin: str = "embedding map") -> Samples:
+        """Select samples as a lasso does: ``{set: rows}`` or :class:`Samples`."""
+        samples = picks if isinstance(picks, Samples) else Samples.from_mapping(
+            {s: np.asarray(v, dtype=np.int64) for s, v in picks.items() if len(v)})
+        self.selection.select_samples(samples if len(samples) else None, origin)
+        return samples
+
+    def _on_selection(self, trace: Any, points: Any, selector: Any) -> None:
+        # plotly dispatches one call per trace, in trace order: collect, commit after the last.
+        idx = points.trace_index
+        if idx == 0:
+            self._pending = {}
+        if points.point_inds:
+            pos = self._offsets[idx][np.asarray(points.point_inds, dtype=np.int64)]
+            self._pending[idx] = self.points.index[pos]
+        if idx == len(self.figure.data) - 1:
+            picks = {self.points.sets[i]: rows for i, rows in sorted(self._pending.items())}
+            kind = getattr(selector, "type", "") or "selection"
+            self.select_points(picks, origin=f"embedding map {kind}")
+            self._pending = {}
+
+    def _on_deselect(self, trace: Any, points: Any) -> None:
+        if points.trace_index == len(self.figure.data) - 1:
+            self.selection.clear_samples()
+
+    # ------------------------------------------------------------------ static report
+
+    def static_figure(self, max_points: int = 3000) -> go.Figure:
+        """A plain (SVG) plotly figure of the current layout with at most ``max_points`` per set."""
+        fig = go.Figure()
+        coords = self.coords
+        rng = np.random.default_rng(self.seed)
+        for code, set_name in enumerate(self.points.sets):
+            pos = self._offsets[code]
+            if pos.size > max_points:
+                pos = np.sort(rng.choice(pos, size=max_points, replace=False))
+            role = self.ws.role(set_name)
+            fig.add_trace(go.Scatter(x=coords[pos, 0].astype(float).round(4), y=coords[pos, 1].astype(float).round(4),
+                                     mode="markers", name=f"{set_name} ({role})",
+                                     marker={"size": 4, "color": self._colour(set_name),
+                                             "opacity": 0.7 if role == "generated" else 0.45},
+                                     customdata=self.points.index[pos], hovertemplate=f"{set_name} #%{{customdata}}"
+                                     "<extra></extra>"))
+        fig.update_layout(height=520, width=760, title=f"{self.extractor} features — {self.projection}"
+                          f" (≤ {max_points} points per set)", margin={"l": 40, "r": 10, "t": 40, "b": 40})
+        return fig

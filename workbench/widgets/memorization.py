@@ -1,0 +1,369 @@
+"""``MemorizationBrowser``: generated samples next to their nearest training samples, most suspicious first.
+
+Built on :func:`workbench.analysis.memorization.memorization_report` (the selected model against
+the workspace's training set, under the selected extractor). Each row shows a generated sample
+and its ``k`` nearest training samples with their distances, rows ordered by the report's
+criterion (most suspicious first, :meth:`MemorizationReport.most_suspicious`); flagged rows
+are outlined in red. A threshold slider re-flags from the stored distances
+(:meth:`MemorizationReport.with_threshold`, milliseconds for 50,000 samples) and the copy count
+updates live. The summary shows AuthPct (Alaa et al. 2022) and, when the workspace has a
+held-out ``test`` set, the calibrated distance threshold, its false-positive estimate and the
+data-copying statistic C_T (Meehan et al. 2020, :func:`workbench.metrics.ct_score.ct_score`;
+< 0 means copying). Without a test set the criterion is the authenticity ratio ``d1/d2 <= t``
+(1 by default); pass ``test_set="reference"`` to calibrate with the reference set when it is
+held-out real data the model never saw.
+
+Clicking a row's thumbnail selects that generated sample and its neighbours in the shared
+selection (the dashboard's sample grid shows them).
+
+Python state: :attr:`threshold` (the slider: ``browser.threshold.value = x``),
+:attr:`copy_count`, :attr:`report` (at the current threshold), :attr:`base_report`,
+:attr:`rows` (the current page), :meth:`compute`, :meth:`wait`, :meth:`click`.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from typing import Any
+
+import ipywidgets as W
+import numpy as np
+import pandas as pd
+
+from .sample_grid import gather_thumbnails
+from .scores import ScoreStore
+from .selection import Samples, Selection
+from .sprite_canvas import SpriteCanvas
+from .tasks import BackgroundTask, set_status, status_widget
+from .thumbnails import data_uri, encode_png
+from .workspace import Workspace, as_workspace
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.3g}" if np.isfinite(v) else "inf"
+
+
+class MemorizationBrowser(W.VBox):
+    """Memorization browser (see the module docstring).
+
+    Args:
+        workspace: workspace, folder or caches (needs a set with role ``train``).
+        selection, scores: shared with the other views.
+        k: training neighbours per generated sample.
+        test_set: held-out real set for calibration and C_T: ``"auto"`` (the workspace's
+            ``test`` set, if any), a set name (e.g. ``"reference"``) or None.
+        rows_per_page: generated samples per page.
+        background: search neighbours in a thread.
+        compute: start the analysis at once (else on :meth:`compute`).
+        display_px: thumbnail size on screen.
+    """
+
+    def __init__(
+        self,
+        workspace: Workspace | Any,
+        *,
+        selection: Selection | None = None,
+        scores: ScoreStore | None = None,
+        k: int = 5,
+        test_set: str | None = "auto",
+        rows_per_page: int = 8,
+        background: bool = True,
+        compute: bool = True,
+        display_px: int = 56,
+    ) -> None:
+        self.ws = as_workspace(workspace)
+        if self.ws.train is None:
+            raise ValueError("the memorization browser needs a training set: give a set the role 'train' "
+                             f"(sets: {self.ws.sets})")
+        if isinstance(k, bool) or int(k) < 1:
+            raise ValueError(f"k must be a positive integer; got {k!r}")
+        self.selection = selection if selection is not None else Selection()
+        self.scores = scores if scores is not None else ScoreStore(self.ws)
+        self.k = int(k)
+        self.test_set = self.ws.test if test_set == "auto" else test_set
+        if self.test_set is not None and self.test_set not in self.ws.sets:
+            raise ValueError(f"test_set {self.test_set!r} is not a set of the workspace; sets: {self.ws.sets}")
+        self.rows_per_page = int(rows_per_page)
+        self.background = background
+        self.display_px = display_px
+        self._reports: dict[tuple[str, str], Any] = {}
+        self._ct: dict[tuple[str, str], float | None] = {}
+        self._task: BackgroundTask | None = None
+        self.base_report = None
+        self.report = None
+        self._order = np.zeros(0, dtype=np.int64)
+        self._page = 0
+        self.rows = pd.DataFrame()
+
+        self.threshold = W.FloatSlider(value=1.0, min=0.0, max=2.0, step=0.01, description="threshold",
+                                       continuous_update=True, readout_format=".3g", layout=W.Layout(width="420px"))
+        self.threshold.add_class("wb-threshold")
+        self.copy_label = W.HTML("")
+        self.copy_label.add_class("wb-copy-count")
+        self.summary = W.HTML("<i>not computed yet</i>")
+        self.summary.add_class("wb-memorization-summary")
+        self.status = status_widget()
+        self.prev_button = W.Button(description="◀", layout=W.Layout(width="40px"))
+        self.prev_button.add_class("wb-prev")
+        self.next_button = W.Button(description="▶", layout=W.Layout(width="40px"))
+        self.next_button.add_class("wb-next")
+        self.page_label = W.HTML("")
+        self.compute_button = W.Button(description="Find nearest training samples", icon="search",
+                                       layout=W.Layout(width="auto"))
+        self.compute_button.add_class("wb-memorization-compute")
+        self.canvas = SpriteCanvas()
+        self.canvas.add_class("wb-memorization-rows")
+        header = W.HTML("<b>Memorization</b> <span style='color:#666'>— each row: a generated sample (left) and its "
+                        f"{self.k} nearest training samples, most suspicious first; red = flagged as likely copy"
+                        "</span>")
+        super().__init__([header, W.HBox([self.compute_button, self.status]), self.summary,
+                          W.HBox([self.threshold, self.copy_label]),
+                          W.HBox([self.prev_button, self.page_label, self.next_button]), self.canvas])
+        self.add_class("wb-memorization")
+
+        self.threshold.observe(self._on_threshold, names="value")
+        self.prev_button.on_click(lambda _: self.go(self._page - 1))
+        self.next_button.on_click(lambda _: self.go(self._page + 1))
+        self.compute_button.on_click(lambda _: self.compute())
+        self.canvas.observe(self._on_click, names="clicked")
+        self.selection.observe(lambda _: self._on_model_change(), names=["model", "extractor"])
+        if compute:
+            self.compute()
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def model(self) -> str:
+        sel = self.selection.model
+        return sel if sel in self.ws.generated else self.ws.generated[0]
+
+    @property
+    def extractor(self) -> str:
+        ext = self.selection.extractor
+        return ext if ext in self.ws.extractors else self.ws.extractors[0]
+
+    @property
+    def copy_count(self) -> int:
+        """Generated samples flagged as likely copies at the current threshold (0 before computing)."""
+        return 0 if self.report is None else int(self.report.n_flagged)
+
+    @property
+    def page(self) -> int:
+        return self._page
+
+    @property
+    def page_count(self) -> int:
+        return max(1, -(-len(self._order) // self.rows_per_page))
+
+    # ------------------------------------------------------------------ computing
+
+    def compute(self) -> BackgroundTask | None:
+        """Run the analysis of the selected model and extractor (background unless disabled);
+        None when it is already there."""
+        key = (self.model, self.extractor)
+        if key in self._reports:
+            self._show(key)
+            return None
+        if self._task is not None and self._task.running:
+            return self._task
+        model, ext = key
+        ws = self.ws
+        if not (ws.has(model, ext) and ws.has(ws.train, ext)):
+            set_status(self.status, f"{model} or {ws.train} has no cache by {ext}", kind="error")
+            return None
+        test = self.test_set if self.test_set and ws.has(self.test_set, ext) else None
+
+        def run() -> tuple[Any, float | None]:
+            from ..analysis.memorization import memorization_report
+
+            train_c, fake_c = ws.cache(ws.train, ext), ws.cache(model, ext)
+            test_c = ws.cache(test, ext) if test else None
+            rep = memorization_report(train_c, fake_c, test_c, k=min(self.k, len(train_c)), progress=False)
+            c_t = None
+            if test_c is not None:
+                from ..metrics.ct_score import ct_score
+
+                try:
+                    c_t = float(ct_score(train_c.features, test_c.features, fake_c.features, seed=0).c_t)
+                except ValueError:
+                    c_t = None  # too few samples per cell
+            return rep, c_t
+
+        def done(result: tuple[Any, float | None]) -> None:
+            rep, c_t = result
+            self._reports[key] = rep
+            self._ct[key] = c_t
+            self.scores.put(model, "train_distance", rep.distances[:, 0], extractor=ext)
+            self.compute_button.disabled = False
+            if (self.model, self.extractor) == key:
+                self._show(key)
+            elif self.base_report is None and self.background:
+                # the selection moved on while this ran: compute what is selected now, once this task is over
+                task = self._task
+
+                def later() -> None:
+                    if task is not None:
+                        task.join()
+                    self.compute()
+
+                threading.Thread(target=later, daemon=True).start()
+
+        self.compute_button.disabled = True
+        self._task = BackgroundTask(run, label=f"nearest training samples of {model} ({ext})", status=self.status,
+                                    on_done=done, on_error=lambda e: setattr(self.compute_button, "disabled", False),
+                                    background=self.background).start()
+        return self._task
+
+    def wait(self, timeout: float | None = 600) -> None:
+        """Wait for a running analysis."""
+        if self._task is not None:
+            self._task.wait(timeout)
+
+    def _on_model_change(self) -> None:
+        key = (self.model, self.extractor)
+        if key in self._reports:
+            self._show(key)
+        elif self.base_report is not None or (self._task is not None and self._task.running):
+            self.base_report = self.report = None
+            self.summary.value = "<i>computing…</i>"
+            self.compute()
+
+    def _show(self, key: tuple[str, str]) -> None:
+        rep = self._reports[key]
+        self.base_report = rep
+        if rep.criterion == "distance":
+            d = rep.distances[:, 0]
+            top = float(max(np.quantile(d, 0.5), 2 * rep.threshold, 1e-12))
+        else:
+            top = 2.0
+        self._suspend = True
+        try:
+            with self.threshold.hold_trait_notifications():
+                self.threshold.max = top
+                self.threshold.min = 0.0
+                self.threshold.step = top / 500
+                self.threshold.value = min(rep.threshold, top)
+                self.threshold.description = "distance ≤" if rep.criterion == "distance" else "ratio ≤"
+        finally:
+            self._suspend = False
+        self._order = rep.most_suspicious(len(rep.ratio))["fake_row"].to_numpy()
+        self._page = 0
+        self._apply_threshold(rep.threshold)
+
+    def _on_threshold(self, change: dict[str, Any]) -> None:
+        if getattr(self, "_suspend", False) or self.base_report is None:
+            return
+        self._apply_threshold(float(change["new"]))
+
+    def _apply_threshold(self, t: float) -> None:
+        base = self.base_report
+        self.report = base if t == base.threshold else base.with_threshold(t)
+        rep = self.report
+        m = len(rep.ratio)
+        fp = "" if rep.test_flag_rate is None else (f" · test images flagged {100 * rep.test_flag_rate:.2f}% "
+                                                    "(false-positive estimate)")
+        self.copy_label.value = (f"<b class='wb-copy-number'>{rep.n_flagged}</b> of {m} flagged as likely copies "
+                                 f"({100 * rep.copy_rate:.2f}%){fp}")
+        self._summary()
+        self._render()
+
+    def _summary(self) -> None:
+        base = self.base_report
+        key = (self.model, self.extractor)
+        c_t = self._ct.get(key)
+        parts = [f"<b>{html.escape(self.model)}</b> vs training set <b>{html.escape(self.ws.train)}</b> "
+                 f"({html.escape(self.extractor)} features, {base.settings['n_train']} training samples)",
+                 f"AuthPct <b>{base.auth_pct:.1f}</b>% (authentic = farther from its nearest training sample than "
+                 "that sample's own nearest neighbour)"]
+        if c_t is not None:
+            parts.append(f"C<sub>T</sub> <b>{c_t:+.2f}</b> (&lt; 0: copying, &gt; 0: underfitting; test set "
+                         f"“{html.escape(self.test_set)}”)")
+        if base.criterion == "distance" and base.quantile is not None:
+            parts.append(f"calibrated threshold {base.threshold:.4g} = the {100 * base.quantile:g}% quantile of the "
+                         "test images' distances")
+        elif base.criterion == "ratio":
+            parts.append("criterion: ratio d1/d2 ≤ threshold (no held-out test set to calibrate a distance)")
+        parts.append(f"median distance to training {np.median(base.distances[:, 0]):.4g}")
+        self.summary.value = "<div style='font-size:12px'>" + "<br>".join(parts) + "</div>"
+
+    # ------------------------------------------------------------------ pages
+
+    def go(self, page: int) -> None:
+        self._page = int(min(max(page, 0), self.page_count - 1))
+        self._render()
+
+    def _page_rows(self) -> np.ndarray:
+        start = self._page * self.rows_per_page
+        return self._order[start:start + self.rows_per_page]
+
+    def _render(self) -> None:
+        rep = self.report
+        if rep is None:
+            return
+        fakes = self._page_rows()
+        k = rep.train_rows.shape[1]
+        pairs = []
+        for r in fakes:
+            pairs.append((self.model, int(r)))
+            pairs += [(self.ws.train, int(t)) for t in rep.train_rows[r]]
+        thumbs = gather_thumbnails(self.ws, Samples.from_pairs(pairs)) if pairs else np.zeros((0, 28, 28, 3), np.uint8)
+        cells = []
+        for r in fakes:
+            flagged = bool(rep.likely_copy[r])
+            score = rep.distances[r, 0] if rep.criterion == "distance" else rep.ratio[r]
+            cells.append({"caption": f"#{r} · {_fmt(score)}",
+                          "title": f"{self.model} #{r}: distance {rep.distances[r, 0]:.4g}, ratio {rep.ratio[r]:.3g}"
+                                   + (" — likely copy" if flagged else ""),
+                          "cls": "wb-query wb-copy" if flagged else "wb-query"})
+            for j in range(k):
+                cells.append({"caption": f"d {_fmt(rep.distances[r, j])}",
+                              "title": f"{self.ws.train} #{rep.train_rows[r, j]} (neighbour {j + 1})"})
+        self.canvas.show(thumbs, cells, columns=k + 1, display_px=self.display_px)
+        self.rows = pd.DataFrame({
+            "fake_row": fakes, "train_rows": [rep.train_rows[r].tolist() for r in fakes],
+            "distance": rep.distances[fakes, 0], "ratio": rep.ratio[fakes], "likely_copy": rep.likely_copy[fakes]})
+        self.page_label.value = (f"<span style='padding:0 6px'>page {self._page + 1} / {self.page_count} "
+                                 f"({len(self._order)} generated samples)</span>")
+        self.prev_button.disabled = self._page == 0
+        self.next_button.disabled = self._page >= self.page_count - 1
+
+    def click(self, row_position: int) -> Samples:
+        """Select the generated sample of row ``row_position`` of this page and its neighbours."""
+        fakes = self._page_rows()
+        if not 0 <= row_position < len(fakes):
+            raise IndexError(f"row_position must be in [0, {len(fakes)}); got {row_position}")
+        r = int(fakes[row_position])
+        pairs = [(self.model, r)] + [(self.ws.train, int(t)) for t in self.report.train_rows[r]]
+        samples = Samples.from_pairs(pairs)
+        self.selection.select_samples(samples, f"memorization: {self.model} #{r} and its nearest training samples")
+        self.selection.focus = (self.model, r)
+        return samples
+
+    def _on_click(self, change: dict[str, Any]) -> None:
+        pos = change["new"]
+        if pos is None or pos < 0 or self.report is None:
+            return
+        try:
+            self.click(pos // (self.report.train_rows.shape[1] + 1))
+        finally:
+            self.canvas.clicked = -1
+
+    # ------------------------------------------------------------------ static report
+
+    def static_html(self, rows: int = 12) -> str:
+        """Summary, copy count and the ``rows`` most suspicious samples with neighbours (inline PNGs)."""
+        if self.report is None:
+            return "<p class='wb-note'>memorization analysis not computed</p>"
+        rep = self.report
+        out = [self.summary.value, f"<p>{self.copy_label.value}</p>"]
+        k = rep.train_rows.shape[1]
+        for r in self._order[:rows]:
+            pairs = [(self.model, int(r))] + [(self.ws.train, int(t)) for t in rep.train_rows[r]]
+            thumbs = gather_thumbnails(self.ws, Samples.from_pairs(pairs))
+            figs = [f"<figure class='{'wb-copy' if rep.likely_copy[r] else ''}'><img src='{data_uri(encode_png(thumbs[0]))}'"
+                    f" width='56' height='56'><figcaption>#{int(r)}</figcaption></figure>"]
+            figs += [f"<figure><img src='{data_uri(encode_png(thumbs[j + 1]))}' width='56' height='56'>"
+                     f"<figcaption>d {_fmt(rep.distances[r, j])}</figcaption></figure>" for j in range(k)]
+            out.append("<div class='wb-memo-row'>" + "".join(figs) + "</div>")
+        return "".join(out)

@@ -1,0 +1,288 @@
+"""``MetricTable``: every metric of every generated set under every extractor, sortable and linked.
+
+One row per (model, extractor), one column per metric value of
+:class:`~workbench.metrics.suite.MetricReport`, shown as ``value [low, high] #rank`` when
+bootstrap intervals exist. Ranks and highlights are per extractor and column, oriented by
+:func:`workbench.metrics.suite.higher_is_better`: rank 1 is the best value (lowest for
+distances, highest for scores; ties share the smallest rank), its cell is marked ``wb-best``
+and the last one ``wb-worst``; columns without an orientation (``kd_std``, ``ct``) get no rank.
+Clicking a header sorts by it (best first; again to reverse); clicking a row selects that model
+and extractor in the shared :class:`~workbench.widgets.selection.Selection`.
+
+Python state: :attr:`MetricTable.table` (the displayed frame, in display order, with ``rank_*``
+columns), :attr:`sort_by`, :attr:`ascending`, :attr:`extractor_filter`, :meth:`select`.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import ipywidgets as W
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+
+from ..metrics.suite import MetricReport, higher_is_better
+from .html_table import ClickableTable, table_html
+from .selection import Selection
+from .tasks import status_widget
+
+ALL = "all extractors"
+
+
+def _fmt(v: float) -> str:
+    if v is None or not np.isfinite(v):
+        return "–"
+    if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
+        return f"{v:.3e}"
+    return f"{v:.4g}"
+
+
+def row_key(model: str, extractor: str) -> str:
+    """The row key of a (model, extractor) pair: ``"model|extractor"``."""
+    return f"{model}|{extractor}"
+
+
+class MetricTable(W.VBox):
+    """Sortable metric table with intervals, ranks and best/worst highlights (module docstring).
+
+    Args:
+        reports: ``{extractor: MetricReport}``, one report, or None to fill later with
+            :meth:`set_reports` (e.g. when a dashboard computes them in the background).
+        selection: the shared selection (a new one when omitted).
+        columns: the metric columns to show (default: every column of the reports).
+        extractor: initial extractor filter (``"all extractors"`` or a name).
+    """
+
+    def __init__(
+        self,
+        reports: Mapping[str, MetricReport] | MetricReport | None = None,
+        *,
+        selection: Selection | None = None,
+        columns: Sequence[str] | None = None,
+        extractor: str = ALL,
+    ) -> None:
+        self.selection = selection if selection is not None else Selection()
+        self._columns_wanted = list(columns) if columns is not None else None
+        self.reports: dict[str, MetricReport] = {}
+        self._frame = pd.DataFrame()
+        self._metrics: list[str] = []
+        self.grid = ClickableTable()
+        self.grid.add_class("wb-metric-grid")
+        self.filter = W.Dropdown(options=[ALL], value=ALL, description="extractor", layout=W.Layout(width="260px"))
+        self.filter.add_class("wb-extractor-filter")
+        self.status = status_widget()
+        self.notes = W.HTML("")
+        self.notes.add_class("wb-metric-notes")
+        title = W.HTML("<b>Metrics</b> <span style='color:#666'>— click a header to sort, a row to select "
+                       "that model everywhere; green = best, red = worst per extractor</span>")
+        super().__init__([title, W.HBox([self.filter, self.status]), self.grid, self.notes])
+        self.add_class("wb-metric-table")
+        self._initial_filter = extractor
+        self.grid.observe(self._on_grid_sort, names=["sort_by", "ascending"])
+        self.grid.observe(self._on_grid_select, names="selected")
+        self.filter.observe(lambda _: self._render(), names="value")
+        self.selection.observe(self._on_selection, names=["model", "extractor"])
+        if reports is not None:
+            self.set_reports(reports)
+        else:
+            self.grid.caption = "metrics are being computed…"
+
+    # ------------------------------------------------------------------ data
+
+    def set_reports(self, reports: Mapping[str, MetricReport] | MetricReport) -> None:
+        """Show these reports (``{extractor: report}``; a single report is named by its extractor
+        info or ``"features"``)."""
+        if isinstance(reports, MetricReport):
+            name = str((reports.info.get("extractor") or {}).get("name", "features"))
+            reports = {name: reports}
+        if not reports:
+            raise ValueError("reports must hold at least one MetricReport")
+        self.reports = dict(reports)
+        rows = []
+        metrics: list[str] = []
+        for ext, rep in self.reports.items():
+            cols = [c for c in rep.values.columns if self._columns_wanted is None or c in self._columns_wanted]
+            metrics += [c for c in cols if c not in metrics]
+            for model in rep.values.index:
+                row: dict[str, Any] = {"model": str(model), "extractor": ext}
+                for c in cols:
+                    row[c] = float(rep.values.at[model, c])
+                    row[f"{c}_low"] = float(rep.low.at[model, c])
+                    row[f"{c}_high"] = float(rep.high.at[model, c])
+                rows.append(row)
+        frame = pd.DataFrame(rows)
+        for c in metrics:
+            frame[f"rank_{c}"] = np.nan
+            hib = higher_is_better(c)
+            if hib is None:
+                continue
+            for ext, part in frame.groupby("extractor", sort=False):
+                vals = part[c].to_numpy(dtype=float)
+                ok = np.isfinite(vals)
+                if ok.any():
+                    r = np.full(vals.shape, np.nan)
+                    r[ok] = rankdata(-vals[ok] if hib else vals[ok], method="min")
+                    frame.loc[part.index, f"rank_{c}"] = r
+        self._frame = frame
+        self._metrics = metrics
+        options = [ALL, *self.reports]
+        wanted = self._initial_filter if self._initial_filter in options else ALL
+        with self.hold_sync():
+            self.filter.options = options
+            self.filter.value = wanted
+        notes = [w for rep in self.reports.values() for w in rep.warnings]
+        self.notes.value = "".join(f"<div style='color:#8a6d00;font-size:11px'>⚠ {html.escape(n)}</div>"
+                                   for n in dict.fromkeys(notes))
+        if not self.grid.sort_by:
+            self.grid.sort_by = "model"
+        self._render()
+
+    @property
+    def metrics(self) -> list[str]:
+        """The metric columns shown."""
+        return list(self._metrics)
+
+    @property
+    def extractor_filter(self) -> str:
+        return self.filter.value
+
+    @extractor_filter.setter
+    def extractor_filter(self, value: str) -> None:
+        if value not in self.filter.options:
+            raise ValueError(f"extractor filter must be one of {list(self.filter.options)}; got {value!r}")
+        self.filter.value = value
+
+    @property
+    def sort_by(self) -> str:
+        return self.grid.sort_by
+
+    @sort_by.setter
+    def sort_by(self, column: str) -> None:
+        allowed = ["model", "extractor", *self._metrics]
+        if column not in allowed:
+            raise ValueError(f"sort_by must be one of {allowed}; got {column!r}")
+        hib = higher_is_better(column)
+        with self.grid.hold_trait_notifications():
+            self.grid.ascending = True if hib is None else not hib
+            self.grid.sort_by = column
+
+    @property
+    def ascending(self) -> bool:
+        return self.grid.ascending
+
+    @ascending.setter
+    def ascending(self, value: bool) -> None:
+        self.grid.ascending = bool(value)
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The displayed rows in display order: ``model, extractor``, each metric with ``_low``,
+        ``_high`` and ``rank_`` columns."""
+        frame = self._frame
+        if frame.empty:
+            return frame.copy()
+        if self.filter.value != ALL:
+            frame = frame[frame["extractor"] == self.filter.value]
+        key = self.grid.sort_by or "model"
+        ext_pos = frame["extractor"].map({e: i for i, e in enumerate(self.reports)})
+        if key in ("model", "extractor"):
+            order = frame.assign(_e=ext_pos).sort_values([key, "_e" if key == "model" else "model"],
+                                                         ascending=[self.grid.ascending, True], kind="stable")
+        else:
+            # Values of different extractors are on different scales: sort within each extractor.
+            vals = frame[key].to_numpy(dtype=float)
+            signed = np.where(np.isfinite(vals), vals if self.grid.ascending else -vals, np.inf)
+            order = frame.assign(_e=ext_pos.to_numpy(), _v=signed).sort_values(["_e", "_v"], kind="stable")
+        return order.drop(columns=[c for c in ("_e", "_v") if c in order.columns]).reset_index(drop=True)
+
+    def select(self, model: str, extractor: str | None = None) -> None:
+        """Select ``model`` (and ``extractor``) as a row click does."""
+        known = set(self._frame["model"]) if not self._frame.empty else set()
+        if model not in known:
+            raise ValueError(f"model {model!r} is not in the table; models: {sorted(known)}")
+        with self.selection.hold_trait_notifications():
+            if extractor is not None:
+                self.selection.extractor = extractor
+            self.selection.model = model
+
+    # ------------------------------------------------------------------ rendering
+
+    def _cells(self, frame: pd.DataFrame) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        columns = [{"key": "model", "label": "model", "title": "generated set"},
+                   {"key": "extractor", "label": "extractor", "title": "feature extractor"}]
+        for c in self._metrics:
+            hib = higher_is_better(c)
+            arrow = "↑" if hib else "↓" if hib is False else ""
+            columns.append({"key": c, "label": f"{c} {arrow}".strip(), "default_ascending": not hib if hib is not None
+                            else True, "title": {True: "higher is better", False: "lower is better",
+                                                 None: "no better direction"}[hib]})
+        rows = []
+        n_per_ext = frame.groupby("extractor")["model"].count().to_dict() if len(frame) else {}
+        for rec in frame.to_dict("records"):
+            cells, classes, titles = [rec["model"], rec["extractor"]], ["", ""], ["", ""]
+            for c in self._metrics:
+                v, lo, hi, rank = (rec.get(c, math.nan), rec.get(f"{c}_low", math.nan),
+                                   rec.get(f"{c}_high", math.nan), rec.get(f"rank_{c}", math.nan))
+                text = _fmt(v)
+                if np.isfinite(lo):
+                    text += f" [{_fmt(lo)}, {_fmt(hi)}]"
+                if np.isfinite(rank):
+                    text += f"  #{int(rank)}"
+                cells.append(text)
+                cls = ""
+                n_models = n_per_ext.get(rec["extractor"], 0)
+                col_ranks = self._frame.loc[self._frame["extractor"] == rec["extractor"], f"rank_{c}"]
+                if np.isfinite(rank) and n_models >= 2:
+                    if rank == 1:
+                        cls = "wb-best"
+                    elif rank == np.nanmax(col_ranks.to_numpy(dtype=float)):
+                        cls = "wb-worst"
+                classes.append(cls)
+                titles.append(f"{c} = {v!r}" + (f", {100 * 0.95:.0f}% CI [{lo!r}, {hi!r}]" if np.isfinite(lo) else ""))
+            rows.append({"key": row_key(rec["model"], rec["extractor"]), "cells": cells, "classes": classes,
+                         "titles": titles})
+        return columns, rows
+
+    def _render(self) -> None:
+        if self._frame.empty:
+            return
+        columns, rows = self._cells(self.table)
+        sel = row_key(self.selection.model, self.selection.extractor or next(iter(self.reports)))
+        with self.grid.hold_sync():
+            self.grid.columns = columns
+            self.grid.rows = rows
+            self.grid.selected = sel if any(r["key"] == sel for r in rows) else ""
+            n_models = self._frame["model"].nunique()
+            self.grid.caption = (f"{n_models} generated set(s) × {len(self.reports)} extractor(s); "
+                                 "ranks per extractor (#1 = best)")
+
+    def _on_grid_sort(self, change: dict[str, Any]) -> None:
+        self._render()
+
+    def _on_grid_select(self, change: dict[str, Any]) -> None:
+        key = change["new"]
+        if not key or "|" not in key:
+            return
+        model, ext = key.rsplit("|", 1)
+        if (model, ext) != (self.selection.model, self.selection.extractor):
+            self.select(model, ext)
+
+    def _on_selection(self, change: dict[str, Any]) -> None:
+        if self._frame.empty:
+            return
+        sel = row_key(self.selection.model, self.selection.extractor or next(iter(self.reports)))
+        if self.grid.selected != sel:
+            self.grid.selected = sel if any(r["key"] == sel for r in self.grid.rows) else ""
+
+    # ------------------------------------------------------------------ static report
+
+    def static_html(self) -> str:
+        """The table as static HTML (current filter and order) for the offline report."""
+        if self._frame.empty:
+            return "<p>no metrics computed</p>"
+        columns, rows = self._cells(self.table)
+        return table_html(columns, rows, caption=self.grid.caption)
