@@ -6,6 +6,8 @@ The small top-level API::
     real = wb.extract("data/real", "dinov2")      # -> EmbeddingCache (memory-mapped)
     fake = wb.extract("samples.npz", "dinov2")
     wb.open_cache(real.path).features              # N x D float32
+    wb.evaluate_caches(real, {"model": fake}, bootstrap=100)   # metrics table with intervals
+    wb.Workbench.open("workspace/demo")           # the interactive dashboard (in Jupyter)
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ _LAZY = {
     "create_extractor": "workbench.extractors",
     "register_extractor": "workbench.extractors",
     "list_extractors": "workbench.extractors",
+    "evaluate": "workbench.metrics",
+    "evaluate_caches": "workbench.metrics",
+    "Workbench": "workbench.widgets",
 }
 
 __all__ = ["__version__", *_LAZY]
