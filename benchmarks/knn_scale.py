@@ -54,7 +54,8 @@ from typing import Any
 import numpy as np
 import psutil
 
-from workbench.analysis.neighbors import build_searcher, nearest_neighbors, neighbor_recall, thread_limit
+from workbench.analysis.neighbors import build_searcher, nearest_neighbors, neighbor_recall
+from workbench.threads import limit_threads
 
 FULL = {"n_index": 1_000_000, "n_query": 50_000, "dim": 1024, "n_planted": 100}
 QUICK = {"n_index": 20_000, "n_query": 2_000, "dim": 128, "n_planted": 20}
@@ -194,7 +195,7 @@ def run(
     rows: list[dict[str, Any]] = []
     base = {**{key: size[key] for key in ("n_index", "dim")}, "k": k, "metric": metric, "model": model}
 
-    with tempfile.TemporaryDirectory(dir=tmpdir, prefix="knn_scale_") as folder, thread_limit(threads):
+    with tempfile.TemporaryDirectory(dir=tmpdir, prefix="knn_scale_") as folder, limit_threads(threads):
         t0 = time.perf_counter()
         with PeakMemory() as mem:
             data = make_data(Path(folder), size["n_index"], size["n_query"], size["dim"], size["n_planted"],

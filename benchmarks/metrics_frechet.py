@@ -19,7 +19,6 @@ Run: ``python benchmarks/metrics_frechet.py [--quick] [--ours-only] [--threads 1
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import gc
 import os
@@ -28,13 +27,14 @@ import threading
 import time
 import tracemalloc
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from workbench.metrics.frechet import fd_from_stats, feature_statistics
+from workbench.threads import limit_threads
 
 # ----------------------------------------------------------------------------- measurement
 
@@ -82,24 +82,6 @@ def best_time(fn: Callable[[], Any], repeats: int) -> tuple[Any, float]:
         out = fn()
         best = min(best, time.perf_counter() - t0)
     return out, best
-
-
-@contextlib.contextmanager
-def thread_cap(threads: int | None) -> Iterator[None]:
-    """Limit BLAS/OpenMP (threadpoolctl) and torch intra-op threads inside the block."""
-    if not threads:
-        yield
-        return
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with threadpool_limits(limits=threads):
-            yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def print_table(rows: list[dict], columns: list[str]) -> None:
@@ -274,7 +256,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}  cpus={os.cpu_count()}  "
           f"threads={args.threads or 'default'}  load={os.getloadavg()[0]:.1f}")
-    with thread_cap(args.threads):
+    with limit_threads(args.threads):
         rows = run(args.quick, args.ours_only)
     print("\nDistance step from statistics (ours: best of 3; peers: one run)")
     print_table([r for r in rows if r["part"] == "distance"],

@@ -21,20 +21,20 @@ of anonymous resident memory (includes torch). Run:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import os
 import threading
 import time
 import tracemalloc
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from workbench.metrics.cmmd import cmmd
 from workbench.metrics.kernel_distance import kd
+from workbench.threads import limit_threads
 
 # ----------------------------------------------------------------------------- measurement
 
@@ -73,24 +73,6 @@ def measure(fn: Callable[[], Any]) -> tuple[Any, float, float, float]:
         sampler.join()
     peak[0] = max(peak[0], _rss_anon_bytes())
     return out, seconds, traced / 2**20, (peak[0] - base) / 2**20
-
-
-@contextlib.contextmanager
-def thread_cap(threads: int | None) -> Iterator[None]:
-    """Limit BLAS/OpenMP (threadpoolctl) and torch intra-op threads inside the block."""
-    if not threads:
-        yield
-        return
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with threadpool_limits(limits=threads):
-            yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def print_table(rows: list[dict], columns: list[str]) -> None:
@@ -247,7 +229,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}  cpus={os.cpu_count()}  "
           f"threads={args.threads or 'default'}  load={os.getloadavg()[0]:.1f}")
-    with thread_cap(args.threads):
+    with limit_threads(args.threads):
         rows = run(args.quick, args.skip_cmmd_full, args.cmmd_peer_n)
     print("\nKernel distance (KID): mean/std over subsets")
     print_table([r for r in rows if r["part"] == "KD"],

@@ -1,20 +1,11 @@
 #!/usr/bin/env bash
-# Set everything up, then run the main job: build the demo workspace and explore it.
+# Set everything up, build the demo workspace (reused when already built), then open JupyterLab
+# on the notebooks. Extra arguments go to `jupyter lab` (e.g. --no-browser --port 8890).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-WB=.venv/bin/workbench
-$WB --help
+export WORKBENCH_DEMO_DIR="$PWD/workspace/demo"
+.venv/bin/workbench demo --out "$WORKBENCH_DEMO_DIR"
 echo
-echo "Extracting embeddings of 2,000 Fashion-MNIST test images into workspace/caches ..."
-.venv/bin/python - <<'PY'
-import numpy as np
-import workbench as wb
-from workbench.images.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
-
-images, labels = load_fashion_mnist("test")
-for name in ("pixels", "inception"):
-    cache = wb.extract(images[:2000], name, weights="none" if name == "inception" else "default",
-                       labels=labels[:2000], name="fashion-mnist-test", out="workspace/caches")
-    print(cache.summary(), end="\n\n")
-PY
+echo "Opening JupyterLab on notebooks/ (demo workspace: $WORKBENCH_DEMO_DIR)"
+exec .venv/bin/jupyter lab --ip=127.0.0.1 --ServerApp.root_dir="$PWD/notebooks" "$@" 01_quickstart.ipynb

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -38,3 +39,22 @@ def class_folder(tmp_path: Path, fmnist_test) -> Path:
         for j, idx in enumerate(np.flatnonzero(labels == cls)[:20]):
             Image.fromarray(images[idx]).save(folder / f"{j:03d}.png")
     return root
+
+
+TINY_CLIP = "wb-test-tiny-vit"
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_config(tmp_path_factory) -> str:
+    """A tiny ViT CLIP registered with open_clip (the real ViT-L-14 is too slow to build in tests)."""
+    import open_clip
+
+    cfg = {
+        "embed_dim": 24,
+        "vision_cfg": {"image_size": 32, "layers": 2, "width": 48, "patch_size": 8, "head_width": 16},
+        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1},
+    }
+    path = tmp_path_factory.mktemp("clipcfg") / f"{TINY_CLIP}.json"
+    path.write_text(json.dumps(cfg))
+    open_clip.add_model_config(path)
+    return TINY_CLIP

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
-import open_clip
 import pytest
 import torch
 from PIL import Image
@@ -14,25 +12,9 @@ from PIL import Image
 from workbench.cache import extract, open_cache
 from workbench.extractors import create_extractor, list_extractors
 
-TINY_CLIP = "wb-e2e-tiny-clip"
-
-
-@pytest.fixture(scope="module")
-def tiny_clip(tmp_path_factory) -> str:
-    cfg = {
-        "embed_dim": 24,
-        "vision_cfg": {"image_size": 32, "layers": 2, "width": 48, "patch_size": 8, "head_width": 16},
-        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1},
-    }
-    path = tmp_path_factory.mktemp("clipcfg") / f"{TINY_CLIP}.json"
-    path.write_text(json.dumps(cfg))
-    open_clip.add_model_config(path)
-    return TINY_CLIP
-
-
 CASES = {
     "inception": ({}, 2048, 1008),
-    "clip": ({"model": TINY_CLIP}, 48, None),
+    "clip": ({"model": "wb-test-tiny-vit"}, 48, None),
     "dinov2": ({"model": "vits14", "img_size": 56}, 384, None),
     "pixels": ({}, 768, None),
 }
@@ -43,7 +25,7 @@ def test_all_builtins_are_registered() -> None:
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_extract_end_to_end_random_weights(name: str, tmp_path: Path, class_folder: Path, tiny_clip) -> None:
+def test_extract_end_to_end_random_weights(name: str, tmp_path: Path, class_folder: Path, tiny_clip_config) -> None:
     options, dim, logits_dim = CASES[name]
     cache = extract(class_folder, name, weights="none", out=tmp_path, limit=24, batch_size=8, num_workers=1,
                     progress=False, extractor_options=options)

@@ -11,7 +11,6 @@ import copy
 import functools
 import gzip
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +34,6 @@ timm = pytest.importorskip("timm")
 from torchvision import transforms as T  # noqa: E402
 
 FASHION = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
-TINY_CLIP = "wb-test-tiny-vit"
 
 
 def fashion_gray(n: int) -> np.ndarray:
@@ -68,20 +66,6 @@ def real_images() -> tuple[np.ndarray, ...]:
 
 
 # ----------------------------------------------------------------------------------------- CLIP
-
-
-@pytest.fixture(scope="module")
-def tiny_clip_config(tmp_path_factory):
-    """A tiny ViT CLIP registered with open_clip (the real ViT-L-14 is too slow to build in tests)."""
-    cfg = {
-        "embed_dim": 24,
-        "vision_cfg": {"image_size": 32, "layers": 2, "width": 48, "patch_size": 8, "head_width": 16},
-        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1},
-    }
-    path = tmp_path_factory.mktemp("clipcfg") / f"{TINY_CLIP}.json"
-    path.write_text(json.dumps(cfg))
-    open_clip.add_model_config(path)
-    return TINY_CLIP
 
 
 def _batch(ext, images):

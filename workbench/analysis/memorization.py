@@ -58,11 +58,11 @@ from workbench.analysis.neighbors import (
     build_searcher,
     check_compatible_sources,
     feature_source,
-    thread_limit,
 )
 from workbench.analysis.result import AnalysisResult
 from workbench.metrics.neighbors import Progress
 from workbench.metrics.validation import as_features, check_same_dim
+from workbench.threads import limit_threads
 
 CRITERIA = ("distance", "ratio")
 DEFAULT_QUANTILE = 0.01
@@ -460,7 +460,7 @@ def memorization_report(
     if k > x_train.shape[0]:
         raise ValueError(f"k={k} but train has only {x_train.shape[0]} samples; lower k")
 
-    with thread_limit(threads):
+    with limit_threads(threads):
         searcher = build_searcher(
             x_train, metric=metric, backend=backend, block_size=block_size, seed=seed, progress=progress,
             **(backend_options or {}),

@@ -57,7 +57,6 @@ import math
 import os
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -69,6 +68,7 @@ from workbench.analysis.result import AnalysisResult
 from workbench.cache.reader import EmbeddingCache, open_cache
 from workbench.metrics.neighbors import Progress, knn
 from workbench.metrics.validation import as_features, check_same_dim, check_seed
+from workbench.threads import limit_threads
 
 BACKENDS = ("exact", "faiss-ivf", "faiss-hnsw")
 METRICS = ("cosine", "l2")
@@ -163,40 +163,6 @@ def _import_faiss() -> Any:
             "or use backend='exact'"
         ) from exc
     return faiss
-
-
-@contextmanager
-def thread_limit(threads: int | None) -> Iterator[None]:
-    """Limit torch (and faiss, when installed) to ``threads`` threads inside the block; None = leave as is.
-
-    Example:
-        >>> import torch
-        >>> before = torch.get_num_threads()
-        >>> with thread_limit(1):
-        ...     torch.get_num_threads()
-        1
-        >>> torch.get_num_threads() == before
-        True
-    """
-    if threads is None:
-        yield
-        return
-    threads = _check_positive_int(threads, "threads")
-    old_torch = torch.get_num_threads()
-    try:
-        import faiss
-    except ImportError:
-        faiss = None
-    old_faiss = faiss.omp_get_max_threads() if faiss is not None else None
-    torch.set_num_threads(threads)
-    if faiss is not None:
-        faiss.omp_set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old_torch)
-        if faiss is not None:
-            faiss.omp_set_num_threads(old_faiss)
 
 
 class _Steps:
@@ -735,7 +701,7 @@ def nearest_neighbors(
     k = _check_positive_int(k, "k")
     if k > available:
         raise ValueError(f"k={k} but the index has only {available} candidate neighbours; lower k or add samples")
-    with thread_limit(threads):
+    with limit_threads(threads):
         searcher = build_searcher(
             x, metric=metric, backend=backend, block_size=block_size, nlist=nlist, nprobe=nprobe,
             train_size=train_size, niter=niter, ivf_scan=ivf_scan, M=M, ef_construction=ef_construction,
@@ -789,5 +755,4 @@ __all__ = [
     "feature_source",
     "nearest_neighbors",
     "neighbor_recall",
-    "thread_limit",
 ]

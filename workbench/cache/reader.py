@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..npy_header import read_npy_header
 from .fingerprint import file_sha256
 from .manifest import (
     FEATURES,
@@ -36,12 +37,7 @@ def _open_npy(path: Path, expected_shape: tuple[int, ...] | None, expected_dtype
         raise CacheError(f"{path} is missing; the cache is incomplete — re-run the extraction")
     try:
         with open(path, "rb") as fh:
-            version = np.lib.format.read_magic(fh)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-            else:
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-            header = fh.tell()
+            shape, _fortran, dtype, header = read_npy_header(fh)
     except ValueError as exc:
         raise CacheError(f"{path} is not a valid .npy file ({exc})") from exc
     if dtype.hasobject:

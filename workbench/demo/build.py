@@ -49,6 +49,7 @@ from ..cache.atomic import save_npz_atomic, write_json_atomic
 from ..extractors import create_extractor
 from ..images import ArraySource, NpzSource
 from ..images.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
+from ..threads import limit_threads
 from . import models as M
 from . import zoo as Z
 from .config import (
@@ -69,7 +70,6 @@ from .steps import (
     StepTimer,
     digest_arrays,
     digest_json,
-    limit_threads,
     read_json,
     reuse_or_make_set,
     reuse_or_train,

@@ -66,24 +66,6 @@ def read_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-@contextlib.contextmanager
-def limit_threads(n: int) -> Iterator[None]:
-    """Run with ``n`` torch threads and ``n`` BLAS threads (restored after).
-
-    On a shared 2-core machine two spinning OpenMP/OpenBLAS threads per process are 5-100x slower
-    than one (measured: a 128-d FD took 1.8 s with 2 OpenBLAS threads under load, 8 ms with 1).
-    """
-    from threadpoolctl import threadpool_limits
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        with threadpool_limits(limits=n):
-            yield
-    finally:
-        torch.set_num_threads(old)
-
-
 def cpu_time() -> float:
     """CPU seconds (user + system) of this process and its waited-for children."""
     t = os.times()

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..npy_header import read_npy_header
 from .decode import ImageDecodeError, array_to_rgb8
 from .source import ImageSource, content_digest
 
@@ -98,12 +99,7 @@ def _memmap_npz_member(path: Path, member: str) -> np.ndarray | None:
         if info.compress_type != zipfile.ZIP_STORED:
             return None
         with zf.open(info) as fh:
-            version = np.lib.format.read_magic(fh)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-            else:
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-            header_len = fh.tell()
+            shape, fortran, dtype, header_len = read_npy_header(fh)
     if dtype.hasobject:
         raise ValueError(f"{path}:{member}: object arrays are not supported (no pickle)")
     with open(path, "rb") as raw:

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.cluster import KMeans
 
+from workbench.metrics.neighbors import knn
 from workbench.metrics.validation import as_features, check_same_dim, check_seed, warn_sample_size
 
 VARIANTS = ("standard", "modified", "mode")
-_DIST_BLOCK_ELEMENTS = 1 << 24  # 128 MiB of float64 per distance block
 
 
 @dataclass(frozen=True)
@@ -47,20 +47,13 @@ def _pca_fit_transform(
 
 
 def nearest_distances(queries: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Euclidean distance from each query row to its nearest row of ``reference`` (exact for the found
-    neighbour: the search uses ``|q|^2 + |t|^2 - 2 q.t``, the returned distance is recomputed directly,
+    """Euclidean distance from each query row to its nearest ``reference`` row (float64, exact:
+    the blocked engine of :func:`workbench.metrics.neighbors.knn` re-checks candidates in float64,
     so a copied row gives exactly 0)."""
-    q = np.asarray(queries, dtype=np.float64)
-    t = np.asarray(reference, dtype=np.float64)
-    out = np.empty(q.shape[0], dtype=np.float64)
-    t_sq = np.einsum("ij,ij->i", t, t)
-    rows = max(1, _DIST_BLOCK_ELEMENTS // max(t.shape[0], 1))
-    for start in range(0, q.shape[0], rows):
-        qb = q[start : start + rows]
-        d2 = t_sq[None, :] - 2.0 * (qb @ t.T)
-        nn = np.argmin(d2, axis=1)
-        out[start : start + rows] = np.linalg.norm(qb - t[nn], axis=1)
-    return out
+    if queries.shape[0] == 0:
+        return np.zeros(0, dtype=np.float64)
+    distances, _ = knn(queries, reference, 1, metric="l2")
+    return distances[:, 0]
 
 
 def mann_whitney_z(fake_dist: np.ndarray, test_dist: np.ndarray) -> float:

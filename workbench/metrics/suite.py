@@ -9,7 +9,6 @@ bootstrap confidence intervals. ``workbench metrics`` (the CLI) and the widgets 
 from __future__ import annotations
 
 import html
-import json
 import math
 import time
 import warnings
