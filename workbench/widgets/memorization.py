@@ -239,7 +239,9 @@ class MemorizationBrowser(W.VBox):
             top = 2.0
         self._suspend = True
         try:
-            with self.threshold.hold_trait_notifications():
+            # hold_sync sends max, step and value in one message; separate messages let the
+            # browser snap the old value to the new step and overwrite the calibrated threshold.
+            with self.threshold.hold_sync():
                 self.threshold.max = top
                 self.threshold.min = 0.0
                 self.threshold.step = top / 500
