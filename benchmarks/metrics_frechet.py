@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import argparse
 import functools
-import gc
 import os
 import tempfile
-import threading
+import sys
 import time
-import tracemalloc
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -36,43 +34,10 @@ import numpy as np
 from workbench.metrics.frechet import fd_from_stats, feature_statistics
 from workbench.threads import limit_threads
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import measure, print_table  # noqa: E402
+
 # ----------------------------------------------------------------------------- measurement
-
-
-def _rss_anon_bytes() -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def measure(fn: Callable[[], Any]) -> tuple[Any, float, float, float]:
-    """Run ``fn`` once: (result, seconds, tracemalloc peak MiB, sampled anonymous-RSS peak MiB)."""
-    gc.collect()
-    base = _rss_anon_bytes()
-    peak = [base]
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            peak[0] = max(peak[0], _rss_anon_bytes())
-            stop.wait(0.005)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    tracemalloc.start()
-    t0 = time.perf_counter()
-    try:
-        out = fn()
-    finally:
-        seconds = time.perf_counter() - t0
-        traced = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        stop.set()
-        sampler.join()
-    peak[0] = max(peak[0], _rss_anon_bytes())
-    return out, seconds, traced / 2**20, (peak[0] - base) / 2**20
 
 
 def best_time(fn: Callable[[], Any], repeats: int) -> tuple[Any, float]:
@@ -82,22 +47,6 @@ def best_time(fn: Callable[[], Any], repeats: int) -> tuple[Any, float]:
         out = fn()
         best = min(best, time.perf_counter() - t0)
     return out, best
-
-
-def print_table(rows: list[dict], columns: list[str]) -> None:
-    def fmt(v: Any) -> str:
-        if isinstance(v, float):
-            return f"{v:.4g}"
-        return "" if v is None else str(v)
-
-    cells = [[fmt(r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
-    for row in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
-
-
-# ----------------------------------------------------------------------------- data
 
 
 def synthetic_features(n: int, d: int, seed: int, shift: float = 0.0) -> np.ndarray:

@@ -1,0 +1,62 @@
+"""Shared measuring helpers of the benchmark scripts: time, tracemalloc peak and sampled RSS peak."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+
+def _rss_anon_bytes() -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def measure(fn: Callable[[], Any]) -> tuple[Any, float, float, float]:
+    """Run ``fn`` once: (result, seconds, tracemalloc peak MiB, sampled anonymous-RSS peak MiB)."""
+    gc.collect()
+    base = _rss_anon_bytes()
+    peak = [base]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], _rss_anon_bytes())
+            stop.wait(0.005)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        out = fn()
+    finally:
+        seconds = time.perf_counter() - t0
+        traced = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        stop.set()
+        sampler.join()
+    peak[0] = max(peak[0], _rss_anon_bytes())
+    return out, seconds, traced / 2**20, (peak[0] - base) / 2**20
+
+
+def print_table(rows: list[dict], columns: list[str], digits: int = 4) -> None:
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.{digits}g}"
+        return "" if v is None else str(v)
+
+    cells = [[fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+
+
+# ----------------------------------------------------------------------------- data
