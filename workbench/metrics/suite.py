@@ -335,7 +335,8 @@ def evaluate(
     columns = [c for n in names for c in METRICS[n].fields]
     shape = dict(index=list(gens), columns=columns, dtype=float)
     values, low, high, std = (pd.DataFrame(math.nan, **shape) for _ in range(4))
-    collected: list[str] = []
+    # one line per (metric, message), naming every generated set it applies to
+    collected: dict[tuple[str, str], list[str]] = {}
     seconds: dict[str, float] = {}
     for metric_name in names:
         spec = METRICS[metric_name]
@@ -363,9 +364,9 @@ def evaluate(
                     bundle = {"ref": ref_set, "gen": gen, "train": train_set, "test": test_set}
                     result = spec.compute(bundle, seed)
             for w in caught:
-                text = f"{metric_name} ({gen_name}): {w.message}"
-                if text not in collected:
-                    collected.append(text)
+                names = collected.setdefault((metric_name, str(w.message)), [])
+                if gen_name not in names:
+                    names.append(gen_name)
             for col, v in result.items():
                 values.at[gen_name, col] = float(v)
         seconds[metric_name] = time.perf_counter() - t0
@@ -379,4 +380,5 @@ def evaluate(
         "ci": ci if bootstrap else None,
         "seed": seed,
     }
-    return MetricReport(values=values, low=low, high=high, std=std, warnings=collected, info=info, seconds=seconds)
+    notes = [f"{metric} ({', '.join(names)}): {message}" for (metric, message), names in collected.items()]
+    return MetricReport(values=values, low=low, high=high, std=std, warnings=notes, info=info, seconds=seconds)
