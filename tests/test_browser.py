@@ -122,6 +122,11 @@ def test_quickstart_table_dashboard_and_linked_grid(page, lab) -> None:
     # A header click sorts (in the kernel, best first within each extractor) and redraws the table.
     standalone.locator('th[data-key="fd"]').click()
     standalone.locator('th[data-key="fd"].wb-sorted-asc').wait_for()
+    # The header marks the sort at once; the rows come back re-sorted from the kernel a moment later.
+    page.wait_for_function(
+        "el => el.querySelector('tr.wb-row').getAttribute('data-key') === 'ideal|pixels'",
+        arg=standalone.element_handle(), timeout=UI_TIMEOUT,
+    )
     assert standalone.locator("tr.wb-row").first.get_attribute("data-key") == "ideal|pixels"
 
     bench = page.locator(".wb-workbench")
