@@ -8,4 +8,6 @@ export WORKBENCH_DEMO_DIR="$PWD/workspace/demo"
 .venv/bin/workbench demo --out "$WORKBENCH_DEMO_DIR"
 echo
 echo "Opening JupyterLab on notebooks/ (demo workspace: $WORKBENCH_DEMO_DIR)"
-exec .venv/bin/jupyter lab --ip=127.0.0.1 --ServerApp.root_dir="$PWD/notebooks" "$@" 01_quickstart.ipynb
+ROOT_FLAG=()
+[ "$(id -u)" = 0 ] && ROOT_FLAG=(--allow-root)  # containers and CI machines often run as root
+exec .venv/bin/jupyter lab "${ROOT_FLAG[@]}" --ip=127.0.0.1 --ServerApp.root_dir="$PWD/notebooks" "$@" "$PWD/notebooks/01_quickstart.ipynb"
