@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import doctest
 import functools
-import hashlib
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import scipy.spatial.distance
 import scipy.special
 import scipy.stats
-import torch
-from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
 import workbench.analysis.classes as classes_module
 import workbench.analysis.per_class as per_class_module
@@ -28,26 +24,14 @@ from workbench.analysis.classes import class_histogram, histogram_divergences, t
 from workbench.analysis.per_class import per_class_metric
 from workbench.analysis.result import AnalysisResult
 from workbench.analysis.zero_shot import zero_shot_labels, zero_shot_logits
+from linear_head import lda_head
+
 from workbench.cache import extract
-from workbench.extractors.base import Extractor, ExtractorOutput, WeightsInfo
-from workbench.extractors.pixels import BoxResize
 from workbench.images.arrays import ArraySource
 from workbench.images.datasets import FASHION_MNIST_CLASSES
 from workbench.metrics.frechet import fd
 from workbench.metrics.results import MetricValue
 from workbench.metrics.validation import SampleSizeWarning
-
-
-@dataclass
-class PixelsWithLinearHead(Extractor):
-    """Test extractor: 8x8 pixels as features, a fitted linear classifier's logits."""
-
-    weight: torch.Tensor | None = None
-    bias: torch.Tensor | None = None
-
-    def forward(self, batch: torch.Tensor) -> ExtractorOutput:
-        feats = batch.reshape(batch.shape[0], -1)
-        return ExtractorOutput(features=feats, logits=feats @ self.weight.T + self.bias)
 
 
 @pytest.fixture(scope="module")
@@ -58,14 +42,7 @@ def caches(fmnist_test, tmp_path_factory):
     opts = dict(out=out, progress=False, thumbnails=0, num_workers=0)
     train = extract(ArraySource(images[:1500], labels[:1500], FASHION_MNIST_CLASSES, name="train"), "pixels",
                     extractor_options={"size": 8}, **opts)
-    clf = LinearDiscriminantAnalysis(solver="lsqr", shrinkage=0.1).fit(np.asarray(train.features), labels[:1500])
-    head = PixelsWithLinearHead(
-        name="pixels-lda", variant="8px", dim=192, preprocessor=BoxResize(8), num_classes=10,
-        class_names=list(FASHION_MNIST_CLASSES), feature_layer="input pixels",
-        weights=WeightsInfo(spec="file", pretrained=False,
-                            identity="sha256:" + hashlib.sha256(clf.coef_.tobytes()).hexdigest()),
-        weight=torch.from_numpy(clf.coef_.astype(np.float32)), bias=torch.from_numpy(clf.intercept_.astype(np.float32)),
-    )
+    head = lda_head(train.features, labels[:1500])
     rng = np.random.default_rng(0)
     pool = np.arange(3000, 10000)
     skew = np.array([6, 1, 1, 3, 1, 4, 1, 1, 1, 1.0])[labels[pool]]

@@ -11,14 +11,10 @@ np.argsort / np.bincount histograms, scipy.linalg.sqrtm FD, explicit row copies.
 from __future__ import annotations
 
 import doctest
-import hashlib
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import scipy.linalg
-import torch
-from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
 import workbench.analysis.topn_matching as topn_module
 from workbench.analysis.topn_matching import (
@@ -27,9 +23,9 @@ from workbench.analysis.topn_matching import (
     resample_to_histogram,
     topn_matching_weights,
 )
+from linear_head import lda_head
+
 from workbench.cache import extract
-from workbench.extractors.base import Extractor, ExtractorOutput, WeightsInfo
-from workbench.extractors.pixels import BoxResize
 from workbench.images.arrays import ArraySource
 from workbench.images.datasets import FASHION_MNIST_CLASSES
 from workbench.metrics.frechet import fd
@@ -40,18 +36,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::workbench.metrics.validation.Sa
 SKEW = np.array([8, 1, 1, 4, 1, 6, 1, 1, 1, 1.0])
 
 
-@dataclass
-class PixelsWithLinearHead(Extractor):
-    """Test extractor: 8x8 pixels as features, a fitted linear classifier's logits."""
-
-    weight: torch.Tensor | None = None
-    bias: torch.Tensor | None = None
-
-    def forward(self, batch: torch.Tensor) -> ExtractorOutput:
-        feats = batch.reshape(batch.shape[0], -1)
-        return ExtractorOutput(features=feats, logits=feats @ self.weight.T + self.bias)
-
-
 @pytest.fixture(scope="module")
 def data(fmnist_test, tmp_path_factory):
     images, labels = fmnist_test
@@ -60,14 +44,7 @@ def data(fmnist_test, tmp_path_factory):
     opts = dict(out=out, progress=False, thumbnails=0, num_workers=0)
     train = extract(ArraySource(images[:2000], labels[:2000], name="train"), "pixels",
                     extractor_options={"size": 8}, **opts)
-    clf = LinearDiscriminantAnalysis(solver="lsqr", shrinkage=0.1).fit(np.asarray(train.features), labels[:2000])
-    head = PixelsWithLinearHead(
-        name="pixels-lda", variant="8px", dim=192, preprocessor=BoxResize(8), num_classes=10,
-        class_names=list(FASHION_MNIST_CLASSES), feature_layer="input pixels",
-        weights=WeightsInfo(spec="file", pretrained=False,
-                            identity="sha256:" + hashlib.sha256(clf.coef_.tobytes()).hexdigest()),
-        weight=torch.from_numpy(clf.coef_.astype(np.float32)), bias=torch.from_numpy(clf.intercept_.astype(np.float32)),
-    )
+    head = lda_head(train.features, labels[:2000])
     pool = np.arange(4000, 10000)
     p = SKEW[labels[pool]] / SKEW[labels[pool]].sum()
     fake_idx = rng.choice(pool, 3000, replace=False, p=p)
