@@ -4,6 +4,9 @@ Tolerances: distances are float64 from ``sum((q - x)^2)``; sklearn's brute force
 input) computes them with the norm expansion, so they agree to ``rtol=1e-10`` (observed ~1e-14).
 Indices must equal sklearn's except between tied neighbours (ties are checked via distances).
 Counts must equal a float64 full-matrix reference exactly.
+
+Every test runs twice, with the candidate search in float32 and in bfloat16 (the fixture sets
+``$WORKBENCH_SEARCH_DTYPE``): the two must give the same answers.
 """
 
 from __future__ import annotations
@@ -13,9 +16,18 @@ import pytest
 from scipy.spatial.distance import cdist
 from sklearn.neighbors import NearestNeighbors
 
+import torch
+
+from workbench.metrics import neighbors
 from workbench.metrics.neighbors import count_within_radii, knn, kth_neighbor_radii, max_radius_ratio
 
 RTOL = 1e-10
+
+
+@pytest.fixture(autouse=True, params=["float32", "bfloat16"])
+def search_dtype(request, monkeypatch):
+    monkeypatch.setenv(neighbors.SEARCH_DTYPE_ENV, request.param)
+    return request.param
 
 
 def _data(seed: int, n: int, d: int, offset: float = 3.0) -> np.ndarray:
@@ -138,12 +150,13 @@ def _check_counts(q, x, rx, rq, inclusive, block_size):
 
 
 @pytest.mark.parametrize("inclusive", [False, True])
-def test_count_within_radii_exact_vs_naive(inclusive):
+@pytest.mark.parametrize("quantile", [0.02, 0.5])  # small balls (pair-by-pair) and large (dense counting)
+def test_count_within_radii_exact_vs_naive(inclusive, quantile):
     q, x = _data(10, 300, 32), _data(11, 350, 32)
     rng = np.random.default_rng(12)
     d = cdist(q.astype(np.float64), x.astype(np.float64))
-    rx = np.quantile(d, 0.02, axis=0) * rng.uniform(0.9, 1.1, size=350)
-    rq = np.quantile(d, 0.03, axis=1) * rng.uniform(0.9, 1.1, size=300)
+    rx = np.quantile(d, quantile, axis=0) * rng.uniform(0.9, 1.1, size=350)
+    rq = np.quantile(d, quantile + 0.01, axis=1) * rng.uniform(0.9, 1.1, size=300)
     # radii 1e-9 (relative) above or below a pair distance: float32 cannot tell, float64 must
     side = np.where(rng.random(40) < 0.5, -1e-9, 1e-9)
     rx[:40] = d[np.arange(40), np.arange(40)] * (1 + side)
@@ -224,3 +237,72 @@ def test_bad_inputs_raise_clear_errors():
         max_radius_ratio(q, x, np.ones(30), eps=0.0)
     with pytest.raises(TypeError, match="progress"):
         knn(q, x, 1, progress="yes")
+
+
+def test_knn_falls_back_from_bfloat16_to_float32(monkeypatch, search_dtype):
+    # Index points at distances 1 + i * 1e-4 from the query: bf16 (~3 significant digits) cannot
+    # order them and its certificate fails; float32 can, so the chain stops there.
+    rng = np.random.default_rng(30)
+    directions = rng.normal(size=(400, 16))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    index = directions * (1.0 + 1e-4 * rng.permutation(400))[:, None]
+    query = np.zeros((4, 16))
+    seen = []
+    original = neighbors._knn_sq_subset
+
+    def spy(*args):
+        seen.append(args[-1])
+        return original(*args)
+
+    monkeypatch.setattr(neighbors, "_knn_sq_subset", spy)
+    dist, idx = knn(query, index, 5, block_size=128)
+    full = cdist(query, index)
+    np.testing.assert_array_equal(idx, np.argsort(full, axis=1, kind="stable")[:, :5])
+    np.testing.assert_allclose(dist, np.sort(full, axis=1)[:, :5], rtol=1e-14)
+    assert seen == ([torch.float32] if search_dtype == "bfloat16" else [])
+
+
+@pytest.mark.parametrize("dim", [7, 256, 2048])
+def test_bfloat16_tile_error_within_the_stated_bound(dim, search_dtype):
+    # Heavy-tailed, offset, mixed-scale features: the worst case the bound has to cover.
+    rng = np.random.default_rng(dim)
+    scale = np.exp(rng.normal(0, 2, size=dim))
+    q = rng.standard_t(2, size=(300, dim)) * scale + 5 * scale
+    x = rng.standard_t(2, size=(400, dim)) * scale + 5 * scale
+    centre = q.mean(axis=0)
+    qo = neighbors._operand(q, centre, torch.bfloat16)
+    xo = neighbors._operand(x, centre, torch.bfloat16)
+    tile = neighbors._sq_dist_tile(qo.x, qo.sq, xo.x, xo.sq, neighbors._Workspace()).numpy().astype(np.float64)
+    exact = cdist(q, x, "sqeuclidean")
+    rho = max(qo.rho, xo.rho)
+    assert 2.0**-10 < rho <= 2.0**-8 + 2.0**-23  # measured operand rounding, never above the worst case
+    bound = neighbors._error_coefficient(dim, torch.bfloat16, rho) * (qo.sq64[:, None] + xo.sq64[None, :])
+    ratio = np.abs(tile - exact) / bound
+    assert ratio.max() <= 1.0
+    assert ratio.max() > 0.01  # the bound is not vacuous: real errors reach a visible share of it
+
+
+def test_bfloat16_product_is_rounded_to_nearest_even(search_dtype):
+    # The bf16 error bound assumes the float32 sum is rounded to nearest (2^-8), not truncated
+    # (2^-7). Small integers make every float32 sum exact, so the product must equal RNE(sum).
+    rng = np.random.default_rng(40)
+    a = torch.from_numpy(rng.integers(-200, 200, size=(512, 64)).astype(np.float32)).to(torch.bfloat16)
+    b = torch.from_numpy(rng.integers(-200, 200, size=(512, 64)).astype(np.float32)).to(torch.bfloat16)
+    exact = a.double() @ b.double().T
+    assert torch.equal(exact.float().double(), exact)
+    product = torch.mm(a, b.T)
+    assert torch.equal(product, exact.float().to(torch.bfloat16))
+    truncated = (exact.float().view(torch.int32) & ~0xFFFF).view(torch.float32).to(torch.bfloat16)
+    assert not torch.equal(product, truncated)  # the check can tell the two apart
+
+
+def test_search_dtype_is_validated(monkeypatch):
+    q, x = _data(31, 20, 4), _data(32, 30, 4)
+    with pytest.raises(ValueError, match="search_dtype must be one of"):
+        knn(q, x, 1, search_dtype="float16")
+    monkeypatch.setenv(neighbors.SEARCH_DTYPE_ENV, "half")
+    with pytest.raises(ValueError, match="WORKBENCH_SEARCH_DTYPE must be one of"):
+        knn(q, x, 1)
+    monkeypatch.delenv(neighbors.SEARCH_DTYPE_ENV)
+    assert neighbors.resolve_search_dtype("auto") in (torch.float32, torch.bfloat16)
+    assert neighbors.resolve_search_dtype("float32") == torch.float32

@@ -12,41 +12,48 @@ memorization search of the analysis layer run on the primitives here:
 How it works
 ------------
 No ``n x m`` distance matrix is ever materialised. The query rows are held in memory as
-mean-centred float32 (``N_q x D x 4`` bytes); the index is streamed in row blocks (numpy
-arrays and ``np.memmap`` alike, each block read once). For a query block ``Q`` and an index
-block ``X`` the squared distances come from one multi-threaded float32 matrix product,
-``d^2 = ||q||^2 + ||x||^2 - 2 q.x`` (rows centred on the mean of the queries, which leaves
-distances unchanged and shrinks the cancellation error). A tile is
+mean-centred float32 or bfloat16 (``N_q x D x 4`` or ``x 2`` bytes); the index is streamed in
+row blocks (numpy arrays and ``np.memmap`` alike, each block read once). For a query block
+``Q`` and an index block ``X`` the squared distances come from one multi-threaded matrix
+product, ``d^2 = ||q||^2 + ||x||^2 - 2 q.x`` (rows centred on the mean of the queries, which
+leaves distances unchanged and shrinks the cancellation error). A tile is
 ``block_size x block_size`` float32 (64 MiB at the default 4096); the tile and its masks live in
-buffers reused from tile to tile (about 3 tile sizes), so peak extra memory is about
-``N_q x D x 4 + 12 x block_size^2 + block_size x D x 12`` bytes (about 0.5 GiB for 50,000
-queries of dimension 1024 at the default block size; the 50,000 x 50,000 PRDC benchmark peaks
-at about 0.6 GiB above its inputs).
+buffers reused from tile to tile (about 4 tile sizes), so peak extra memory is about
+``N_q x D x 4 + 16 x block_size^2 + block_size x D x 12`` bytes (about 0.5 GiB for 50,000
+queries of dimension 1024 at the default block size).
+
+The *search dtype* (``search_dtype=``, :func:`resolve_search_dtype`) is bfloat16 on CPUs that
+multiply bf16 matrices fast (AVX512-BF16, AMX: about 4x float32's rate) and float32 elsewhere.
+It only decides how candidates are found; results are identical either way.
 
 Exactness
 ---------
-float32 is only used to *find* candidates; every returned number and every decision is
-exact to float64 rounding for the given inputs:
+The search dtype is only used to *find* candidates; every returned number and every decision
+is exact to float64 rounding for the given inputs:
 
-* The float32 error satisfies ``|fl(d^2) - d^2| <= tau (||q - c||^2 + ||x - c||^2)`` with
-  ``tau = (D + 16) 2^-24`` (Higham's ``gamma_D`` bound for a length-``D`` dot product plus the
-  roundings of the norms, the centring and the two additions).
-* :func:`knn` keeps ``m = k + 8`` float32 candidates per query, recomputes their distances
-  in float64 as ``sum((q - x)^2)`` and re-sorts them. A query is *certified* when its float64
-  ``k``-th distance is not above the float32 ``m``-th candidate minus the error bound (then
-  no non-candidate can be closer); uncertified queries (many near-ties) are searched again in
-  float64. Ties are broken arbitrarily (any tied row is a correct neighbour).
-* :func:`count_within_radii` decides every pair whose float32 ``d^2`` lies farther than the
+* The tile error satisfies ``|fl(d^2) - d^2| <= tau (||q - c||^2 + ||x - c||^2)`` with
+  ``tau = (D + 16) 2^-24`` for float32 (Higham's ``gamma_D`` bound for a length-``D`` dot
+  product plus the roundings of the norms, the centring and the two additions) and about
+  ``0.008`` for bfloat16 (operand and output rounding; see :func:`_error_coefficient`).
+* :func:`knn` keeps ``m = k + 8`` (bf16: ``k + 16``) candidates per query, recomputes in
+  float64 as ``sum((q - x)^2)`` those that can still be among the ``k`` nearest, and re-sorts
+  them. A query is *certified* when its float64 ``k``-th distance is not above the ``m``-th
+  candidate minus the error bound (then no non-candidate can be closer); uncertified queries
+  (near-ties) are searched again with the next finer dtype (bf16 -> float32 -> float64). Ties
+  are broken arbitrarily (any tied row is a correct neighbour).
+* :func:`count_within_radii` decides every pair whose tile ``d^2`` lies farther than the
   error bound from the threshold directly, and recomputes the few pairs inside that band in
   float64, so its counts equal those of a float64 brute-force comparison.
-* :func:`max_radius_ratio` selects the best index row in float32 and recomputes its ratio in
-  float64 (the selection can differ from a float64 arg-max only between candidates whose
-  ratios agree to within the float32 distance error).
+* :func:`max_radius_ratio` always searches in float32: it selects the best index row and
+  recomputes its ratio in float64 (the selection can differ from a float64 arg-max only
+  between candidates whose ratios agree to within the float32 distance error).
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -56,11 +63,16 @@ import torch
 
 from workbench.metrics.validation import as_features, check_same_dim
 
+SearchDtype = Literal["auto", "float32", "bfloat16"]
 Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` after every distance tile (units: tiles)."""
 
 DEFAULT_BLOCK_SIZE = 4096
-_CANDIDATE_MARGIN = 8
+# Extra candidates kept per query beyond k: the certificate needs a gap between the k-th true
+# neighbour and the last candidate larger than twice the search's error bound (wider for bf16).
+_CANDIDATE_MARGIN = {torch.bfloat16: 16, torch.float32: 8, torch.float64: 8}
+SEARCH_DTYPES = ("auto", "float32", "bfloat16")
+SEARCH_DTYPE_ENV = "WORKBENCH_SEARCH_DTYPE"
 _EXACT_CHUNK_ELEMENTS = 1 << 23  # float64 values per exact re-computation chunk (64 MiB)
 _PAIR_CHUNK = 1024  # pairs per exact re-computation chunk (cache-sized)
 _METRICS = ("l2", "cosine")
@@ -82,7 +94,10 @@ class _Rows:
         return self._prepare(self.arr[start:stop], start)
 
     def take(self, idx: np.ndarray) -> np.ndarray:
-        return self._prepare(self.arr[np.asarray(idx, dtype=np.int64)], None)
+        """Rows ``idx``: float64 when normalised, else in the input dtype (exact pair distances
+        convert while subtracting, which skips a float64 copy of every gathered row)."""
+        rows = self.arr[np.asarray(idx, dtype=np.int64)]
+        return self._prepare(rows, None) if self.normalize else rows
 
     def _prepare(self, x: np.ndarray, start: int | None) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
@@ -99,19 +114,88 @@ class _Rows:
         return x
 
 
+def _tile_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Dtype of distance tiles and squared norms: float32 for the bf16 and float32 searches."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
 def _np_dtype(dtype: torch.dtype) -> type:
-    return np.float32 if dtype == torch.float32 else np.float64
+    return np.float64 if dtype == torch.float64 else np.float32
 
 
-def _error_coefficient(dim: int, dtype: torch.dtype) -> float:
+def _error_coefficient(dim: int, dtype: torch.dtype, rho: float = 2.0**-8 + 2.0**-23) -> float:
+    """``tau`` with ``|fl(d^2) - d^2| <= tau (||q - c||^2 + ||x - c||^2)`` for one tile entry.
+
+    float32 / float64: Higham's ``gamma_D`` for the dot product plus the roundings of the norms,
+    the centring and the two additions, ``(D + 16) u``.
+
+    bfloat16 (8-bit significand; operands rounded to bf16, products accumulated in float32, the
+    product tile rounded to bf16, then ``||q||^2 + ||x||^2 - 2 q.x`` in float32): with ``rho``
+    the largest relative rounding ``||e|| / ||v||`` of an operand row (measured, see
+    :func:`_bf16_rounding`; at most ``2^-8`` for round-to-nearest, plus the float64 -> float32
+    step), ``q.x - q'.x' = e_q.x + q'.e_x`` is at most
+    ``(2 rho + rho^2) ||q|| ||x||``; the float32 accumulation adds ``gamma_D (1 + rho)^2 ||q|| ||x||``
+    and the bf16 output at most ``2^-8`` of the sum (round-to-nearest-even, as oneDNN's and
+    PyTorch's float32 -> bf16 conversions do; a test checks it on this machine).
+    The factor 2 of ``-2 q.x`` meets ``2 ||q|| ||x|| <= ||q||^2 + ||x||^2``; ``8 u`` covers the
+    float32 norms and additions. ``tau`` is about 0.008 on typical embeddings, 0.012 at worst.
+    """
+    if dtype == torch.bfloat16:
+        u = 2.0**-24
+        gamma = dim * u / (1 - dim * u)
+        out = 2.0**-8
+        return 2 * rho + rho**2 + (gamma + out * (1 + gamma)) * (1 + rho) ** 2 + 8 * u
     unit_roundoff = 2.0**-24 if dtype == torch.float32 else 2.0**-53
     return (dim + 16) * unit_roundoff
+
+
+_FAST_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+@functools.lru_cache(maxsize=1)
+def _bfloat16_is_fast() -> bool:
+    """True when the CPU multiplies bf16 matrices in hardware (x86 AVX512-BF16 or AMX-BF16).
+
+    There, bf16 products run about 4x faster than float32 (measured: 775 vs 189 GFLOP/s on 2
+    AMD EPYC cores); elsewhere bf16 is emulated and slower. Read from ``/proc/cpuinfo``; where
+    that is missing (macOS, Windows) the answer is False and searches stay float32. (A timing
+    probe was tried first and misjudged a loaded machine now and then.)
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return bool(_FAST_BF16_FLAGS & set(line.split(":", 1)[1].split()))
+    except OSError:
+        pass
+    return False
+
+
+def resolve_search_dtype(search_dtype: str = "auto") -> torch.dtype:
+    """The dtype of the candidate search: ``"float32"``, ``"bfloat16"`` or ``"auto"``.
+
+    ``"auto"`` reads ``$WORKBENCH_SEARCH_DTYPE`` when set, else picks bfloat16 where this CPU
+    has bf16 matrix instructions (AVX512-BF16 or AMX), else float32. The choice never
+    changes a result (every search is certified and re-ranked in float64), only the speed.
+    """
+    if search_dtype == "auto":
+        search_dtype = os.environ.get(SEARCH_DTYPE_ENV, "").strip().lower() or "auto"
+        if search_dtype not in SEARCH_DTYPES:
+            raise ValueError(f"${SEARCH_DTYPE_ENV} must be one of {SEARCH_DTYPES}; got {search_dtype!r}")
+    if search_dtype not in SEARCH_DTYPES:
+        raise ValueError(f"search_dtype must be one of {SEARCH_DTYPES}; got {search_dtype!r}")
+    if search_dtype == "auto":
+        return torch.bfloat16 if _bfloat16_is_fast() else torch.float32
+    return torch.bfloat16 if search_dtype == "bfloat16" else torch.float32
 
 
 def _centre(rows: _Rows, block_size: int) -> np.ndarray:
     total = np.zeros(rows.dim, dtype=np.float64)
     for start in range(0, rows.n, block_size):
-        total += rows.block(start, min(start + block_size, rows.n)).sum(axis=0)
+        stop = min(start + block_size, rows.n)
+        # any centre serves (it only shrinks rounding); summing in float64 skips a float64 copy
+        block = rows.block(start, stop) if rows.normalize else rows.arr[start:stop]
+        total += block.sum(axis=0, dtype=np.float64)
     return total / rows.n
 
 
@@ -122,24 +206,44 @@ class _Operand:
     x: torch.Tensor
     sq: torch.Tensor
     sq64: np.ndarray
+    rho: float = 0.0  # bf16 only: max over rows of ||v - bf16(v)|| / ||v|| (see _error_coefficient)
+
+
+def _bf16_rounding(x32: torch.Tensor, xb: torch.Tensor) -> float:
+    """Largest relative rounding ``||v - bf16(v)|| / ||v||`` over the rows (float64 -> float32 included).
+
+    ``v - bf16(v)`` is exact in float32 (the low bits of ``v``); the norms are float32 sums,
+    inflated by ``1e-4`` against their own rounding. At most ``2^-8``; about ``2^-9`` on
+    typical embeddings, which halves the operand part of the error bound.
+    """
+    res = x32 - xb.to(torch.float32)
+    ratio = (res.square().sum(dim=1) / x32.square().sum(dim=1).clamp_min(1e-30)).sqrt()
+    return min(float(ratio.max()) * (1 + 1e-4), 2.0**-8) + 2.0**-23
 
 
 def _operand(x64: np.ndarray, centre: np.ndarray, dtype: torch.dtype) -> _Operand:
     xc = x64 - centre
     sq64 = np.einsum("ij,ij->i", xc, xc)
     np_dtype = _np_dtype(dtype)
-    return _Operand(torch.from_numpy(xc.astype(np_dtype)), torch.from_numpy(sq64.astype(np_dtype)), sq64)
+    x = torch.from_numpy(xc.astype(np_dtype))
+    sq = torch.from_numpy(sq64.astype(np_dtype))
+    if dtype != torch.bfloat16:
+        return _Operand(x, sq, sq64)
+    xb = x.to(torch.bfloat16)
+    return _Operand(xb, sq, sq64, _bf16_rounding(x, xb))
 
 
 def _query_operand(rows: _Rows, centre: np.ndarray, dtype: torch.dtype, block_size: int) -> _Operand:
     x = torch.empty((rows.n, rows.dim), dtype=dtype)
     sq64 = np.empty(rows.n, dtype=np.float64)
+    rho = 0.0
     for start in range(0, rows.n, block_size):
         stop = min(start + block_size, rows.n)
         op = _operand(rows.block(start, stop), centre, dtype)
         x[start:stop] = op.x
         sq64[start:stop] = op.sq64
-    return _Operand(x, torch.from_numpy(sq64.astype(_np_dtype(dtype))), sq64)
+        rho = max(rho, op.rho)
+    return _Operand(x, torch.from_numpy(sq64.astype(_np_dtype(dtype))), sq64, rho)
 
 
 def _row_chunks(start: int, stop: int, block_size: int) -> list[tuple[int, int]]:
@@ -174,9 +278,18 @@ class _Workspace:
 def _sq_dist_tile(
     q: torch.Tensor, q_sq: torch.Tensor, x: torch.Tensor, x_sq: torch.Tensor, ws: _Workspace
 ) -> torch.Tensor:
-    """``||q||^2 + ||x||^2 - 2 q.x`` for a block pair (not clamped; may be slightly negative)."""
-    out = ws.get("tile", q.shape[0], x.shape[0], q.dtype)
-    torch.addmm(x_sq.unsqueeze(0), q, x.T, beta=1.0, alpha=-2.0, out=out)
+    """``||q||^2 + ||x||^2 - 2 q.x`` for a block pair (not clamped; may be slightly negative).
+
+    bf16 operands: the product tile is bf16 (the CPU kernel accumulates in float32 and rounds
+    the result once) and the distances are formed in float32 from it.
+    """
+    out = ws.get("tile", q.shape[0], x.shape[0], x_sq.dtype)
+    if q.dtype == torch.bfloat16:
+        dot = torch.mm(q, x.T, out=ws.get("dot", q.shape[0], x.shape[0], torch.bfloat16))
+        # copy + in-place ops: a mixed-dtype torch.add(..., out=) is about 5x slower here
+        out.copy_(dot).mul_(-2.0).add_(x_sq.unsqueeze(0))
+    else:
+        torch.addmm(x_sq.unsqueeze(0), q, x.T, beta=1.0, alpha=-2.0, out=out)
     return out.add_(q_sq.unsqueeze(1))
 
 
@@ -187,8 +300,8 @@ def _exact_pair_sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     pair of rows), so a distance that equals a radius computed from the same two rows is an
     exact tie.
     """
-    diff = a - b
-    return np.square(diff, out=diff).sum(axis=1)
+    diff = np.subtract(a, b, dtype=np.float64)  # exact for float32 inputs of similar magnitude
+    return np.einsum("ij,ij->i", diff, diff)
 
 
 def _exact_sq_for_pairs(q_rows: _Rows, q_ids: np.ndarray, x64: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -299,6 +412,8 @@ class _TopK:
             ):
                 return
         kk = min(self.m, tile.shape[1])
+        if not tile.is_contiguous():  # a transposed tile: copying first makes top-k ~2x faster
+            tile = self.ws.get("dense", tile.shape[0], tile.shape[1], tile.dtype).copy_(tile)
         v, i = torch.topk(tile, kk, dim=1, largest=False, sorted=False)
         self._merge_dense(slice(r0, r1), v, i + col_offset)
 
@@ -345,32 +460,36 @@ def _candidates_streamed(
     dtype: torch.dtype,
     block_size: int,
     reporter: _Reporter,
-) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, float]:
-    """Float ``m``-NN candidates of every query row; the index is read once, block by block."""
+) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, float, float]:
+    """``m``-NN candidates of every query row; the index is read once, block by block.
+
+    Returns the candidates' tile values and ids, the query rows' centred squared norms, the
+    largest index row's, and the search's error coefficient ``tau``.
+    """
     centre = _centre(q_rows, block_size)
     q = _query_operand(q_rows, centre, dtype, block_size)
     ws = _Workspace()
-    top = _TopK(q_rows.n, m, dtype, ws)
-    max_x_sq = 0.0
+    top = _TopK(q_rows.n, m, _tile_dtype(dtype), ws)
+    max_x_sq, rho = 0.0, q.rho
     for c0, c1, x64 in _index_blocks(x_rows, block_size):
         xo = _operand(x64, centre, dtype)
-        max_x_sq = max(max_x_sq, float(xo.sq64.max()))
+        max_x_sq, rho = max(max_x_sq, float(xo.sq64.max())), max(rho, xo.rho)
         for r0, r1 in _row_chunks(0, q_rows.n, block_size):
             tile = _sq_dist_tile(q.x[r0:r1], q.sq[r0:r1], xo.x, xo.sq, ws)
             _mask_self(tile, None if self_ids is None else self_ids[r0:r1], c0, c1)
             top.push(r0, r1, tile, c0)
             reporter.step()
-    return top.vals, top.idx, q.sq64, max_x_sq
+    return top.vals, top.idx, q.sq64, max_x_sq, _error_coefficient(q_rows.dim, dtype, rho)
 
 
 def _candidates_symmetric(
     rows: _Rows, m: int, dtype: torch.dtype, block_size: int, reporter: _Reporter
-) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, float]:
+) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, float, float]:
     """Self-search (self excluded) computing each off-diagonal tile once and using it both ways."""
     centre = _centre(rows, block_size)
     op = _query_operand(rows, centre, dtype, block_size)
     ws = _Workspace()
-    top = _TopK(rows.n, m, dtype, ws)
+    top = _TopK(rows.n, m, _tile_dtype(dtype), ws)
     starts = list(range(0, rows.n, block_size))
     for bi, r0 in enumerate(starts):
         r1 = min(r0 + block_size, rows.n)
@@ -383,20 +502,25 @@ def _candidates_symmetric(
             if c0 != r0:
                 top.push(c0, c1, tile.T, r0)
             reporter.step()
-    return top.vals, top.idx, op.sq64, float(op.sq64.max())
+    return top.vals, top.idx, op.sq64, float(op.sq64.max()), _error_coefficient(rows.dim, dtype, op.rho)
 
 
 def _exact_candidate_sq_dists(
-    q_rows: _Rows, q_ids: np.ndarray, x_rows: _Rows, cand: np.ndarray
+    q_rows: _Rows, x_rows: _Rows, cand: np.ndarray, approx: np.ndarray, k: int, slack: np.ndarray
 ) -> np.ndarray:
+    """Float64 ``d^2`` of every query row to those of its candidates that can be among its k nearest.
+
+    A candidate whose approximate ``d^2`` exceeds the row's k-th smallest approximate value by
+    more than ``slack`` (twice the search's error bound) is farther than k other candidates and
+    gets ``inf`` instead of a float64 recomputation.
+    """
     n, m = cand.shape
-    out = np.empty((n, m), dtype=np.float64)
-    step = max(1, _PAIR_CHUNK // m)
-    for r0 in range(0, n, step):
-        r1 = min(r0 + step, n)
-        q = np.repeat(q_rows.take(q_ids[r0:r1]), m, axis=0)
-        x = x_rows.take(cand[r0:r1].ravel())
-        out[r0:r1] = _exact_pair_sq_dists(q, x).reshape(r1 - r0, m)
+    out = np.full((n, m), np.inf)
+    kth = np.partition(approx, k - 1, axis=1)[:, k - 1]
+    rows, cols = np.nonzero(approx <= (kth + slack)[:, None])
+    for s0 in range(0, rows.size, _PAIR_CHUNK):
+        r, c = rows[s0 : s0 + _PAIR_CHUNK], cols[s0 : s0 + _PAIR_CHUNK]
+        out[r, c] = _exact_pair_sq_dists(q_rows.take(r), x_rows.take(cand[r, c]))
     return out
 
 
@@ -408,58 +532,84 @@ def _knn_sq(
     symmetric: bool,
     block_size: int,
     progress: Progress | bool | None,
+    dtype: torch.dtype,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact squared distances (float64) and indices of the k nearest index rows."""
     available = x_rows.n - (1 if exclude_self else 0)
-    m = min(k + _CANDIDATE_MARGIN, available)
+    m = min(k + _CANDIDATE_MARGIN[dtype], available)
     n_q_blocks = len(_row_chunks(0, q_rows.n, block_size))
     n_x_blocks = len(_row_chunks(0, x_rows.n, block_size))
     total = n_q_blocks * (n_q_blocks + 1) // 2 if symmetric else n_q_blocks * n_x_blocks
     reporter = _Reporter(progress, total, "k-NN")
     try:
         if symmetric:
-            vals, idx, q_sq, max_x_sq = _candidates_symmetric(q_rows, m, torch.float32, block_size, reporter)
+            found = _candidates_symmetric(q_rows, m, dtype, block_size, reporter)
         else:
             self_ids = np.arange(q_rows.n) if exclude_self else None
-            vals, idx, q_sq, max_x_sq = _candidates_streamed(
-                q_rows, x_rows, m, self_ids, torch.float32, block_size, reporter
-            )
+            found = _candidates_streamed(q_rows, x_rows, m, self_ids, dtype, block_size, reporter)
     finally:
         reporter.close()
+    return _rerank_and_certify(q_rows, np.arange(q_rows.n), x_rows, k, exclude_self, block_size, dtype,
+                               *found, m < available)
+
+
+def _rerank_and_certify(
+    q_rows: _Rows,
+    q_ids: np.ndarray,
+    x_rows: _Rows,
+    k: int,
+    exclude_self: bool,
+    block_size: int,
+    dtype: torch.dtype,
+    vals: torch.Tensor,
+    idx: torch.Tensor,
+    q_sq: np.ndarray,
+    max_x_sq: float,
+    tau: float,
+    pruned: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Re-rank the candidates in float64; queries whose certificate fails are searched again.
+
+    ``q_rows`` row ``i`` is query ``q_ids[i]`` (its own index row under ``exclude_self``). The
+    repeat search uses the next finer dtype (bf16 -> float32 -> float64) on those queries only.
+    """
     cand = idx.numpy()
-    q_ids = np.arange(q_rows.n)
-    exact = _exact_candidate_sq_dists(q_rows, q_ids, x_rows, cand)
+    approx = vals.numpy().astype(np.float64)
+    exact = _exact_candidate_sq_dists(q_rows, x_rows, cand, approx, k, 2 * tau * (q_sq + max_x_sq))
     order = np.argsort(exact, axis=1, kind="stable")[:, :k]
     best_sq = np.take_along_axis(exact, order, axis=1)
     best_idx = np.take_along_axis(cand, order, axis=1)
-
-    if m < available:
-        tau = _error_coefficient(q_rows.dim, torch.float32)
-        worst_candidate = vals.max(dim=1).values.numpy().astype(np.float64)
+    if pruned and dtype != torch.float64:
+        worst_candidate = approx.max(axis=1)
         lower_bound = np.maximum(worst_candidate - tau * (q_sq + max_x_sq), 0.0)
         uncertified = np.flatnonzero(best_sq[:, -1] > lower_bound)
         if uncertified.size:
-            sub_sq, sub_idx = _knn_sq_float64(q_rows, q_ids[uncertified], x_rows, k, exclude_self, block_size)
+            finer = torch.float32 if dtype == torch.bfloat16 else torch.float64
+            sub_sq, sub_idx = _knn_sq_subset(
+                q_rows, uncertified, q_ids[uncertified], x_rows, k, exclude_self, block_size, finer
+            )
             best_sq[uncertified] = sub_sq
             best_idx[uncertified] = sub_idx
     return best_sq, best_idx
 
 
-def _knn_sq_float64(
-    q_rows: _Rows, q_ids: np.ndarray, x_rows: _Rows, k: int, exclude_self: bool, block_size: int
+def _knn_sq_subset(
+    q_rows: _Rows,
+    rows: np.ndarray,
+    q_ids: np.ndarray,
+    x_rows: _Rows,
+    k: int,
+    exclude_self: bool,
+    block_size: int,
+    dtype: torch.dtype,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Float64 search for a subset of queries (the fallback for uncertified float32 results)."""
-    sub = _Rows(q_rows.take(q_ids), q_rows.name, normalize=False)
+    """A streamed search of ``dtype`` for rows ``rows`` of ``q_rows`` (query ids ``q_ids``)."""
+    sub = _Rows(q_rows.take(rows), q_rows.name, normalize=False)
     available = x_rows.n - (1 if exclude_self else 0)
-    m = min(k + _CANDIDATE_MARGIN, available)
+    m = min(k + _CANDIDATE_MARGIN[dtype], available)
     reporter = _Reporter(None, 0, "")
-    _, idx, _, _ = _candidates_streamed(
-        sub, x_rows, m, q_ids if exclude_self else None, torch.float64, block_size, reporter
-    )
-    cand = idx.numpy()
-    exact = _exact_candidate_sq_dists(sub, np.arange(sub.n), x_rows, cand)
-    order = np.argsort(exact, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(exact, order, axis=1), np.take_along_axis(cand, order, axis=1)
+    found = _candidates_streamed(sub, x_rows, m, q_ids if exclude_self else None, dtype, block_size, reporter)
+    return _rerank_and_certify(sub, q_ids, x_rows, k, exclude_self, block_size, dtype, *found, m < available)
 
 
 def knn(
@@ -471,6 +621,7 @@ def knn(
     exclude_self: bool = False,
     block_size: int | None = None,
     progress: Progress | bool | None = None,
+    search_dtype: SearchDtype = "auto",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact k nearest neighbours of every query row among the index rows.
 
@@ -488,6 +639,9 @@ def knn(
         block_size: rows per block for queries and index (default 4096; peak memory grows as
             ``16 block_size^2`` bytes, see the module docstring).
         progress: ``callable(done, total)`` called after every tile, or True for a tqdm bar.
+        search_dtype: dtype of the candidate search, ``"float32"``, ``"bfloat16"`` or
+            ``"auto"`` (see :func:`resolve_search_dtype`); the result is the same, only the speed
+            differs (bf16 products are about 4x faster on CPUs with AVX512-BF16 or AMX).
 
     Returns:
         ``(distances, indices)``: ``N_q x k`` float64 distances sorted ascending and
@@ -499,6 +653,7 @@ def knn(
         ValueError: bad shapes, NaN/inf, mismatched dimensions, bad ``k``/``metric``/``block_size``.
     """
     _check_metric(metric)
+    dtype = resolve_search_dtype(search_dtype)
     symmetric = exclude_self and index is query
     q = as_features(query, "query")
     x = q if symmetric else as_features(index, "index")
@@ -513,7 +668,7 @@ def knn(
     normalize = metric == "cosine"
     q_rows = _Rows(q, "query", normalize)
     x_rows = q_rows if symmetric else _Rows(x, "index", normalize)
-    sq, idx = _knn_sq(q_rows, x_rows, k, exclude_self, symmetric, bs, progress)
+    sq, idx = _knn_sq(q_rows, x_rows, k, exclude_self, symmetric, bs, progress, dtype)
     dist = sq / 2.0 if normalize else np.sqrt(sq)
     return dist, idx
 
@@ -525,6 +680,7 @@ def kth_neighbor_radii(
     metric: Literal["l2", "cosine"] = "l2",
     block_size: int | None = None,
     progress: Progress | bool | None = None,
+    search_dtype: SearchDtype = "auto",
 ) -> np.ndarray:
     """Distance from every row to its ``k``-th nearest *other* row (the k-NN ball radius).
 
@@ -535,12 +691,14 @@ def kth_neighbor_radii(
     Args:
         x: ``N x D`` features, ``N > k``.
         k: neighbour rank, ``>= 1``.
-        metric, block_size, progress: as for :func:`knn`.
+        metric, block_size, progress, search_dtype: as for :func:`knn`.
 
     Returns:
         ``(N,)`` float64 radii (Euclidean distance for ``"l2"``).
     """
-    dist, _ = knn(x, x, k, metric=metric, exclude_self=True, block_size=block_size, progress=progress)
+    dist, _ = knn(
+        x, x, k, metric=metric, exclude_self=True, block_size=block_size, progress=progress, search_dtype=search_dtype
+    )
     return dist[:, -1]
 
 
@@ -587,13 +745,23 @@ def _tile_counts(
     lo = torch.from_numpy((threshold_sq - band).astype(np.float32)).reshape(shape)
     hi = torch.from_numpy((threshold_sq + band).astype(np.float32)).reshape(shape)
     n_rows, n_cols = tile.shape
-    sure = torch.lt(tile, lo, out=ws.get("sure", n_rows, n_cols, torch.bool))
-    in_band = torch.le(tile, hi, out=ws.get("band", n_rows, n_cols, torch.bool))
-    torch.logical_xor(in_band, sure, out=in_band)
-    sure_f = ws.get("sure_f", n_rows, n_cols, torch.float32).copy_(sure)  # sums exact below 2^24
-    row_counts = torch.mv(sure_f, torch.ones(n_cols)).numpy().astype(np.int64)
-    col_counts = torch.mv(sure_f.T, torch.ones(n_rows)).numpy().astype(np.int64)
-    rows, cols = (t.numpy() for t in torch.nonzero(in_band, as_tuple=True))
+    reach = torch.le(tile, hi, out=ws.get("band", n_rows, n_cols, torch.bool))
+    rows_t, cols_t = torch.nonzero(reach, as_tuple=True)
+    if rows_t.numel() <= tile.numel() // 16:
+        # Few pairs within reach (small balls, the usual case): classify them one by one.
+        sure = tile[rows_t, cols_t] < (lo[rows_t, 0] if per_row else lo[0, cols_t])
+        rows_s, cols_s = rows_t[sure].numpy(), cols_t[sure].numpy()
+        row_counts = np.bincount(rows_s, minlength=n_rows).astype(np.int64)
+        col_counts = np.bincount(cols_s, minlength=n_cols).astype(np.int64)
+        rows, cols = rows_t[~sure].numpy(), cols_t[~sure].numpy()
+    else:
+        # Large balls: count the sure pairs with two matrix-vector products instead.
+        sure = torch.lt(tile, lo, out=ws.get("sure", n_rows, n_cols, torch.bool))
+        sure_f = ws.get("sure_f", n_rows, n_cols, torch.float32).copy_(sure)  # sums exact below 2^24
+        row_counts = torch.mv(sure_f, torch.ones(n_cols)).numpy().astype(np.int64)
+        col_counts = torch.mv(sure_f.T, torch.ones(n_rows)).numpy().astype(np.int64)
+        in_band = torch.logical_xor(reach, sure, out=reach)
+        rows, cols = (t.numpy() for t in torch.nonzero(in_band, as_tuple=True))
     if rows.size:
         q_rows, r0, x64 = pairs
         dist = np.sqrt(_exact_sq_for_pairs(q_rows, r0 + rows, x64, cols))
@@ -613,6 +781,7 @@ def count_within_radii(
     inclusive: bool = False,
     block_size: int | None = None,
     progress: Progress | bool | None = None,
+    search_dtype: SearchDtype = "auto",
 ) -> RadiusCounts:
     """Count, in one blocked pass, the pairs with Euclidean ``d(q_i, x_j)`` inside a ball.
 
@@ -628,7 +797,8 @@ def count_within_radii(
         index_radii: ``(N_x,)`` radii of balls around index rows, or None.
         query_radii: ``(N_q,)`` radii of balls around query rows, or None.
         inclusive: use ``<=`` (Kynkaenniemi et al. 2019) instead of ``<`` (Naeem et al. 2020).
-        block_size, progress: as for :func:`knn`.
+        block_size, progress, search_dtype: as for :func:`knn` (pairs within the search's error
+            bound of a radius are decided in float64 whatever the dtype).
 
     Returns:
         :class:`RadiusCounts`.
@@ -642,8 +812,7 @@ def count_within_radii(
     r_q = None if query_radii is None else _check_radii(query_radii, q.shape[0], "query_radii")
     bs = _check_block_size(block_size)
     q_rows, x_rows = _Rows(q, "query", False), _Rows(x, "index", False)
-    dtype = torch.float32
-    tau = _error_coefficient(q_rows.dim, dtype)
+    dtype = resolve_search_dtype(search_dtype)
     rounding = 4 * 2.0**-24  # relative rounding of a float64 threshold stored as float32
 
     centre = _centre(q_rows, bs)
@@ -660,6 +829,7 @@ def count_within_radii(
         for c0, c1, x64 in _index_blocks(x_rows, bs):
             xo = _operand(x64, centre, dtype)
             x_max = float(xo.sq64.max())
+            tau = _error_coefficient(q_rows.dim, dtype, max(qo.rho, xo.rho))
             for r0, r1 in _row_chunks(0, n_q, bs):
                 tile = _sq_dist_tile(qo.x[r0:r1], qo.sq[r0:r1], xo.x, xo.sq, ws)
                 pairs = (q_rows, r0, x64)
