@@ -21,6 +21,9 @@ from workbench.extractors import create_extractor
 from workbench.images.datasets import FASHION_MNIST_CLASSES
 
 SETS = ("reference", "train", *GENERATED_SETS, "vae-pool")
+# The build's mechanics do not need trained models: 2,000 training images and 1-2 epochs (about 12 s
+# instead of the small demo's 70 s). The notebook tests use the small demo itself.
+TINY = DemoConfig.small(n_train=2_000, classifier_epochs=2, ssl_epochs=1, vae_epochs=2)
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +31,9 @@ def built(tmp_path_factory: pytest.TempPathFactory):
     """A reduced demo built twice in the same folder: (first result, second result, out)."""
     out = tmp_path_factory.mktemp("demo")
     lines: list[str] = []
-    first = build_demo(out, small=True, progress=False, log=lines.append)
+    first = build_demo(out, config=TINY, progress=False, log=lines.append)
     mtimes = {p.name: p.stat().st_mtime_ns for p in (out / "models").iterdir()}
-    second = build_demo(out, small=True, progress=False, log=lines.append)
+    second = build_demo(out, config=TINY, progress=False, log=lines.append)
     return first, second, out, mtimes, lines
 
 
@@ -40,7 +43,7 @@ def test_every_cache_exists_opens_and_is_indexed(built) -> None:
     assert index["format"] == "workbench-demo/1"
     pairs = {(c["set"], c["extractor"]) for c in index["caches"]}
     assert pairs == {(s, e) for s in SETS for e in EXTRACTORS}
-    cfg = DemoConfig.small()
+    cfg = TINY
     sizes = {"reference": cfg.n_reference, "train": cfg.n_train, "vae-pool": cfg.n_pool}
     roles = {"reference": "reference", "train": "train", "vae-pool": "pool"}
     for c in index["caches"]:
@@ -241,14 +244,14 @@ def test_interrupted_build_resumes_and_rebuild_is_bit_identical(built, tmp_path:
 
     monkeypatch.setattr(B, "extract", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        build_demo(tmp_path, small=True, progress=False, log=lambda msg: None)
+        build_demo(tmp_path, config=TINY, progress=False, log=lambda msg: None)
     assert not list(tmp_path.rglob("*.tmp")) and not (tmp_path / "workspace.json").exists()
     # an independent build with the same seed gives byte-identical weights and sets
     for rel in ("models/demo-classifier.safetensors", "models/demo-ssl.safetensors", "models/vae.safetensors",
                 "zoo/memorizer.npz", "zoo/hist-matched.npz", "zoo/splits.npz"):
         assert file_sha256(tmp_path / rel) == file_sha256(out / rel), rel
     monkeypatch.setattr(B, "extract", real_extract)
-    ws = build_demo(tmp_path, small=True, progress=False, log=lambda msg: None)
+    ws = build_demo(tmp_path, config=TINY, progress=False, log=lambda msg: None)
     reused = {s.name for s in ws.steps if s.reused}
     assert {"train demo-classifier", "train demo-ssl (no labels)", "zoo: hist-matched"} <= reused
     assert {"cache reference x pixels", "cache train x pixels"} <= reused

@@ -9,10 +9,16 @@ executed copies are written to ``artifacts/notebooks/`` for inspection.
 
 Findings on the demo that the tests document instead of hiding (see the notebooks' text):
 
-* Histogram matching lowers the classifier FD, but *not* more than the unsupervised FD: the demo
-  classifier's classes are the dataset's own, so the class proportions the VAE gets wrong are a
-  real flaw every feature space sees (``test_hist_matching_games_classifier_more_than_ssl`` is a
-  strict xfail).
+* Histogram matching games the classifier FD only because the demo's VAE is class-conditional
+  with exactly balanced classes: matching the classifier's *predicted* histogram then fixes no
+  real flaw (the true classes get less balanced). With the earlier unconditional VAE, whose class
+  proportions were really off, both FDs dropped alike (-7.5% vs -8.0%). It also needs trained
+  models: with 2,000 training images and 1-2 epochs the classifier's class of a VAE sample
+  tracked its quality and matching lowered the unsupervised FD most (-20%). The effect is some
+  percent, the size of a draw's noise, so the claim is checked on the pool's weighted FD
+  (``fd_weighted``, no draw noise). Measured on the small demo for build seeds 0-3: classifier
+  -2.9/-9.3/-10.2/-12.2%, unsupervised +1.9/+1.0/-5.5/0.0%, pixels +5.0/+1.2/-5.5/+5.6%; on the
+  full demo (seed 0) -1.4%, +0.7%, +0.3%.
 * The mode-dropper does not have the lowest recall/coverage of the whole zoo: the blurry and VAE
   sets miss far more. Its signature is precision at the ideal set's level with recall and coverage
   below it, lowest among the sets of real images, and the uncovered real images are its missing
@@ -118,7 +124,8 @@ def test_quickstart_table_shows_each_flaw(run) -> None:
     _, s = run("01_quickstart")
     for ext, fd in s["fd"].items():
         ranked = sorted(fd, key=fd.get)
-        assert ranked[:2] == ["ideal", "memorizer"], (ext, fd)  # FD rewards the copies
+        # FD rewards the copies: the memorizer ranks with the perfect generator (either order)
+        assert set(ranked[:2]) == {"ideal", "memorizer"}, (ext, fd)
     for ext in ("demo-classifier", "demo-ssl"):
         prec, rec, cov = (s[k][ext] for k in ("precision", "recall", "coverage"))
         # Mode dropping: precision of real images, recall and coverage below them. (Not the lowest of
@@ -156,21 +163,18 @@ def test_fid_vs_humans_agreement_matches_scipy(run) -> None:
 
 def test_hist_matching_matches_the_histogram_and_lowers_classifier_fd(run) -> None:
     _, s = run("02_fid_vs_humans")
-    assert s["tv_matched"] < 0.5 * s["tv_uniform"]  # the class histogram moved onto the real one
-    assert s["matched_relative_change"]["demo-classifier"] < 0  # against a same-size uniform draw
-    stored = s["stored_fd"]["demo-classifier"]
-    assert stored["hist-matched"] < stored["vae-pool"] and stored["hist-matched"] < stored["vae"]
+    assert s["tv_matched"] < 0.5 * s["tv_uniform"]  # the classifier's histogram moved onto the real one
+    assert s["true_tv_matched"] > s["true_tv_uniform"]  # ... and the true classes moved away from it
+    assert s["weighted_relative_change"]["demo-classifier"] < 0  # same pool, matching weights vs uniform
+    assert s["stored_is_rebuilt"]  # the stored vae / hist-matched pair is the prefix draw's pair
+    assert s["stored_change"]["demo-classifier"] < 0  # the stored set, against the vae set it swaps from
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "not on this demo: demo-classifier's classes are Fashion-MNIST's own, so matching its class "
-    "histogram fixes a real flaw of the VAE that the unsupervised features see too (small demo: "
-    "classifier FD -7%, demo-ssl FD -24% vs a uniform draw; full demo: -7.5% vs -8.0%). Inception's "
-    "ImageNet classes are unrelated to most target datasets, which is what makes FID gameable."))
 def test_hist_matching_games_classifier_more_than_ssl(run) -> None:
     _, s = run("02_fid_vs_humans")
-    change = s["matched_relative_change"]
-    assert change["demo-classifier"] < change["demo-ssl"]
+    change = s["weighted_relative_change"]
+    assert change["demo-classifier"] < change["demo-ssl"], change
+    assert change["demo-classifier"] < change["pixels"], change
 
 
 # ---------------------------------------------------------------------------------------------- 03
@@ -182,13 +186,15 @@ def test_compare_extractors_ranks_and_agreement(run) -> None:
     ranks = s["fd_rank"]
     models = sorted(ranks["demo-ssl"])
     for ext, r in ranks.items():
-        assert (r["ideal"], r["memorizer"]) == (1, 2), (ext, r)
+        assert {r["ideal"], r["memorizer"]} == {1, 2}, (ext, r)
     for pair, tau in s["kendall_fd"].items():
         a, b = pair.split("|")
         # Independent: scipy's Kendall tau-b between the two extractors' FD ranks.
         expected = scipy.stats.kendalltau([ranks[a][m] for m in models], [ranks[b][m] for m in models]).statistic
         assert tau == pytest.approx(expected, abs=1e-12), pair
-        assert tau > 0.5, pair
+        assert tau > 0, pair  # the extractors agree more than they disagree ...
+    # ... but not on everything: blur moves few pixels and many of a classifier's features
+    assert ranks["demo-classifier"]["blurry"] > ranks["pixels"]["blurry"], ranks
     assert 0.0 <= s["fd_top_overlap"] <= 1.0 and s["umap"] is False
 
 
@@ -237,9 +243,9 @@ def test_memorization_flags_the_memorizer(run, demo_dir: Path) -> None:
         assert min(c_t, key=c_t.get) == "memorizer" and c_t["memorizer"] < -3, (ext, c_t)
         others = max(v for m, v in rate.items() if m != "memorizer")
         assert others <= 0.05 and rate["memorizer"] > 5 * max(others, s["test_flag_rate"][ext]), (ext, rate)
-        assert s["fd_rank"][ext]["memorizer"] == 2  # ... while FD ranks it second
+        assert s["fd_rank"][ext]["memorizer"] <= 2  # ... while FD ranks it with the ideal set
         # Independent check on the reduced demo, where the notebook's subsamples are the whole sets.
-        assert table["memorizer"]["FD rank"] == 2
+        assert table["memorizer"]["FD rank"] <= 2
         train, fake, test = (ws.cache(x, ext).features for x in (ws.train, "memorizer", ws.reference))
         assert len(fake) <= 1000 and len(test) <= 2000
         naive_auth, naive_rate = _naive_memorization(train, fake, test)

@@ -28,7 +28,7 @@ from linear_head import lda_head
 from workbench.cache import extract
 from workbench.images.arrays import ArraySource
 from workbench.images.datasets import FASHION_MNIST_CLASSES
-from workbench.metrics.frechet import fd
+from workbench.metrics.frechet import fd, fd_from_stats
 from workbench.metrics.validation import SampleSizeWarning
 
 pytestmark = pytest.mark.filterwarnings("ignore::workbench.metrics.validation.SampleSizeWarning")
@@ -206,6 +206,36 @@ def test_without_replacement_gives_unique_indices(data) -> None:
         resample_to_histogram(real, fake, size=2900, replace=False)
 
 
+def test_prefix_draw_takes_each_class_first_samples_and_pairs_with_the_pool_prefix(data) -> None:
+    real, fake = data
+    f1, r1 = np.asarray(fake.logits).argmax(1), np.asarray(real.logits).argmax(1)
+    size = 1000
+    res = match_topn_histogram(real, fake, size=size, sampling="prefix", seed=0)
+    # same counts as the stratified draw: size * p_real(c), largest remainders (total = size)
+    want = np.bincount(r1, minlength=10) * size / len(r1)
+    got = np.bincount(f1[res.indices], minlength=10)
+    assert got.sum() == size and np.all(np.abs(got - want) < 1)
+    # ... and they are each class's first generated samples, sorted, without repeats
+    expected = np.sort(np.concatenate([np.flatnonzero(f1 == c)[: got[c]] for c in range(10)]))
+    np.testing.assert_array_equal(res.indices, expected)
+    # the uniform control is the pool's first `size` samples, so both sets share the unswapped ones
+    np.testing.assert_array_equal(res.uniform_indices, np.arange(size))
+    shared = np.intersect1d(res.indices, np.arange(size)).size
+    assert shared == sum(min(got[c], int((f1[:size] == c).sum())) for c in range(10))
+    # a class the pool has too few of: its samples, then repeats of its own (replace=True) or an error
+    scarce = int(np.argmin(np.bincount(f1, minlength=10) / np.maximum(np.bincount(r1, minlength=10), 1)))
+    big = 2900
+    idx = resample_to_histogram(real, fake, size=big, sampling="prefix", seed=0)
+    rows = idx[f1[idx] == scarce]
+    assert np.bincount(f1[idx], minlength=10).sum() == big
+    assert len(rows) > (f1 == scarce).sum()  # the skew makes it short
+    assert set(rows) == set(np.flatnonzero(f1 == scarce))
+    with pytest.raises(ValueError, match="replace=True or a smaller size"):
+        resample_to_histogram(real, fake, size=big, sampling="prefix", replace=False)
+    with pytest.raises(ValueError, match="needs Top-1"):
+        resample_to_histogram(real, fake, n=2, sampling="prefix")
+
+
 def test_count_weighted_statistics_equal_statistics_of_the_copy(data) -> None:
     _, fake = data
     x = np.asarray(fake.features)
@@ -214,6 +244,41 @@ def test_count_weighted_statistics_equal_statistics_of_the_copy(data) -> None:
     copy = np.repeat(x, counts, axis=0).astype(np.float64)
     np.testing.assert_allclose(stats.mean, copy.mean(0), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(stats.cov, np.cov(copy, rowvar=False), rtol=1e-8, atol=1e-12)
+
+
+def test_count_weighted_statistics_take_frequency_weights(data) -> None:
+    # non-integer counts: numpy's reliability-weighted covariance with ddof=0 is scatter / C,
+    # so scatter / (C - 1) is it times C / (C - 1) (rtol 1e-9: float64 rounding of two routes)
+    _, fake = data
+    x = np.asarray(fake.features, dtype=np.float64)
+    w = np.random.default_rng(2).gamma(2.0, 0.5, len(x))
+    stats = count_weighted_statistics(fake.features, w, block_rows=333)
+    total = w.sum()
+    np.testing.assert_allclose(stats.mean, np.average(x, axis=0, weights=w), rtol=1e-10, atol=1e-12)
+    expected = np.cov(x, rowvar=False, aweights=w, ddof=0) * total / (total - 1)
+    np.testing.assert_allclose(stats.cov, expected, rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="finite non-negative"):
+        count_weighted_statistics(fake.features, np.where(np.arange(len(x)) == 3, np.nan, w))
+    with pytest.raises(ValueError, match="summing to more than 1"):
+        count_weighted_statistics(fake.features, np.full(len(x), 0.5 / len(x)))
+
+
+def test_fd_weighted_is_the_fd_of_the_pool_under_the_weights(data) -> None:
+    real, fake = data
+    res = match_topn_histogram(real, fake, seed=0)
+    row = res.to_frame("fd").iloc[0]
+    x = np.asarray(fake.features, dtype=np.float64)
+    r = np.asarray(real.features, dtype=np.float64)
+    w = res.weights * (len(x) / res.weights.sum())  # frequency weights summing to the pool size
+    cov = np.cov(x, rowvar=False, aweights=w, ddof=0) * len(x) / (len(x) - 1)
+    expected = fd_from_stats(r.mean(0), np.cov(r, rowvar=False), np.average(x, axis=0, weights=w), cov)
+    assert row["fd_weighted"] == pytest.approx(expected, rel=1e-8)
+    assert row["weighted_relative_change"] == pytest.approx(row["fd_weighted"] / row["fd_original"] - 1, rel=1e-12)
+    assert row["fd_weighted"] != pytest.approx(row["fd_original"], rel=1e-6)  # the weights are not uniform
+    # a pool whose histogram already matches gets weights 1: the weighted FD is the original FD
+    same = match_topn_histogram(fake, fake, seed=0).to_frame("fd").iloc[0]
+    assert np.allclose(match_topn_histogram(fake, fake, seed=0).weights, 1.0)
+    assert same["fd_weighted"] == pytest.approx(same["fd_original"], rel=1e-9, abs=1e-9)
 
 
 def test_bad_inputs_give_clear_errors(data, tmp_path, digits) -> None:

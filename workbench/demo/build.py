@@ -152,7 +152,7 @@ def build_demo(
         out: workspace folder (default ``workspace/demo``, or ``$WORKBENCH_DEMO_DIR``).
         seed: seeds the splits, the training of the three models and every generated set.
         force: rebuild everything (retrain, regenerate, re-extract) instead of reusing.
-        small: use :meth:`DemoConfig.small` (2,000 training images, 500 per set) unless ``config``
+        small: use :meth:`DemoConfig.small` (20,000 training images, 500 per set) unless ``config``
             is given.
         config: sizes and hyper-parameters (default :class:`DemoConfig` or its ``small()``).
         progress: show extraction progress bars (stderr).
@@ -262,7 +262,7 @@ def _build_models(cfg: DemoConfig, seed: int, force: bool, data: _Data, models_d
 
     with steps(f"train {VAE_NAME} (the weak generator)") as rec:
         def train_vae() -> tuple[torch.nn.Module, M.TrainingLog, dict[str, Any]]:
-            net, tlog = M.train_vae(data.train_x, epochs=cfg.vae_epochs, batch_size=cfg.batch_size, seed=seed + 2, log=progress)
+            net, tlog = M.train_vae(data.train_x, data.train_y, epochs=cfg.vae_epochs, batch_size=cfg.batch_size, seed=seed + 2, log=progress)
             return net, tlog, {}
 
         models[VAE_NAME] = reuse_or_train(
@@ -327,16 +327,17 @@ def _build_zoo(cfg: DemoConfig, seed: int, force: bool, data: _Data, models: dic
     vae_key = {**base, "vae": models[VAE_NAME]["sha256"], "n_pool": cfg.n_pool}
 
     def vae_pool() -> dict[str, Any]:
-        pool = _load_vae(models_dir).sample(cfg.n_pool, seed=seed + 20)
-        Z.save_zoo_npz(zoo_dir / "vae-pool.npz", pool)
-        return {"name": "vae-pool", "n": cfg.n_pool, "role": "pool", "labels_known": False,
+        labels = M.DemoVAENet.balanced_labels(cfg.n_pool)
+        pool = _load_vae(models_dir).sample(labels, seed=seed + 20)
+        Z.save_zoo_npz(zoo_dir / "vae-pool.npz", pool, labels)
+        return {"name": "vae-pool", "n": cfg.n_pool, "role": "pool", "labels_known": True,
                 "flaw": FLAWS["vae-pool"].format(n=cfg.n_pool, m=n)}
 
     def vae() -> dict[str, Any]:
         with np.load(zoo_dir / "vae-pool.npz", allow_pickle=False) as z:
-            x = z["arr_0"][:n, :, :, 0]
-        Z.save_zoo_npz(zoo_dir / "vae.npz", x, pool_index=np.arange(n))
-        return entry("vae", x, None, source=f"the first {n} samples of zoo/vae-pool.npz")
+            x, y = z["arr_0"][:n, :, :, 0], z["arr_1"][:n]
+        Z.save_zoo_npz(zoo_dir / "vae.npz", x, y, pool_index=np.arange(n))
+        return entry("vae", x, y, source=f"the first {n} samples of zoo/vae-pool.npz")
 
     with steps("zoo: vae pool + vae") as rec:
         pool_entry = reuse_or_make_set("vae-pool", zoo_dir, digest_json({**vae_key, "set": "vae-pool"}), force, entries, vae_pool, rec)
@@ -346,21 +347,23 @@ def _build_zoo(cfg: DemoConfig, seed: int, force: bool, data: _Data, models: dic
 
     def hist_matched() -> dict[str, Any]:
         with np.load(zoo_dir / "vae-pool.npz", allow_pickle=False) as z:
-            pool = z["arr_0"][:, :, :, 0]
+            pool, labels = z["arr_0"][:, :, :, 0], z["arr_1"]
         clf = create_extractor(CLASSIFIER_NAME, weights=str(models_dir / WEIGHT_FILES[CLASSIFIER_NAME]), device="cpu")
         pool_logits = M.classify(clf.net, pool)
         ref_logits = M.classify(clf.net, data.ref_x)
         idx = Z.histogram_matched_indices(ref_logits, pool_logits, n, seed=seed + 30)
         pred = pool_logits.argmax(1)
-        Z.save_zoo_npz(zoo_dir / "hist-matched.npz", pool[idx], None, pool_index=idx, predicted=pred[idx])
+        Z.save_zoo_npz(zoo_dir / "hist-matched.npz", pool[idx], labels[idx], pool_index=idx, predicted=pred[idx])
         ref_hist = np.bincount(ref_logits.argmax(1), minlength=10) / len(ref_logits)
         return {
-            **entry("hist-matched", pool[idx], None),
-            "source": "zoo/vae-pool.npz rows pool_index (drawn with replacement)",
+            **entry("hist-matched", pool[idx], labels[idx]),
+            "source": "zoo/vae-pool.npz rows pool_index (each predicted class's first pool samples)",
+            "shared_with_vae": int(np.isin(idx, np.arange(n)).sum()),
             "distinct_images": int(np.unique(idx).size),
             "pool_top1_histogram": (np.bincount(pred, minlength=10) / len(pred)).round(4).tolist(),
             "reference_top1_histogram": ref_hist.round(4).tolist(),
             "matched_top1_histogram": (np.bincount(pred[idx], minlength=10) / len(idx)).round(4).tolist(),
+            "matched_class_histogram": (np.bincount(labels[idx], minlength=10) / len(idx)).round(4).tolist(),
         }
 
     with steps("zoo: hist-matched") as rec:

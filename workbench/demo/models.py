@@ -7,8 +7,8 @@
 * :class:`DemoAutoencoderNet` — a denoising convolutional autoencoder trained without labels
   (Vincent et al., ICML 2008); its 64-d bottleneck plays the self-supervised extractor (DINOv2).
 * :class:`DemoVAENet` — the fully connected VAE of Kingma & Welling (ICLR 2014, appendix C:
-  one hidden layer, Bernoulli decoder), a deliberately weak generative model whose samples fill
-  the ``vae`` and ``hist-matched`` sets.
+  one hidden layer, Bernoulli decoder), made class-conditional (Sohn et al., NeurIPS 2015): a
+  deliberately weak generative model whose samples fill the ``vae`` and ``hist-matched`` sets.
 
 Inputs of the two extractor networks are ``B x 1 x 28 x 28`` float32 standardised with the
 Fashion-MNIST training-split pixel statistics (:data:`FMNIST_MEAN`, :data:`FMNIST_STD`, pixel
@@ -93,35 +93,53 @@ class DemoAutoencoderNet(nn.Module):
 
 
 class DemoVAENet(nn.Module):
-    """Kingma & Welling (2014) MLP VAE: 784 -> 512 -> (mu, log sigma^2) in R^16 -> 512 -> 784 Bernoulli logits."""
+    """Class-conditional MLP VAE (Kingma & Welling 2014, conditioned as in Sohn et al. 2015).
 
-    def __init__(self, latent_dim: int = VAE_LATENT_DIM, hidden: int = 512) -> None:
+    Encoder ``[x, onehot(y)]`` (784 + 10) -> 512 -> (mu, log sigma^2) in R^16; decoder
+    ``[z, onehot(y)]`` -> 512 -> 784 Bernoulli logits. Sampling asks for a class, as class-conditional
+    ImageNet generators do, so the demo's generated sets have known, exactly balanced classes.
+    """
+
+    def __init__(self, latent_dim: int = VAE_LATENT_DIM, hidden: int = 512, num_classes: int = 10) -> None:
         super().__init__()
         self.latent_dim = latent_dim
-        self.enc = nn.Sequential(nn.Flatten(), nn.Linear(IMAGE_SIZE * IMAGE_SIZE, hidden), nn.ReLU())
+        self.num_classes = num_classes
+        self.enc = nn.Sequential(nn.Linear(IMAGE_SIZE * IMAGE_SIZE + num_classes, hidden), nn.ReLU())
         self.mu = nn.Linear(hidden, latent_dim)
         self.logvar = nn.Linear(hidden, latent_dim)
         self.dec = nn.Sequential(
-            nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, IMAGE_SIZE * IMAGE_SIZE)
+            nn.Linear(latent_dim + num_classes, hidden), nn.ReLU(), nn.Linear(hidden, IMAGE_SIZE * IMAGE_SIZE)
         )
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``x`` in [0, 1], ``B x 1 x 28 x 28`` -> (decoder logits ``B x 784``, mu, logvar)."""
-        h = self.enc(x)
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``x`` in [0, 1], ``B x 1 x 28 x 28``; ``y`` ``B`` int64 classes -> (decoder logits ``B x 784``, mu, logvar)."""
+        onehot = F.one_hot(y, self.num_classes).to(x.dtype)
+        h = self.enc(torch.cat([x.flatten(1), onehot], dim=1))
         mu, logvar = self.mu(h), self.logvar(h)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        return self.dec(z), mu, logvar
+        return self.dec(torch.cat([z, onehot], dim=1)), mu, logvar
+
+    @staticmethod
+    def balanced_labels(n: int, num_classes: int = 10) -> np.ndarray:
+        """``n`` int64 classes ``0, 1, ..., K-1, 0, 1, ...``: every prefix is as balanced as it can be."""
+        return np.arange(n, dtype=np.int64) % num_classes
 
     @torch.inference_mode()
-    def sample(self, n: int, seed: int, batch_size: int = 4096) -> np.ndarray:
-        """``n`` images ``n x 28 x 28`` uint8: decoder means ``sigmoid(dec(z))``, ``z ~ N(0, I)`` seeded."""
+    def sample(self, labels: np.ndarray, seed: int, batch_size: int = 4096) -> np.ndarray:
+        """Images ``n x 28 x 28`` uint8 of the requested ``labels`` (``n`` ints in ``[0, K)``):
+        decoder means ``sigmoid(dec(z, y))``, ``z ~ N(0, I)`` seeded."""
+        y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+        if y.ndim != 1 or (y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.num_classes)):
+            raise ValueError(f"labels must be a 1-D array of classes in [0, {self.num_classes}); got shape {tuple(y.shape)}")
         gen = torch.Generator().manual_seed(int(seed))
+        n = y.shape[0]
         out = np.empty((n, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
         self.eval()
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
             z = torch.randn(stop - start, self.latent_dim, generator=gen)
-            probs = torch.sigmoid(self.dec(z)).reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
+            onehot = F.one_hot(y[start:stop], self.num_classes).to(z.dtype)
+            probs = torch.sigmoid(self.dec(torch.cat([z, onehot], dim=1))).reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
             out[start:stop] = torch.round(probs * 255.0).clamp_(0, 255).to(torch.uint8).numpy()
         return out
 
@@ -248,6 +266,7 @@ def train_autoencoder(
 
 def train_vae(
     images: np.ndarray,
+    labels: np.ndarray,
     *,
     epochs: int = 10,
     batch_size: int = 128,
@@ -255,20 +274,24 @@ def train_vae(
     seed: int = 0,
     log: Callable[[str], None] | None = None,
 ) -> tuple[DemoVAENet, TrainingLog]:
-    """Train :class:`DemoVAENet` by maximising the ELBO (loss per image, in nats).
+    """Train :class:`DemoVAENet` on ``images`` and their class ``labels`` by maximising the ELBO
+    (loss per image, in nats).
 
-    ``loss = BCE_sum(dec(z), x) + KL(N(mu, sigma^2) || N(0, I))``, with
+    ``loss = BCE_sum(dec(z, y), x) + KL(N(mu, sigma^2) || N(0, I))``, with
     ``KL = -1/2 sum(1 + logvar - mu^2 - exp(logvar))`` (Kingma & Welling 2014, eq. 10); the
     [0, 1] grey levels are used as Bernoulli targets (the usual continuous relaxation).
     """
     x01 = to_unit_tensor(images)
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    if y.shape != (x01.shape[0],):
+        raise ValueError(f"labels must hold one class per image ({x01.shape[0]}); got shape {tuple(y.shape)}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = DemoVAENet()
 
         def loss(idx: torch.Tensor) -> torch.Tensor:
             xb = x01[idx]
-            logits, mu, logvar = net(xb)
+            logits, mu, logvar = net(xb, y[idx])
             rec = F.binary_cross_entropy_with_logits(logits, xb.flatten(1), reduction="sum")
             kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
             return (rec + kl) / xb.shape[0]

@@ -141,16 +141,21 @@ def make_blurry(
 def histogram_matched_indices(
     reference_logits: np.ndarray, pool_logits: np.ndarray, n: int, seed: int = 0
 ) -> np.ndarray:
-    """Indices into the pool whose Top-1 histogram (under the classifier) matches the reference's.
+    """Sorted indices into the pool whose Top-1 histogram (under the classifier) matches the reference's.
 
     Top-1 closed form of Kynkäänniemi et al. (ICLR 2023): weight ``w_i = p_ref(c_i) / p_pool(c_i)``
-    for the pool sample's predicted class ``c_i``; class ``c`` then gets ``n * p_ref(c)`` draws
-    with replacement among its pool samples (stratified; see
-    :func:`workbench.analysis.topn_matching.resample_to_histogram`, which this calls).
+    for the pool sample's predicted class ``c_i``, so class ``c`` gets ``n * p_ref(c)`` samples
+    (largest-remainder rounding). They are the class's *first* pool samples (``sampling="prefix"``
+    of :func:`workbench.analysis.topn_matching.resample_to_histogram`, which this calls), so the
+    matched set shares every image the matching did not swap with the pool's first ``n`` (the
+    ``vae`` set) and the two sets' FDs differ by the matching, not by draw noise. A class the pool
+    has too few of is topped up by draws with replacement (``seed``).
     """
     from ..analysis.topn_matching import resample_to_histogram
 
-    return resample_to_histogram(reference_logits, pool_logits, 1, size=int(n), replace=True, seed=int(seed))
+    return resample_to_histogram(
+        reference_logits, pool_logits, 1, size=int(n), sampling="prefix", replace=True, seed=int(seed)
+    )
 
 
 def save_zoo_npz(path: str | Path, images: np.ndarray, labels: np.ndarray | None = None, **extra: np.ndarray) -> None:

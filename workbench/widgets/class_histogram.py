@@ -283,16 +283,19 @@ class ClassHistogram(W.VBox):
         self._enable()
         table = result.to_frame("fd")
         rows = "".join(
-            f"<tr><td>{html.escape(r.extractor)}</td><td>{r.fd_original:.4g}</td><td>{r.fd_uniform:.4g}</td>"
+            f"<tr><td>{html.escape(r.extractor)}</td><td>{r.fd_original:.4g}</td><td>{r.fd_weighted:.4g}</td>"
+            f"<td>{100 * r.weighted_relative_change:+.1f}%</td><td>{r.fd_uniform:.4g}</td>"
             f"<td>{r.fd_matched:.4g}</td><td>{100 * r.relative_change:+.1f}%</td></tr>"
             for r in table.itertuples())
         div = result.to_frame("divergence")
         tv0, tv1 = float(div["tv"].iloc[0]), float(div["tv"].iloc[3])
         self.match_table.value = (
-            "<table class='wb-table'><thead><tr><th>extractor</th><th>FD original</th><th>FD uniform resample</th>"
-            f"<th>FD matched</th><th>change</th></tr></thead><tbody>{rows}</tbody></table>"
+            "<table class='wb-table'><thead><tr><th>extractor</th><th>FD original</th><th>FD weighted</th>"
+            "<th>change</th><th>FD uniform resample</th><th>FD matched</th><th>change</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>"
             f"<div style='font-size:11px;color:#666'>Top-{result.n}: class-histogram TV {tv0:.3f} → {tv1:.3f}; "
-            "'uniform resample' draws the same number with replacement without matching (the fair baseline)</div>")
+            "'weighted' is the whole set under the matching weights (no draw noise); 'uniform resample' draws "
+            "the same number with replacement without matching (the fair baseline for 'matched')</div>")
         classes = result.to_frame("classes").set_index("class_name")
         if len(self.figure.data) >= 2:
             x = list(self.figure.data[0].x)
