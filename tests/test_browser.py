@@ -113,6 +113,7 @@ def number(text: str) -> int:
     return int(found.group())
 
 
+@pytest.mark.filterwarnings("ignore::workbench.metrics.validation.SampleSizeWarning")  # 500 < 768 dims
 def test_quickstart_table_dashboard_and_linked_grid(page, lab, demo_dir: Path) -> None:
     from workbench.metrics.frechet import fd
     from workbench.widgets import Workspace
