@@ -535,8 +535,7 @@ def _knn_sq(
     dtype: torch.dtype,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact squared distances (float64) and indices of the k nearest index rows."""
-    available = x_rows.n - (1 if exclude_self else 0)
-    m = min(k + _CANDIDATE_MARGIN[dtype], available)
+    m = _candidate_count(k, x_rows, exclude_self, dtype)
     n_q_blocks = len(_row_chunks(0, q_rows.n, block_size))
     n_x_blocks = len(_row_chunks(0, x_rows.n, block_size))
     total = n_q_blocks * (n_q_blocks + 1) // 2 if symmetric else n_q_blocks * n_x_blocks
@@ -549,8 +548,17 @@ def _knn_sq(
             found = _candidates_streamed(q_rows, x_rows, m, self_ids, dtype, block_size, reporter)
     finally:
         reporter.close()
-    return _rerank_and_certify(q_rows, np.arange(q_rows.n), x_rows, k, exclude_self, block_size, dtype,
-                               *found, m < available)
+    return _rerank_and_certify(q_rows, np.arange(q_rows.n), x_rows, k, exclude_self, block_size, dtype, *found)
+
+
+def _available(x_rows: _Rows, exclude_self: bool) -> int:
+    """Index rows a query can have as neighbours."""
+    return x_rows.n - (1 if exclude_self else 0)
+
+
+def _candidate_count(k: int, x_rows: _Rows, exclude_self: bool, dtype: torch.dtype) -> int:
+    """Candidates kept per query by a search of ``dtype``: ``k`` plus its margin, at most all rows."""
+    return min(k + _CANDIDATE_MARGIN[dtype], _available(x_rows, exclude_self))
 
 
 def _rerank_and_certify(
@@ -566,14 +574,15 @@ def _rerank_and_certify(
     q_sq: np.ndarray,
     max_x_sq: float,
     tau: float,
-    pruned: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Re-rank the candidates in float64; queries whose certificate fails are searched again.
 
     ``q_rows`` row ``i`` is query ``q_ids[i]`` (its own index row under ``exclude_self``). The
     repeat search uses the next finer dtype (bf16 -> float32 -> float64) on those queries only.
+    When the candidates are every available row, nothing was left out and no certificate is needed.
     """
     cand = idx.numpy()
+    pruned = cand.shape[1] < _available(x_rows, exclude_self)
     approx = vals.numpy().astype(np.float64)
     exact = _exact_candidate_sq_dists(q_rows, x_rows, cand, approx, k, 2 * tau * (q_sq + max_x_sq))
     order = np.argsort(exact, axis=1, kind="stable")[:, :k]
@@ -605,11 +614,10 @@ def _knn_sq_subset(
 ) -> tuple[np.ndarray, np.ndarray]:
     """A streamed search of ``dtype`` for rows ``rows`` of ``q_rows`` (query ids ``q_ids``)."""
     sub = _Rows(q_rows.take(rows), q_rows.name, normalize=False)
-    available = x_rows.n - (1 if exclude_self else 0)
-    m = min(k + _CANDIDATE_MARGIN[dtype], available)
+    m = _candidate_count(k, x_rows, exclude_self, dtype)
     reporter = _Reporter(None, 0, "")
     found = _candidates_streamed(sub, x_rows, m, q_ids if exclude_self else None, dtype, block_size, reporter)
-    return _rerank_and_certify(sub, q_ids, x_rows, k, exclude_self, block_size, dtype, *found, m < available)
+    return _rerank_and_certify(sub, q_ids, x_rows, k, exclude_self, block_size, dtype, *found)
 
 
 def knn(
