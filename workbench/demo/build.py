@@ -358,7 +358,7 @@ def _build_zoo(cfg: DemoConfig, seed: int, force: bool, data: _Data, models: dic
         return {
             **entry("hist-matched", pool[idx], labels[idx]),
             "source": "zoo/vae-pool.npz rows pool_index (each predicted class's first pool samples)",
-            "shared_with_vae": int(np.isin(idx, np.arange(n)).sum()),
+            "shared_with_vae": int((idx < n).sum()),
             "distinct_images": int(np.unique(idx).size),
             "pool_top1_histogram": (np.bincount(pred, minlength=10) / len(pred)).round(4).tolist(),
             "reference_top1_histogram": ref_hist.round(4).tolist(),
