@@ -297,7 +297,7 @@ def fid_vs_humans() -> nbformat.NotebookNode:
         the paper's figure.
         """),
         code('''
-        from workbench.analysis.human_agreement import human_agreement
+        from workbench.analysis.agreement import human_agreement
         from workbench.analysis.human_data import load_published_metrics
 
         published = load_published_metrics()
@@ -475,7 +475,7 @@ def compare_extractors_nb() -> nbformat.NotebookNode:
         costs one pass over the samples.)
         """),
         code('''
-        from workbench.analysis.compare_extractors import compare_extractors
+        from workbench.analysis.extractor_ranking import compare_extractors
 
         pairs = {e: {m: (ws.cache(ws.reference, e), ws.cache(m, e)) for m in ws.generated} for e in ws.extractors}
         comparison = compare_extractors(pairs, metrics="fd", n_boot=100, fd_bootstrap="linear", seed=0)

@@ -59,13 +59,15 @@ def test_reuse_and_invalidation(tmp_path: Path, class_folder: Path, capsys: pyte
     assert again.path == first.path
     assert (first.path / "features.npy").stat().st_mtime_ns == stamp
     assert "reusing cache" in capsys.readouterr().err
-    # a changed image invalidates the cache in place
+    # a changed image is detected; the finished cache is kept until --force replaces it in place
     victim = class_folder / first.meta["id"].iloc[3]
     arr = np.asarray(Image.open(victim)).copy()
     arr[0, 0] ^= 0xFF
     Image.fromarray(arr).save(victim)
-    changed = extract(class_folder, "pixels", out=ws, progress=True)
-    assert "stale" in capsys.readouterr().err
+    with pytest.raises(CacheError, match="contents have changed"):
+        extract(class_folder, "pixels", out=ws, progress=True)
+    changed = extract(class_folder, "pixels", out=ws, progress=True, force=True)
+    assert "replacing the finished cache" in capsys.readouterr().err
     assert changed.path == first.path and changed.manifest["key"] != first.manifest["key"]
     # the old memmap still maps the replaced (unlinked) file, so both versions can be compared
     assert not np.array_equal(changed.features[3], first.features[3])
@@ -130,8 +132,8 @@ def test_truncated_tampered_and_incomplete_caches(tmp_path: Path, digits) -> Non
         open_cache(path)
     feats.write_bytes(data)
     (path / "meta.parquet").write_bytes(b"PAR1 broken")
-    with pytest.raises(CacheError, match="meta.parquet cannot be read"):
-        open_cache(path).meta
+    with pytest.raises(CacheError, match="meta.parquet has 11 bytes, the manifest says"):
+        open_cache(path)  # sizes of every file are checked at opening
     manifest = path / "manifest.json"
     manifest.write_text(manifest.read_text()[:50])
     with pytest.raises(CacheError, match="not valid JSON"):

@@ -20,8 +20,8 @@ import scipy.stats
 from sklearn.decomposition import PCA
 from threadpoolctl import threadpool_limits
 
-import workbench.analysis.compare_extractors as module
-from workbench.analysis.compare_extractors import (
+import workbench.analysis.extractor_ranking as module
+from workbench.analysis.extractor_ranking import (
     ExtractorComparison,
     compare_extractors,
     fd_resampled,

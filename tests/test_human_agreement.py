@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from scipy.stats import kendalltau, spearmanr
 
-import workbench.analysis.human_agreement as ha_module
-from workbench.analysis.human_agreement import (
+import workbench.analysis.agreement as ha_module
+from workbench.analysis.agreement import (
     HumanAgreementResult,
     human_agreement,
     kendall_rows,

@@ -386,7 +386,7 @@ def test_extractor_comparison_bump_click_and_contributions(ws: Workspace, report
 
 
 def test_human_agreement_view_matches_the_analysis() -> None:
-    from workbench.analysis.human_agreement import human_agreement
+    from workbench.analysis.agreement import human_agreement
     from workbench.analysis.human_data import load_published_metrics
 
     view = HumanAgreement(n_boot=50, dataset="imagenet256", metric="fd", extractor="dinov2")

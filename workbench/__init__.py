@@ -12,34 +12,34 @@ The small top-level API::
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING
+
+from workbench.lazy_exports import attach
 
 __version__ = "0.1.0"
 
 # Imported on first use so that `import workbench` (and the CLI) start fast without torch.
-_LAZY = {
-    "extract": "workbench.cache",
-    "open_cache": "workbench.cache",
-    "EmbeddingCache": "workbench.cache",
-    "CacheError": "workbench.cache",
-    "open_source": "workbench.images",
-    "create_extractor": "workbench.extractors",
-    "register_extractor": "workbench.extractors",
-    "list_extractors": "workbench.extractors",
-    "evaluate": "workbench.metrics",
-    "evaluate_caches": "workbench.metrics",
-    "Workbench": "workbench.widgets",
-}
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "extract": "cache",
+        "open_cache": "cache",
+        "EmbeddingCache": "cache",
+        "CacheError": "cache",
+        "open_source": "images",
+        "create_extractor": "extractors",
+        "register_extractor": "extractors",
+        "list_extractors": "extractors",
+        "evaluate": "metrics",
+        "evaluate_caches": "metrics",
+        "Workbench": "widgets",
+    },
+)
+__all__ += ["__version__"]
 
-__all__ = ["__version__", *_LAZY]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'workbench' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+if TYPE_CHECKING:
+    from .cache import CacheError, EmbeddingCache, extract, open_cache
+    from .extractors import create_extractor, list_extractors, register_extractor
+    from .images import open_source
+    from .metrics import evaluate, evaluate_caches
+    from .widgets import Workbench

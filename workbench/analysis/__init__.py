@@ -6,44 +6,49 @@ Every analysis returns a result object (:class:`AnalysisResult`) holding pandas 
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING
 
-_LAZY = {
-    "AnalysisResult": "result",
-    "nearest_neighbors": "neighbors",
-    "NeighborsResult": "neighbors",
-    "memorization_report": "memorization",
-    "MemorizationReport": "memorization",
-    "class_histogram": "classes",
-    "ClassHistogram": "classes",
-    "match_topn_histogram": "topn_matching",
-    "resample_to_histogram": "topn_matching",
-    "TopNMatching": "topn_matching",
-    "per_class_metric": "per_class",
-    "PerClassMetric": "per_class",
-    "zero_shot_labels": "zero_shot",
-    "compare_extractors": "compare_extractors",
-    "published_extractor_table": "compare_extractors",
-    "ExtractorComparison": "compare_extractors",
-    "fd_contributions": "attribution",
-    "metric_contributions": "attribution",
-    "AttributionResult": "attribution",
-    "human_agreement": "human_agreement",
-    "HumanAgreementResult": "human_agreement",
-    "load_human_study": "human_data",
-    "load_published_metrics": "human_data",
-    "load_user_study": "human_data",
-}
+from workbench.lazy_exports import attach
 
-__all__ = sorted(_LAZY)
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "AnalysisResult": "result",
+        "nearest_neighbors": "neighbors",
+        "NeighborsResult": "neighbors",
+        "memorization_report": "memorization",
+        "MemorizationReport": "memorization",
+        "class_histogram": "classes",
+        "ClassHistogram": "classes",
+        "match_topn_histogram": "topn_matching",
+        "resample_to_histogram": "topn_matching",
+        "TopNMatching": "topn_matching",
+        "per_class_metric": "per_class",
+        "PerClassMetric": "per_class",
+        "zero_shot_labels": "zero_shot",
+        "compare_extractors": "extractor_ranking",
+        "published_extractor_table": "extractor_ranking",
+        "ExtractorComparison": "extractor_ranking",
+        "fd_contributions": "attribution",
+        "metric_contributions": "attribution",
+        "AttributionResult": "attribution",
+        "human_agreement": "agreement",
+        "HumanAgreementResult": "agreement",
+        "load_human_study": "human_data",
+        "load_published_metrics": "human_data",
+        "load_user_study": "human_data",
+    },
+)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+if TYPE_CHECKING:
+    from .agreement import HumanAgreementResult, human_agreement
+    from .attribution import AttributionResult, fd_contributions, metric_contributions
+    from .classes import ClassHistogram, class_histogram
+    from .extractor_ranking import ExtractorComparison, compare_extractors, published_extractor_table
+    from .human_data import load_human_study, load_published_metrics, load_user_study
+    from .memorization import MemorizationReport, memorization_report
+    from .neighbors import NeighborsResult, nearest_neighbors
+    from .per_class import PerClassMetric, per_class_metric
+    from .result import AnalysisResult
+    from .topn_matching import TopNMatching, match_topn_histogram, resample_to_histogram
+    from .zero_shot import zero_shot_labels

@@ -241,7 +241,7 @@ def load_user_study(path: str | Path) -> pd.DataFrame:
         DataFrame with the file's columns in file order; ``score`` as float64, ``model``,
         ``participant``, ``image`` as stripped text, ``dataset`` mapped to canonical names where
         it is a known alias (other names kept). Pass it to
-        :func:`workbench.analysis.human_agreement.human_agreement` as ``human_table``.
+        :func:`workbench.analysis.agreement.human_agreement` as ``human_table``.
 
     Raises:
         FileNotFoundError: no such file.

@@ -1,6 +1,6 @@
 """On-disk embedding caches: resumable, sharded extraction and memory-mapped reading."""
 
-from .extract import cache_dir_for, extract, parse_shard
+from .extraction import cache_dir_for, extract, parse_shard
 from .manifest import FORMAT_VERSION, CacheError
 from .reader import EmbeddingCache, open_cache
 from .sharded import ShardedArray

@@ -50,19 +50,24 @@ def cache_key(
     stop: int,
     thumbnails: int,
     format_version: int,
+    options: dict[str, Any] | None = None,
 ) -> str:
-    """The cache key: a digest of everything that determines the cache contents."""
-    blob = json.dumps(
-        {
-            "format": format_version,
-            "extractor": extractor_description,
-            "listing": listing_fp,
-            "content": content_fp,
-            "range": [start, stop],
-            "thumbnails": thumbnails,
-        },
-        sort_keys=True,
-    )
+    """The cache key: a digest of everything that determines the cache contents.
+
+    ``options`` are the non-default extraction options (``limit``, ``labels``, ...); they enter
+    the key only when given, so keys of caches made with default options stay as they were.
+    """
+    fields: dict[str, Any] = {
+        "format": format_version,
+        "extractor": extractor_description,
+        "listing": listing_fp,
+        "content": content_fp,
+        "range": [start, stop],
+        "thumbnails": thumbnails,
+    }
+    if options:
+        fields["options"] = options
+    blob = json.dumps(fields, sort_keys=True)
     return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
 
 

@@ -69,6 +69,11 @@ class CacheShard:
         )
         px = m.get("thumbnails") or 0
         self.thumbnails = _open_npy(path / THUMBNAILS, (n, px, px, 3), "uint8") if px else None
+        for name, info in m["files"].items():  # cheap: sizes only; verify() re-hashes
+            size = os.path.getsize(path / name) if (path / name).is_file() else None
+            if size != info.get("bytes"):
+                state = "is missing" if size is None else f"has {size} bytes, the manifest says {info.get('bytes')}"
+                raise CacheError(f"{path / name} {state}; the cache is damaged — re-run the extraction to rebuild it")
 
     def read_meta(self) -> pd.DataFrame:
         path = self.path / META
@@ -117,6 +122,8 @@ class EmbeddingCache:
             self.manifest = dict(first.manifest)
             self.manifest["n"] = sum(int(s.manifest["n"]) for s in shards)
             self.manifest["skipped"] = [x for s in shards for x in s.manifest.get("skipped", [])]
+            # duplicates are found within each shard's range
+            self.manifest["duplicates"] = [g for s in shards for g in s.manifest.get("duplicates", [])]
             self.manifest["shards"] = len(shards)
             self.features = ShardedArray([s.features for s in shards])
             self.logits = ShardedArray([s.logits for s in shards]) if first.logits is not None else None
@@ -180,6 +187,17 @@ class EmbeddingCache:
             + (f", logits {m['logits_dim']}" if m.get("logits_dim") else "")
             + (f", thumbnails {m['thumbnails']}px" if m.get("thumbnails") else ""),
             f"skipped    {len(self.skipped)} unreadable image(s)",
+        ]
+        dups = m.get("duplicates") or []
+        if dups:
+            extra = sum(len(g) - 1 for g in dups)
+            shown = "; ".join(" = ".join(g[:4]) + (" ..." if len(g) > 4 else "") for g in dups[:3])
+            lines.append(f"duplicates {extra} exact duplicate image(s) in {len(dups)} group(s): {shown}"
+                         + (" ..." if len(dups) > 3 else ""))
+        lines += [f"note       {note}" for note in (m["source"].get("notes") or [])]
+        if m.get("options"):
+            lines.append("options    " + ", ".join(f"{k}={v}" for k, v in m["options"].items()))
+        lines += [
             f"created    {m.get('created', '?')}" + (f", {m['shards']} shards" if m.get("shards") else ""),
         ]
         pre = ext.get("preprocessing", {})

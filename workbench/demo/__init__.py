@@ -6,23 +6,23 @@
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING
+
+from workbench.lazy_exports import attach
 
 from . import extractors  # noqa: F401  (registers demo-classifier and demo-ssl)
 
-_LAZY = {
-    "build_demo": "workbench.demo.build",
-    "DemoConfig": "workbench.demo.build",
-    "DemoWorkspace": "workbench.demo.build",
-    "load_workspace": "workbench.demo.workspace",
-    "workspace_cache": "workbench.demo.workspace",
-}
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "build_demo": "build",
+        "DemoConfig": "build",
+        "DemoWorkspace": "build",
+        "load_workspace": "workspace",
+        "workspace_cache": "workspace",
+    },
+)
 
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'workbench.demo' has no attribute {name!r}")
+if TYPE_CHECKING:
+    from .build import DemoConfig, DemoWorkspace, build_demo
+    from .workspace import load_workspace, workspace_cache

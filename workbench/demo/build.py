@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from ..cache import cache_dir_for, extract, open_cache
+from ..cache.extraction import content_options
 from ..cache.atomic import save_npz_atomic, write_json_atomic
 from ..extractors import create_extractor
 from ..images import ArraySource, NpzSource
@@ -409,12 +410,13 @@ def _build_caches(cfg: DemoConfig, force: bool, data: _Data, models_dir: Path, z
         ext = create_extractor(ext_name, weights=weights, device="cpu")
         for set_name, role, src, thumbs in sources:
             with steps(f"cache {set_name} x {ext_name}") as rec:
-                target = cache_dir_for(src, ext, caches_dir)
+                target = cache_dir_for(src, ext, caches_dir, content_options(thumbnails=thumbs))
                 manifest_before = read_json(target / "manifest.json").get("key")
                 if force and target.exists():
                     shutil.rmtree(target)
+                # The demo owns its caches: a cache of an earlier build's images is replaced.
                 cache = extract(src, ext, out=caches_dir, thumbnails=thumbs, batch_size=cfg.extract_batch_size,
-                                progress=progress)
+                                progress=progress, force=True)
                 rec.reused = not force and manifest_before is not None and manifest_before == cache.manifest["key"]
                 rec.note = f"{len(cache)} x {cache.manifest['dim']}"
             caches.append({

@@ -20,6 +20,32 @@ import numpy as np
 import torch
 
 
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``device`` as a :class:`torch.device` that exists here; None means CUDA when available, else CPU.
+
+    Raises:
+        ValueError: not a device name, or a CUDA/MPS device this machine does not have (the
+            message says what to pass instead).
+    """
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"--device {device!r} is not a device name; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            built = "" if torch.version.cuda else ", a build without CUDA"
+            raise ValueError(f"--device {device}: no CUDA GPU is available here (torch {torch.__version__}{built}); "
+                             "use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s) "
+                             f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {device}: Apple MPS is not available here; use --device cpu")
+    return dev
+
+
 @dataclass(frozen=True)
 class WeightsInfo:
     """Identity of the weights an extractor was built with; recorded in every cache manifest.
@@ -96,7 +122,7 @@ class Extractor(abc.ABC):
 
     def to(self, device: str | torch.device) -> "Extractor":
         """Move the model to ``device``; subclasses with modules override :meth:`_modules`."""
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         for module in self._modules():
             module.to(self.device)
         return self

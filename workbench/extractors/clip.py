@@ -37,6 +37,7 @@ from .registry import register_extractor
 from .weights import (
     DEFAULT,
     NONE,
+    WeightsError,
     WeightsUnavailableError,
     check_init_seed,
     file_identity,
@@ -214,7 +215,14 @@ def create_clip(
             clip_model = open_clip.create_model(model, pretrained=None, pretrained_text=False, **common)
         info = WeightsInfo(spec=NONE, pretrained=False, identity=random_init_identity(seed), source="random init")
     elif spec.kind == "file":
-        clip_model = open_clip.create_model(model, pretrained=str(spec.path), **common)
+        try:
+            clip_model = open_clip.create_model(model, pretrained=str(spec.path), **common)
+        except Exception as exc:  # open_clip raises RuntimeError, UnpicklingError, KeyError ...
+            detail = " ".join(str(exc).split())[:300]
+            raise WeightsError(
+                f"weights file {spec.path} cannot be loaded into CLIP {model} ({type(exc).__name__}: {detail}); "
+                "pass a full open_clip state dict of this model (.pt/.bin/.safetensors)"
+            ) from exc
         info = WeightsInfo(spec=spec.raw, pretrained=False, identity=file_identity(spec.path), source=str(spec.path))
     else:
         try:

@@ -41,6 +41,7 @@ from .registry import register_extractor
 from .weights import (
     DEFAULT,
     NONE,
+    WeightsError,
     WeightsUnavailableError,
     check_init_seed,
     file_identity,
@@ -202,7 +203,14 @@ def create_dinov2(
         # initialised network ignore its input); loaded weights overwrite it either way
         net = timm.create_model(timm_name, pretrained=False, num_classes=0, img_size=img_size, init_values=1.0)
     if state is not None:
-        load_dinov2_state(net, state)
+        try:
+            load_dinov2_state(net, state)
+        except (RuntimeError, ValueError, KeyError) as exc:
+            detail = " ".join(str(exc).split())[:300]
+            raise WeightsError(
+                f"weights file {info.source} does not fit extractor 'dinov2' {model} ({type(exc).__name__}: {detail}); "
+                "check that it is the DINOv2 checkpoint of this model"
+            ) from exc
     net.eval().requires_grad_(False)
 
     variant = model if img_size == DEFAULT_IMG_SIZE else f"{model}/{img_size}px"

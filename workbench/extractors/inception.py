@@ -56,6 +56,7 @@ from .weights import (
     file_sha256,
     find_local_weight_file,
     load_state_dict_file,
+    load_weights_into,
     parse_weights_spec,
     random_init_identity,
     seeded_init,
@@ -304,7 +305,7 @@ def create_inception(
         if state is None:
             random_init_(net)
     if state is not None:
-        net.load_state_dict(state, strict=True)
+        load_weights_into(net, state, path=info.source, extractor="inception")
     net.eval().requires_grad_(False)
 
     try:

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import torch
 
-from .base import Extractor
+from .base import Extractor, resolve_device
 
 Factory = Callable[..., Extractor]
 
@@ -70,7 +70,7 @@ def list_extractors() -> dict[str, str]:
 
 def default_device() -> torch.device:
     """CUDA when available, else CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return resolve_device(None)
 
 
 def create_extractor(
@@ -92,17 +92,38 @@ def create_extractor(
     _load_builtins()
     if isinstance(name, Extractor):
         return name.to(device or name.device)
+    target = resolve_device(device)  # before building the model: a bad --device fails fast
     if name not in _REGISTRY and ":" in name:
         _import_plugin(name)
     if name not in _REGISTRY:
         known = ", ".join(sorted(_REGISTRY)) or "(none)"
         raise KeyError(f"unknown extractor {name!r}; registered extractors: {known}")
-    extractor = _REGISTRY[name].factory(weights=weights, **options)
+    factory = _REGISTRY[name].factory
+    _check_options(name, factory, options)
+    extractor = factory(weights=weights, **options)
     if not isinstance(extractor, Extractor):
         raise TypeError(
             f"factory for extractor {name!r} returned {type(extractor).__name__}, expected an Extractor"
         )
-    return extractor.to(device or default_device())
+    return extractor.to(target)
+
+
+def _check_options(name: str, factory: Factory, options: dict[str, Any]) -> None:
+    """Refuse options the factory does not take, naming the ones it does (before building anything)."""
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return
+    params = sig.parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return
+    accepted = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "weights"]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"extractor {name!r} has no option {', '.join(map(repr, unknown))}; its options are: "
+            + (", ".join(accepted) or "(none)")
+        )
 
 
 def _import_plugin(spec: str) -> None:

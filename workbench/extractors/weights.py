@@ -34,6 +34,10 @@ class WeightsUnavailableError(RuntimeError):
     """The published weights of an extractor could not be found locally nor downloaded."""
 
 
+class WeightsError(ValueError):
+    """A local weights file cannot be loaded, or does not fit the model it was given to."""
+
+
 @dataclass(frozen=True)
 class WeightsSpec:
     """A parsed ``weights=`` argument.
@@ -125,26 +129,54 @@ def seeded_init(seed: int) -> Iterator[None]:
 def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Load a state dict from ``.safetensors`` or a torch file (``weights_only=True``, on CPU).
 
-    A top-level ``{"state_dict": ...}`` or ``{"model": ...}`` wrapper is unwrapped.
+    A top-level ``{"state_dict": ...}`` or ``{"model": ...}`` wrapper is unwrapped. Nothing is
+    ever unpickled beyond tensors and plain containers.
 
     Raises:
-        ValueError: the file holds no mapping of names to tensors.
+        WeightsError: the file cannot be read as weights, or holds no mapping of names to tensors
+            (the message names the file and says what kind of file is expected).
     """
     p = Path(path)
-    if p.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    try:
+        if p.suffix == ".safetensors":
+            from safetensors.torch import load_file
 
-        state = load_file(str(p), device="cpu")
-    else:
-        state = torch.load(p, map_location="cpu", weights_only=True)
+            state = load_file(str(p), device="cpu")
+        else:
+            state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError, RuntimeError, SafetensorError, EOFError, OSError ...
+        text = str(exc)
+        if "Unsupported global" in text:
+            why = ("it holds pickled Python objects other than tensors, which the workbench never unpickles; "
+                   "save a plain state dict (torch.save(model.state_dict(), path)) or a .safetensors file")
+        else:
+            why = (f"it is not a PyTorch (.pt/.pth/.bin) or .safetensors weights file, or it is damaged "
+                   f"({type(exc).__name__})")
+        raise WeightsError(f"weights file {p} cannot be loaded: {why}") from exc
     if isinstance(state, dict):
         for key in ("state_dict", "model"):
             if isinstance(state.get(key), dict):
                 state = state[key]
                 break
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"weight file {p} does not hold a state dict (a mapping of names to tensors)")
+        raise WeightsError(f"weights file {p} does not hold a state dict (a mapping of names to tensors)")
     return dict(state)
+
+
+def load_weights_into(module: torch.nn.Module, state: dict[str, torch.Tensor], *, path: object, extractor: str) -> None:
+    """``module.load_state_dict(state, strict=True)`` with a one-line error naming the file.
+
+    Raises:
+        WeightsError: missing or unexpected keys, or tensors of the wrong shape.
+    """
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        detail = " ".join(str(exc).split())
+        raise WeightsError(
+            f"weights file {path} does not fit extractor {extractor!r} ({detail[:300]}{' ...' if len(detail) > 300 else ''}); "
+            "check that it is the checkpoint of this model and variant"
+        ) from exc
 
 
 def find_local_weight_file(filename: str) -> Path | None:

@@ -9,6 +9,10 @@ from typing import Any
 import numpy as np
 
 
+UNREADABLE_HASH = "unreadable"
+"""What :meth:`ImageSource.content_hash` returns for a sample whose bytes cannot be read."""
+
+
 def content_digest(data: bytes | memoryview) -> str:
     """Short content hash (BLAKE2b, 128 bit, hex) of an image's stored bytes."""
     return hashlib.blake2b(data, digest_size=16).hexdigest()
@@ -22,12 +26,24 @@ class ImageSource(abc.ABC):
         name: short human name (folder name, file stem), used to name caches.
         labels: ``int64`` array of length ``len(self)`` (-1 where unknown), or None.
         class_names: names for label values ``0..K-1``, or None.
+        notes: human-readable one-line notes about what opening the source skipped or ignored
+            (a symlinked folder listed already, an oversized zip member, unusable labels), e.g.
+            ``"sub/back: symlink to a folder already listed (the source folder itself); skipped"``.
+            Empty when nothing was left out; callers print them and record them in manifests.
     """
 
     kind: str = ""
     name: str = ""
     labels: np.ndarray | None = None
     class_names: list[str] | None = None
+
+    @property
+    def notes(self) -> list[str]:
+        return self.__dict__.setdefault("_notes", [])
+
+    @notes.setter
+    def notes(self, value: list[str]) -> None:
+        self.__dict__["_notes"] = list(value)
 
     @abc.abstractmethod
     def __len__(self) -> int: ...
@@ -42,7 +58,10 @@ class ImageSource(abc.ABC):
 
     @abc.abstractmethod
     def content_hash(self, index: int) -> str:
-        """Hash of the stored bytes of sample ``index`` (changes whenever the image changes)."""
+        """Hash of the stored bytes of sample ``index`` (changes whenever the image changes).
+
+        Returns :data:`UNREADABLE_HASH` when the bytes cannot be read.
+        """
 
     @abc.abstractmethod
     def describe(self) -> dict[str, Any]:

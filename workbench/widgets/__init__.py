@@ -21,34 +21,41 @@ is used.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING
 
-_LAZY = {
-    "Workbench": "workbench.widgets.dashboard",
-    "MetricTable": "workbench.widgets.metric_table",
-    "EmbeddingMap": "workbench.widgets.embedding_map",
-    "SampleGrid": "workbench.widgets.sample_grid",
-    "ClassHistogram": "workbench.widgets.class_histogram",
-    "MemorizationBrowser": "workbench.widgets.memorization",
-    "ExtractorComparison": "workbench.widgets.extractor_comparison",
-    "HumanAgreement": "workbench.widgets.human_agreement",
-    "Selection": "workbench.widgets.selection",
-    "Samples": "workbench.widgets.selection",
-    "Workspace": "workbench.widgets.workspace",
-    "ScoreStore": "workbench.widgets.scores",
-    "workspace_reports": "workbench.widgets.workspace_metrics",
-    "write_report": "workbench.widgets.report",
-}
+from workbench.lazy_exports import attach
 
-__all__ = sorted(_LAZY)
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "Workbench": "dashboard",
+        "MetricTable": "metric_table",
+        "EmbeddingMap": "embedding_map",
+        "SampleGrid": "sample_grid",
+        "ClassHistogram": "class_histogram",
+        "MemorizationBrowser": "memorization",
+        "ExtractorComparison": "extractor_comparison",
+        "HumanAgreement": "human_agreement",
+        "Selection": "selection",
+        "Samples": "selection",
+        "Workspace": "workspace",
+        "ScoreStore": "scores",
+        "workspace_reports": "workspace_metrics",
+        "write_report": "report",
+    },
+)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'workbench.widgets' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+if TYPE_CHECKING:
+    from .class_histogram import ClassHistogram
+    from .dashboard import Workbench
+    from .embedding_map import EmbeddingMap
+    from .extractor_comparison import ExtractorComparison
+    from .human_agreement import HumanAgreement
+    from .memorization import MemorizationBrowser
+    from .metric_table import MetricTable
+    from .report import write_report
+    from .sample_grid import SampleGrid
+    from .scores import ScoreStore
+    from .selection import Samples, Selection
+    from .workspace import Workspace
+    from .workspace_metrics import workspace_reports

@@ -3,7 +3,7 @@
 Top: a bump chart (x = extractor, y = rank of each model under the chosen metric, 1 = best at
 the top, one line per model) and the extractor x extractor rank-agreement matrix (Kendall's
 tau-b or Spearman's rho between the extractors' values over the models), both from
-:func:`workbench.analysis.compare_extractors.compare_extractors`. Given metric reports (as the
+:func:`workbench.analysis.extractor_ranking.compare_extractors`. Given metric reports (as the
 dashboard does) the comparison uses their values directly (no resampling, so no intervals);
 pass a precomputed comparison for bootstrap intervals.
 
@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..analysis.compare_extractors import ExtractorComparison as ComparisonResult
-from ..analysis.compare_extractors import compare_extractors
+from ..analysis.extractor_ranking import ExtractorComparison as ComparisonResult
+from ..analysis.extractor_ranking import compare_extractors
 from ..metrics.suite import MetricReport
 from .embedding_map import PALETTE
 from .json_values import finite_or_none
@@ -58,7 +58,7 @@ class ExtractorComparison(W.VBox):
     Args:
         workspace: workspace (for the attribution grid); may be None to show only the charts.
         reports: ``{extractor: MetricReport}`` to compare (the dashboard's metric reports).
-        comparison: a precomputed :class:`~workbench.analysis.compare_extractors.ExtractorComparison`
+        comparison: a precomputed :class:`~workbench.analysis.extractor_ranking.ExtractorComparison`
             (e.g. with bootstrap intervals); takes precedence over ``reports``.
         selection, scores: shared with the other views.
         metric: initial metric (default ``fd`` when present).

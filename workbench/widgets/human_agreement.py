@@ -2,7 +2,7 @@
 
 A scatter of one metric's value (x) against the human error rate (y, with its standard error)
 for every model of one dataset, with Spearman's rho and Kendall's tau-b and their bootstrap
-intervals (over participants) from :func:`workbench.analysis.human_agreement.human_agreement`,
+intervals (over participants) from :func:`workbench.analysis.agreement.human_agreement`,
 and a metric x dataset matrix of the sign-corrected Spearman agreement (+1 = same order as
 humans). By default the shipped study and published metrics of Stein et al. (NeurIPS 2023);
 pass your own metric table (e.g. :func:`metric_table_from_reports` of the workspace's reports)
@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..analysis.human_agreement import NON_METRIC_COLUMNS, human_agreement
+from ..analysis.agreement import NON_METRIC_COLUMNS, human_agreement
 from ..metrics.suite import MetricReport
 from .json_values import finite_or_none
 from .selection import Selection

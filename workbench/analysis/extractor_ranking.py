@@ -41,7 +41,7 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from workbench.analysis.attribution import FrechetDecomposition, frechet_decomposition, real_factor_of
-from workbench.analysis.human_agreement import kendall_rows, metric_orientation, spearman_rows
+from workbench.analysis.agreement import kendall_rows, metric_orientation, spearman_rows
 from workbench.analysis.human_data import canonical_dataset, load_published_metrics
 from workbench.analysis.result import AnalysisResult
 from workbench.cache.reader import EmbeddingCache
@@ -340,8 +340,8 @@ def compare_extractors(
     For every pair of extractors and every metric column, over the models with a finite value
     under both (at least 3): Kendall's tau-b and Spearman's rho between the two extractors'
     values (equal to the correlation of the ranks), as ``scipy.stats.kendalltau`` /
-    ``spearmanr``, via :func:`workbench.analysis.human_agreement.kendall_rows` /
-    :func:`~workbench.analysis.human_agreement.spearman_rows`.
+    ``spearmanr``, via :func:`workbench.analysis.agreement.kendall_rows` /
+    :func:`~workbench.analysis.agreement.spearman_rows`.
 
     Intervals: ``n_boot`` bootstrap replicates; in each, the generated samples of every model
     are resampled with replacement (the real set fixed; the same rows under every extractor
@@ -369,7 +369,7 @@ def compare_extractors(
             one ``O(n D^2 + D^3)`` pass; for large ``D``; ignores FD's second-order bootstrap bias).
         higher_is_better: ``{metric: True/False/None}`` overriding the orientation (DataFrame
             inputs; known names default to the suite's, others to
-            :func:`workbench.analysis.human_agreement.metric_orientation`).
+            :func:`workbench.analysis.agreement.metric_orientation`).
         block_rows: rows per streamed block for the FD bootstrap.
         progress: called with a short message per extractor and metric (e.g. ``print``).
 
@@ -382,7 +382,7 @@ def compare_extractors(
 
     Example:
         >>> import numpy as np
-        >>> from workbench.analysis.compare_extractors import compare_extractors
+        >>> from workbench.analysis.extractor_ranking import compare_extractors
         >>> rng = np.random.default_rng(0)
         >>> real = rng.normal(size=(400, 6))
         >>> gen = {f"m{s}": real[:300] * 0.5 + rng.normal(scale=0.1 + s, size=(300, 6)) for s in range(4)}
@@ -701,7 +701,7 @@ def published_extractor_table(dataset: str | Sequence[str] | None = None) -> pd.
     table gives the Kendall/Spearman agreement of Inception-FD and DINOv2-FD rankings per dataset.
 
     Example:
-        >>> from workbench.analysis.compare_extractors import compare_extractors, published_extractor_table
+        >>> from workbench.analysis.extractor_ranking import compare_extractors, published_extractor_table
         >>> res = compare_extractors(published_extractor_table("imagenet"))
         >>> round(float(res.agreement_matrix("fd", "spearman", dataset="imagenet256").loc["dinov2", "inception"]), 3)
         0.164

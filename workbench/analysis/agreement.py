@@ -244,7 +244,7 @@ def human_agreement(
 
     Example:
         >>> from workbench.analysis.human_data import load_published_metrics
-        >>> from workbench.analysis.human_agreement import human_agreement
+        >>> from workbench.analysis.agreement import human_agreement
         >>> res = human_agreement(load_published_metrics(), n_boot=200)
         >>> m = res.agreement_matrix("spearman")
         >>> print(f'{m.loc["fd_dinov2", "imagenet256"]:.3f} {m.loc["inception_fd_rank", "imagenet256"]:.3f}')
