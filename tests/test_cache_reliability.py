@@ -331,3 +331,38 @@ def test_bad_options_are_one_line(tmp_path: Path, class_folder: Path, capsys) ->
         main([*base, "--batch-size", "0"])
     assert exc.value.code == 2 and "positive integer" in capsys.readouterr().err
     assert not (tmp_path / "ws").exists()  # nothing was created for refused requests
+
+
+# --- sources walked once, duplicates listed, hostile images bounded ------------------------------
+
+
+def test_symlink_loop_duplicates_and_bomb_through_extract(tmp_path: Path, fmnist_test, capsys) -> None:
+    from test_images_hostile import _blank_bilevel_png
+
+    images, _ = fmnist_test
+    root = tmp_path / "src"
+    (root / "sub").mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(images[i]).save(root / "sub" / f"im{i}.png")
+    os.symlink("..", root / "sub" / "back")  # sub/back -> src: a loop
+    shutil.copy(root / "sub" / "im0.png", root / "copy_of_im0.png")
+    (root / "bomb.png").write_bytes(_blank_bilevel_png(10_000, 10_000))  # 100 Mpx in a few KB
+    code, out, err = _cli(capsys, "extract", str(root), "-e", "pixels", "-o", str(tmp_path / "ws"))
+    assert code == 0, err
+    assert "note: sub/back: symlink to a folder already listed" in err
+    assert "1 exact duplicate image in 1 group: copy_of_im0.png = sub/im0.png" in err
+    assert "skipped 1 unreadable image(s): bomb.png" in err
+    cache = open_cache(out.strip().splitlines()[-1])
+    assert len(cache) == 4 and sorted(cache.meta["id"]) == ["copy_of_im0.png", "sub/im0.png", "sub/im1.png", "sub/im2.png"]
+    assert cache.manifest["duplicates"] == [["copy_of_im0.png", "sub/im0.png"]]
+    assert any("sub/back" in n for n in cache.manifest["source"]["notes"])
+    assert "above the limit of 67,108,864 pixels" in cache.skipped[0]["reason"]
+    code, out, _ = _cli(capsys, "info", str(cache.path))
+    assert code == 0 and "duplicates 1 exact duplicate image(s) in 1 group(s): copy_of_im0.png = sub/im0.png" in out
+    assert "note       sub/back" in out
+    # raising the limit reads the bomb: another cache (the option is part of the key), the first is kept
+    code, out, err = _cli(capsys, "extract", str(root), "-e", "pixels", "-o", str(tmp_path / "ws"),
+                          "--max-pixels", "100000000", "--thumbnails", "0", "-q")
+    assert code == 0, err
+    bigger = open_cache(out.strip())
+    assert len(bigger) == 5 and bigger.path != cache.path and len(open_cache(cache.path)) == 4

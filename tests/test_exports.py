@@ -22,6 +22,7 @@ import textwrap
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import workbench
@@ -65,7 +66,15 @@ EAGER_NAME_CLASHES = {
 # Packages whose import does not import torch. ``workbench.cache`` (extraction.py),
 # ``workbench.demo`` (extractors.py), ``workbench.extractors`` and ``workbench.metrics``
 # (fld.py, neighbors.py) import torch eagerly through their submodules.
-TORCH_FREE = ["workbench", "workbench.analysis", "workbench.cli", "workbench.images", "workbench.widgets"]
+TORCH_FREE = [
+    "workbench",
+    "workbench.analysis",
+    "workbench.cache",
+    "workbench.cli",
+    "workbench.demo",
+    "workbench.images",
+    "workbench.widgets",
+]
 
 
 def _init_source(package: str) -> ast.Module:
@@ -221,3 +230,24 @@ def test_package_import_does_not_import_torch(package: str) -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]", f"import {package} imports {done.stdout.strip()}"
+
+
+def test_cli_help_and_info_do_not_import_torch(tmp_path) -> None:
+    """``workbench --help`` and ``workbench info`` (storage only) start without torch."""
+    from workbench.cache import extract
+
+    cache = extract(np.zeros((4, 8, 8, 3), np.uint8), "pixels", out=tmp_path, name="z", progress=False)
+    code = (
+        "import sys, contextlib, io\n"
+        "from workbench.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try:\n"
+        "        main(['--help'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        f"    assert main(['info', {str(cache.path)!r}]) == 0\n"
+        "print('torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

@@ -428,6 +428,8 @@ def compare_extractors(
                                   metrics=names, seed=metric_seed)
             except ValueError as exc:
                 raise ValueError(f"extractor {ext!r}: {exc}") from exc
+            if report.errors:  # a ranking with a hole would mislead: fail, naming every failed cell
+                raise ValueError(f"extractor {ext!r}: " + "; ".join(report.format_errors()))
             collected += [f"{ext}: {w}" for w in report.warnings if f"{ext}: {w}" not in collected]
             columns = list(report.values.columns)
             for model in members:

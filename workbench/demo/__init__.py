@@ -1,7 +1,9 @@
 """The demo workspace: real extractors trained on Fashion-MNIST, a zoo of flawed sets, all caches.
 
-``import workbench.demo`` registers the ``demo-classifier`` and ``demo-ssl`` extractors;
-:func:`build_demo` (``workbench demo``) builds the workspace, :func:`load_workspace` reads it.
+The ``demo-classifier`` and ``demo-ssl`` extractors are registered through the package's
+``workbench.extractors`` entry points, on first use of the extractor registry (importing this
+package loads no torch); :func:`build_demo` (``workbench demo``) builds the workspace,
+:func:`load_workspace` reads it.
 """
 
 from __future__ import annotations
@@ -9,8 +11,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from workbench.lazy_exports import attach
-
-from . import extractors  # noqa: F401  (registers demo-classifier and demo-ssl)
 
 __getattr__, __dir__, __all__ = attach(
     __name__,

@@ -22,7 +22,7 @@ from .precision_recall import PrecisionRecallResult, RealismResult, precision_re
 from .results import MetricValue
 from .sliced_wasserstein import sliced_wasserstein
 from .suite import METRICS, FeatureSet, MetricReport, evaluate, higher_is_better
-from .validation import SampleSizeWarning
+from .validation import ExcludedRowsWarning, SampleSizeWarning
 from .vendi import VendiResult, vendi
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "PRDCResult",
     "PrecisionRecallResult",
     "RealismResult",
+    "ExcludedRowsWarning",
     "SampleSizeWarning",
     "VendiResult",
     "authenticity",

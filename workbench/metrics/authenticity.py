@@ -68,7 +68,9 @@ def authenticity(
         block_size, progress: see :func:`workbench.metrics.neighbors.knn`.
 
     Returns:
-        :class:`AuthenticityResult`.
+        :class:`AuthenticityResult` (distances in the units of the inputs). AuthPct is invariant
+        under a common scale of ``train`` and ``fake``, at any magnitude (see
+        :mod:`workbench.metrics.neighbors`).
     """
     train_arr = as_features(train, "train", min_samples=2)
     fake_arr = as_features(fake, "fake")

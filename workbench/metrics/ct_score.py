@@ -8,7 +8,13 @@ import numpy as np
 from sklearn.cluster import KMeans
 
 from workbench.metrics.neighbors import knn
-from workbench.metrics.validation import as_features, check_same_dim, check_seed, warn_sample_size
+from workbench.metrics.validation import (
+    as_features,
+    check_same_dim,
+    check_seed,
+    power_of_two_scale,
+    warn_sample_size,
+)
 
 VARIANTS = ("standard", "modified", "mode")
 
@@ -102,7 +108,8 @@ def ct_score(
        (i.e. more than 20 fake samples).
 
     ``C_T << 0`` signals data copying (fakes closer to train than held-out data is), ``>> 0``
-    underfitting, ``~ 0`` neither. Units: standard normal z-scores.
+    underfitting, ``~ 0`` neither. Units: standard normal z-scores. Invariant under a common
+    scale of the features, at any magnitude (extreme ones are rescaled by an exact power of two).
 
     Variants (dgm-eval's metric names):
 
@@ -151,6 +158,12 @@ def ct_score(
         tau = 20.0 / m
     if pca_dim is not None and pca_dim < 1:
         raise ValueError(f"pca_dim must be a positive integer or None; got {pca_dim}")
+    # C_T is invariant under a common scale of the three sets; features of extreme magnitude
+    # (whose covariance or squared distances would overflow) are brought near 1 by an exact
+    # power of two, which changes no PCA direction, KMeans cell or distance rank.
+    factor = power_of_two_scale(train, test, fake)
+    if factor != 1.0:
+        train, test, fake = (np.asarray(a, dtype=np.float64) * factor for a in (train, test, fake))
 
     if pca_dim is not None and train.shape[1] > pca_dim:
         train_p, (test_p, fake_p) = _pca_fit_transform(train, [test, fake], int(pca_dim))

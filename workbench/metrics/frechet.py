@@ -283,6 +283,12 @@ def fd(real: object, fake: object, *, block_rows: int = DEFAULT_BLOCK_ROWS) -> f
     Warns:
         SampleSizeWarning: when N <= D for either set, the sample covariance is singular and FD
         is strongly biased upward (the bias decays like 1/N; see :func:`fd_infinity`).
+
+    Raises:
+        ValueError: bad shapes, NaN/inf features, or features so large that the covariance or the
+            distance overflows float64. FD is in squared feature units: features multiplied by
+            ``s`` give ``s^2`` times the distance (float32 features, at most ``3.4e38``, never
+            overflow).
     """
     real_arr = as_features(real, "real", min_samples=2)
     fake_arr = as_features(fake, "fake", min_samples=2)
@@ -290,9 +296,20 @@ def fd(real: object, fake: object, *, block_rows: int = DEFAULT_BLOCK_ROWS) -> f
     for name, arr in (("real", real_arr), ("fake", fake_arr)):
         warn_if_singular(arr.shape[0], arr.shape[1], name)
     block_rows = _check_block_rows(block_rows)
-    s_real = FeatureStats()._update_validated(real_arr, block_rows).finalize()
-    s_fake = FeatureStats()._update_validated(fake_arr, block_rows).finalize()
-    return fd_from_stats(s_real.mean, s_real.cov, s_fake.mean, s_fake.cov)
+    with np.errstate(over="ignore", invalid="ignore"):
+        s_real = FeatureStats()._update_validated(real_arr, block_rows).finalize()
+        s_fake = FeatureStats()._update_validated(fake_arr, block_rows).finalize()
+    for name, stats in (("real", s_real), ("fake", s_fake)):
+        if not (np.isfinite(stats.mean).all() and np.isfinite(stats.cov).all()):
+            raise ValueError(
+                f"the covariance of {name} overflows float64: its features are too large (the Fréchet "
+                "distance is in squared feature units); rescale the features"
+            )
+    with np.errstate(over="ignore", invalid="ignore"):
+        value = fd_from_stats(s_real.mean, s_real.cov, s_fake.mean, s_fake.cov)
+    if not np.isfinite(value):
+        raise ValueError("the Fréchet distance overflows float64 for these features; rescale the features")
+    return value
 
 
 def warn_if_singular(n: int, dim: int, name: str, stacklevel: int = 4) -> None:

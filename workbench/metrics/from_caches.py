@@ -72,13 +72,22 @@ def evaluate_caches(
 ) -> MetricReport:
     """:func:`~workbench.metrics.suite.evaluate` on caches, refusing to mix extractors.
 
-    ``generated`` is ``{name: cache}`` or a list of caches (named by their source name).
+    ``generated`` is ``{name: cache}`` or a list of caches (named by their source name; by their
+    folder name when two source names collide; the same cache twice is a ValueError).
+    A metric that fails for one set is an error in its cell of the report, not an exception
+    (see :func:`~workbench.metrics.suite.evaluate`).
     """
     if not isinstance(generated, Mapping):
         opened = [_open(g) for g in generated]
         names = [g.manifest["source"].get("name") or g.path.name for g in opened]
         if len(set(names)) != len(names):
             names = [g.path.name for g in opened]
+        if len(set(names)) != len(names):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(
+                f"the same generated cache is given more than once ({', '.join(twice)}); pass each once, or "
+                "a {name: cache} mapping to compare a cache with itself under two names"
+            )
         generated = dict(zip(names, opened))
     gens = {k: _open(v) for k, v in generated.items()}
     ref_c = _open(ref)

@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 
 from workbench.metrics.results import MetricValue
-from workbench.metrics.validation import as_features, check_same_dim, check_seed, warn_sample_size
+from workbench.metrics.validation import as_features, check_same_dim, check_seed, max_abs, warn_sample_size
 
 Sampling = Literal["generator", "randomstate"]
 
@@ -98,6 +98,12 @@ def kd(
         :class:`MetricValue` with ``value`` = mean, ``std`` = population std (``ddof=0``) of the
         per-subset MMD^2 (squared feature-kernel units), and ``extra`` holding ``subset_size``,
         ``subsets`` and ``values`` (the per-subset estimates).
+
+    Raises:
+        ValueError: bad shapes or parameters, NaN/inf features, or a kernel value that overflows the
+            arithmetic dtype. KD is not scale-invariant: for features multiplied by ``s`` it grows
+            like ``s^(2 degree)`` once ``gamma x.y >> coef``; it stays exact in float64 up to that
+            overflow (float32 features never reach it: ``(3.4e38^2)^3`` fits in float64).
     """
     real_arr = as_features(real, "real", min_samples=2)
     fake_arr = as_features(fake, "fake", min_samples=2)
@@ -128,19 +134,31 @@ def kd(
             f"fake: {n_fake}); using subsets of {m} rows instead"
             + (", so every subset of that set is the whole set" if m in (n_real, n_fake) else ""),
         )
-    values = np.array(
-        [
-            _poly_mmd2_unbiased(
-                real_arr[np.sort(r)].astype(work_dtype, copy=False),
-                fake_arr[np.sort(f)].astype(work_dtype, copy=False),
-                degree, gamma, coef,
-            )
-            for r, f in _iter_subset_indices(n_real, n_fake, int(subsets), m, seed, sampling)
-        ]
-    )
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = np.array(
+            [
+                _poly_mmd2_unbiased(
+                    real_arr[np.sort(r)].astype(work_dtype, copy=False),
+                    fake_arr[np.sort(f)].astype(work_dtype, copy=False),
+                    degree, gamma, coef,
+                )
+                for r, f in _iter_subset_indices(n_real, n_fake, int(subsets), m, seed, sampling)
+            ]
+        )
+    if not np.isfinite(values).all():
+        largest = max(max_abs(real_arr), max_abs(fake_arr))
+        raise ValueError(
+            f"the polynomial kernel (gamma x.y + coef)^{degree} overflows {work_dtype.name} for these features "
+            f"(|value| up to {largest:.3g}); the kernel distance grows like scale^{2 * degree}, so "
+            "rescale the features" + ("" if work_dtype == np.float64 else ' or use dtype="float64"')
+        )
+    # mean and std of values that may be near the float64 limit (KD grows like scale^6): the
+    # std is taken of values divided by their largest magnitude, so squaring cannot overflow
+    top = float(np.abs(values).max())
+    unit = values / top if top > 0 else values
     return MetricValue(
         value=float(values.mean()),
-        std=float(values.std()),
+        std=float(unit.std()) * top if top > 0 else 0.0,
         n_real=n_real,
         n_fake=n_fake,
         extra={"subset_size": m, "subsets": int(subsets), "values": tuple(values.tolist())},

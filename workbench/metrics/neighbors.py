@@ -44,6 +44,12 @@ is exact to float64 rounding for the given inputs:
 * :func:`count_within_radii` decides every pair whose tile ``d^2`` lies farther than the
   error bound from the threshold directly, and recomputes the few pairs inside that band in
   float64, so its counts equal those of a float64 brute-force comparison.
+* Features of any magnitude: when the largest ``|value|`` of the inputs lies outside
+  ``[2^-40, 2^40]`` (e.g. features multiplied by ``1e19``, whose squared distances overflow
+  float32), every row is multiplied by a common power of two as it is read
+  (:func:`~workbench.metrics.validation.power_of_two_scale`). That is exact, so the same
+  neighbours and counts come out as for the unscaled data and distances are divided back
+  exactly; well-scaled inputs are not touched.
 * :func:`max_radius_ratio` always searches in float32: it selects the best index row and
   recomputes its ratio in float64 (the selection can differ from a float64 arg-max only
   between candidates whose ratios agree to within the float32 distance error).
@@ -61,7 +67,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from workbench.metrics.validation import as_features, check_same_dim
+from workbench.metrics.validation import as_features, check_same_dim, power_of_two_scale
 
 SearchDtype = Literal["auto", "float32", "bfloat16"]
 Progress = Callable[[int, int], None]
@@ -82,13 +88,25 @@ _METRICS = ("l2", "cosine")
 
 
 class _Rows:
-    """Float64 view of a validated ``N x D`` matrix (array or memmap), optionally unit-normalised."""
+    """Float64 view of a validated ``N x D`` matrix (array or memmap), optionally unit-normalised.
 
-    def __init__(self, arr: np.ndarray, name: str, normalize: bool) -> None:
+    ``scale`` (a power of two, see :func:`~workbench.metrics.validation.power_of_two_scale`)
+    multiplies every row as it is read, so features of any magnitude (``1e19``, ``1e-30``) are
+    searched in the float32 range; the multiplication is exact, so every decision is the one
+    the unscaled data would give and distances are recovered by dividing by ``scale``.
+    """
+
+    def __init__(self, arr: np.ndarray, name: str, normalize: bool, scale: float = 1.0) -> None:
         self.arr = arr
         self.name = name
         self.normalize = normalize
+        self.scale = float(scale)
         self.n, self.dim = arr.shape
+
+    @property
+    def raw(self) -> bool:
+        """Rows are used as stored (no normalisation, no scaling)."""
+        return not self.normalize and self.scale == 1.0
 
     def block(self, start: int, stop: int) -> np.ndarray:
         return self._prepare(self.arr[start:stop], start)
@@ -97,10 +115,12 @@ class _Rows:
         """Rows ``idx``: float64 when normalised, else in the input dtype (exact pair distances
         convert while subtracting, which skips a float64 copy of every gathered row)."""
         rows = self.arr[np.asarray(idx, dtype=np.int64)]
-        return self._prepare(rows, None) if self.normalize else rows
+        return rows if self.raw else self._prepare(rows, None)
 
     def _prepare(self, x: np.ndarray, start: int | None) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
+        if self.scale != 1.0:
+            x = x * self.scale  # exact: a power of two
         if self.normalize:
             norms = np.sqrt(np.einsum("ij,ij->i", x, x))
             zero = np.flatnonzero(norms == 0)
@@ -194,7 +214,7 @@ def _centre(rows: _Rows, block_size: int) -> np.ndarray:
     for start in range(0, rows.n, block_size):
         stop = min(start + block_size, rows.n)
         # any centre serves (it only shrinks rounding); summing in float64 skips a float64 copy
-        block = rows.block(start, stop) if rows.normalize else rows.arr[start:stop]
+        block = rows.arr[start:stop] if rows.raw else rows.block(start, stop)
         total += block.sum(axis=0, dtype=np.float64)
     return total / rows.n
 
@@ -373,6 +393,15 @@ def check_neighbourhood_size(k: int, n: int, name: str) -> int:
     if k >= n:
         raise ValueError(f"k={k} needs more than k samples in {name}; got {n}. Lower k or add samples")
     return int(k)
+
+
+def _scaled_radii(r: np.ndarray, scale: float, name: str) -> np.ndarray:
+    """Radii in the units of rows multiplied by ``scale`` (a power of two: exact)."""
+    with np.errstate(over="ignore"):
+        out = r * scale
+    if not np.isfinite(out).all():  # radii near the float64 limit
+        raise ValueError(f"{name} overflow float64 once scaled with the features; rescale the features")
+    return out
 
 
 def _check_radii(radii: object, n: int, name: str) -> np.ndarray:
@@ -674,11 +703,30 @@ def knn(
     k = _check_k(k, x.shape[0] - (1 if exclude_self else 0), "index")
     bs = _check_block_size(block_size)
     normalize = metric == "cosine"
-    q_rows = _Rows(q, "query", normalize)
-    x_rows = q_rows if symmetric else _Rows(x, "index", normalize)
+    scale = power_of_two_scale(q) if symmetric else power_of_two_scale(q, x)
+    q_rows = _Rows(q, "query", normalize, scale)
+    x_rows = q_rows if symmetric else _Rows(x, "index", normalize, scale)
     sq, idx = _knn_sq(q_rows, x_rows, k, exclude_self, symmetric, bs, progress, dtype)
-    dist = sq / 2.0 if normalize else np.sqrt(sq)
+    dist = sq / 2.0 if normalize else _unscaled_distance(sq, scale)
     return dist, idx
+
+
+def _unscaled_distance(sq: np.ndarray, scale: float) -> np.ndarray:
+    """``sqrt(sq) / scale``: Euclidean distances in the units of the inputs (exact division).
+
+    Raises:
+        ValueError: a distance overflows float64 (features near the float64 limit).
+    """
+    dist = np.sqrt(sq)
+    if scale != 1.0:
+        with np.errstate(over="ignore"):
+            dist = dist / scale
+        if not np.isfinite(dist).all():
+            raise ValueError(
+                "distances between these features exceed the float64 range (features of magnitude "
+                f"~{1 / scale:.3g}); rescale the features"
+            )
+    return dist
 
 
 def kth_neighbor_radii(
@@ -819,7 +867,11 @@ def count_within_radii(
     r_x = None if index_radii is None else _check_radii(index_radii, x.shape[0], "index_radii")
     r_q = None if query_radii is None else _check_radii(query_radii, q.shape[0], "query_radii")
     bs = _check_block_size(block_size)
-    q_rows, x_rows = _Rows(q, "query", False), _Rows(x, "index", False)
+    scale = power_of_two_scale(q, x)
+    if scale != 1.0:  # exact: radii and distances are compared in the same scaled units
+        r_x = None if r_x is None else _scaled_radii(r_x, scale, "index_radii")
+        r_q = None if r_q is None else _scaled_radii(r_q, scale, "query_radii")
+    q_rows, x_rows = _Rows(q, "query", False, scale), _Rows(x, "index", False, scale)
     dtype = resolve_search_dtype(search_dtype)
     rounding = 4 * 2.0**-24  # relative rounding of a float64 threshold stored as float32
 
@@ -892,7 +944,11 @@ def max_radius_ratio(
     if not (isinstance(eps, (int, float)) and eps > 0 and math.isfinite(eps)):
         raise ValueError(f"eps must be a positive finite number; got {eps!r}")
     bs = _check_block_size(block_size)
-    q_rows, x_rows = _Rows(q, "query", False), _Rows(x, "index", False)
+    scale = power_of_two_scale(q, x)
+    if scale != 1.0:  # r / sqrt(d^2 + eps) is unchanged when r, d scale by s and eps by s^2
+        r = _scaled_radii(r, scale, "radii")
+        eps = eps * scale * scale
+    q_rows, x_rows = _Rows(q, "query", False, scale), _Rows(x, "index", False, scale)
     dtype = torch.float32
     centre = _centre(q_rows, bs)
     qo = _query_operand(q_rows, centre, dtype, bs)

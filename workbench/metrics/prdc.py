@@ -93,6 +93,10 @@ def prdc(
 
     Cost: three blocked passes (real-real, fake-fake, real-fake) of float32 matrix products;
     memory stays O(block_size^2 + (N + M) D), never N x M.
+
+    Scale: the four values are invariant under a common scale of ``real`` and ``fake``, at any
+    magnitude (features of extreme magnitude are searched rescaled by an exact power of two, see
+    :mod:`workbench.metrics.neighbors`); the radii are in the units of the inputs.
     """
     real_arr = as_features(real, "real", min_samples=2)
     fake_arr = as_features(fake, "fake", min_samples=2)

@@ -100,6 +100,9 @@ def precision_recall(
     Returns:
         :class:`PrecisionRecallResult`. ``f_score`` is ``2PR/(P+R)``; torch-fidelity divides
         by ``max(1e-5, P+R)``, which only differs when ``0 < P+R < 1e-5``.
+
+    Invariant under a common scale of ``real`` and ``fake``, at any magnitude (see
+    :mod:`workbench.metrics.neighbors`).
     """
     real_arr, fake_arr = _validated(real, fake, k)
     real_radii = kth_neighbor_radii(real_arr, k, block_size=block_size, progress=progress)

@@ -4,6 +4,12 @@ Each metric of this package is a pure function on arrays; this module knows whic
 needs (reference, generated, training, held-out test features, classifier logits), which way is
 better, and how to put the numbers of several generated sets in one table with optional
 bootstrap confidence intervals. ``workbench metrics`` (the CLI) and the widgets use it.
+
+Nothing computed is thrown away: every metric of every generated set is computed on its own, and
+one that fails (bad input, a bug) leaves an error message in its cell of the report
+(:attr:`MetricReport.errors`) while every other cell stands. Only mistakes in the call itself
+(unknown metric names, missing inputs, no generated set, sets of different feature dimensions)
+raise.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import html
 import math
 import time
+import traceback
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +40,7 @@ from .mifid import mifid
 from .prdc import prdc
 from .precision_recall import precision_recall
 from .sliced_wasserstein import sliced_wasserstein
-from .validation import SampleSizeWarning
+from .validation import ExcludedRowsWarning, SampleSizeWarning, nonzero_rows
 from .vendi import vendi
 
 
@@ -53,7 +60,9 @@ class MetricSpec:
     ``needs`` lists the inputs beyond the generated set: ``"ref"``, ``"train"``, ``"test"``,
     ``"logits"``. ``fields`` maps each output column to True when higher is better, False when
     lower is better, None when neither (e.g. C_T, where 0 is ideal). ``pairwise`` metrics are
-    functions of (reference, generated) and can be bootstrapped.
+    functions of (reference, generated) and can be bootstrapped. ``cosine`` metrics are undefined
+    on all-zero rows (e.g. a black image with the ``pixels`` extractor): such rows of the
+    generated set are left out of them, with a warning naming the rows.
     """
 
     name: str
@@ -63,6 +72,7 @@ class MetricSpec:
     compute: Callable[..., dict[str, float]]
     default: bool = True
     pairwise: bool = True
+    cosine: bool = False
 
 
 def _two_sample(fn: Callable[..., dict[str, float]]) -> Callable[..., dict[str, float]]:
@@ -126,7 +136,8 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("pr", "improved precision and recall (Kynkaanniemi et al. 2019), k=3", frozenset({"ref"}),
                    {"ipr_precision": True, "ipr_recall": True}, _ipr, default=False),
         MetricSpec("swd", "sliced Wasserstein distance", frozenset({"ref"}), {"swd": False}, _swd, default=False),
-        MetricSpec("vendi", "Vendi score of the generated set (cosine, q=1)", frozenset(), {"vendi": True}, _vendi),
+        MetricSpec("vendi", "Vendi score of the generated set (cosine, q=1)", frozenset(), {"vendi": True}, _vendi,
+                   cosine=True),
         MetricSpec("is", "Inception Score from classifier logits (10 splits)", frozenset({"logits"}),
                    {"is": True, "is_std": None},
                    lambda s, seed: dict(zip(("is", "is_std"), inception_score(s["gen"].logits))), pairwise=False),
@@ -161,6 +172,15 @@ _BOUNDS = {
 }
 
 
+def metric_of_column(column: str) -> str:
+    """The metric (a key of :data:`METRICS`) that produces result column ``column``
+    (e.g. ``"density"`` -> ``"prdc"``); ``column`` itself when no metric does."""
+    for spec in METRICS.values():
+        if column in spec.fields:
+            return spec.name
+    return column
+
+
 def higher_is_better(column: str) -> bool | None:
     """Orientation of a result column: True, False, or None (no better direction)."""
     for spec in METRICS.values():
@@ -174,23 +194,37 @@ def resolve_metrics(names: str | Sequence[str], available: set[str]) -> list[str
 
     ``available`` holds the optional inputs present (``"ref"``, ``"train"``, ``"test"``,
     ``"logits"``); "default" and "all" keep only the metrics whose inputs are present, an
-    explicit name whose inputs are missing is an error.
+    explicit name whose inputs are missing is an error. "default" and "all" may be combined with
+    names (``"default,cmmd"``); repeated names are merged, keeping the first position, so every
+    metric is computed once (``"fd,fd"`` gives one ``fd`` column).
+
+    Raises:
+        ValueError: no name, an unknown name, or an explicit metric whose inputs are missing.
+        TypeError: ``names`` is neither a string nor a sequence of strings.
     """
     if isinstance(names, str):
-        if names in ("default", "all"):
-            chosen = [n for n, s in METRICS.items() if (names == "all" or s.default) and s.needs <= available]
-            return chosen
-        names = [n.strip() for n in names.split(",") if n.strip()]
-    unknown = [n for n in names if n not in METRICS]
+        items = [n.strip() for n in names.split(",") if n.strip()]
+    else:
+        if not all(isinstance(n, str) for n in names):
+            raise TypeError(f"metric names must be strings; got {list(names)!r}")
+        items = [n.strip() for n in names if n.strip()]
+    if not items:
+        raise ValueError(f"no metric named; choose from {', '.join(METRICS)}, 'default' or 'all'")
+    unknown = [n for n in items if n not in METRICS and n not in ("default", "all")]
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(METRICS)}, 'default' or 'all'")
-    for n in names:
+    what = {"train": "--train (training set features)", "test": "--test (held-out real features)",
+            "logits": "classifier logits (an extractor with logits, e.g. inception)", "ref": "--ref"}
+    chosen: list[str] = []
+    for n in items:
+        if n in ("default", "all"):
+            chosen += [m for m, spec in METRICS.items() if (n == "all" or spec.default) and spec.needs <= available]
+            continue
         missing = METRICS[n].needs - available
         if missing:
-            what = {"train": "--train (training set features)", "test": "--test (held-out real features)",
-                    "logits": "classifier logits (an extractor with logits, e.g. inception)", "ref": "--ref"}
             raise ValueError(f"metric {n!r} needs " + " and ".join(what[m] for m in sorted(missing)))
-    return list(names)
+        chosen.append(n)
+    return list(dict.fromkeys(chosen))
 
 
 @dataclass
@@ -198,12 +232,17 @@ class MetricReport:
     """Metric values for several generated sets: one row per set, one column per value.
 
     Attributes:
-        values: DataFrame indexed by generated-set name.
+        values: DataFrame indexed by generated-set name (NaN where a metric failed).
         low, high: bootstrap percentile interval bounds (same shape; NaN where not bootstrapped).
         std: bootstrap standard deviations (NaN where not bootstrapped).
         warnings: sample-size and provenance warnings collected while computing.
         info: provenance (extractor description, pretrained flag, sizes, settings).
         seconds: compute time per metric name.
+        errors: ``{(generated set, metric name): message}`` for every metric that failed for a set
+            (``"ValueError: ..."``; the metric's columns are NaN there), or whose bootstrap failed
+            (``"bootstrap failed: ..."``; the value stands, without interval). Metric names are keys
+            of :data:`METRICS` (``"prdc"`` covers precision, recall, density and coverage); use
+            :meth:`error_for` to look one up by column.
     """
 
     values: pd.DataFrame
@@ -213,6 +252,19 @@ class MetricReport:
     warnings: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    errors: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def error_for(self, model: str, column: str) -> str | None:
+        """The error message of ``column`` (a result column or a metric name) for ``model``, or None.
+
+        The metric name ``"*"`` stands for every metric of that set (a report that could not be
+        computed at all, see :func:`failed_report`)."""
+        return self.errors.get((str(model), metric_of_column(column))) or self.errors.get((str(model), "*"))
+
+    @property
+    def computed(self) -> bool:
+        """True when at least one value of the table was computed (is not NaN)."""
+        return bool(self.values.notna().to_numpy().any())
 
     def to_frame(self, with_ci: bool = True) -> pd.DataFrame:
         """Values, plus ``<col>_low`` / ``<col>_high`` columns where intervals exist."""
@@ -225,46 +277,101 @@ class MetricReport:
         return out
 
     def to_json(self) -> dict[str, Any]:
+        """``{"info", "warnings", "errors", "rows", "higher_is_better"}``; each row maps every column
+        to ``{"value"}`` (None where not computed), plus ``low``/``high``/``std`` with intervals and
+        ``error`` (the message) where that metric failed for that set. ``errors`` lists
+        ``{"model", "metric", "error"}``."""
         rows = []
         for name in self.values.index:
             row: dict[str, Any] = {"model": name}
             for col in self.values.columns:
-                entry = {"value": _num(self.values.at[name, col])}
+                entry: dict[str, Any] = {"value": _num(self.values.at[name, col])}
                 if not math.isnan(self.low.at[name, col]):
                     entry.update(low=_num(self.low.at[name, col]), high=_num(self.high.at[name, col]),
                                  std=_num(self.std.at[name, col]))
+                err = self.error_for(name, col)
+                if err is not None:
+                    entry["error"] = err
                 row[col] = entry
             rows.append(row)
-        return {"info": self.info, "warnings": self.warnings, "rows": rows,
+        errors = [{"model": m, "metric": k, "error": e} for (m, k), e in self.errors.items()]
+        return {"info": self.info, "warnings": self.warnings, "errors": errors, "rows": rows,
                 "higher_is_better": {c: higher_is_better(c) for c in self.values.columns}}
 
+    def _error_numbers(self) -> dict[tuple[str, str], int]:
+        return {key: i for i, key in enumerate(self.errors, start=1)}
+
+    def _error_key(self, name: str, col: str) -> tuple[str, str]:
+        key = (str(name), metric_of_column(col))
+        return key if key in self.errors or (str(name), "*") not in self.errors else (str(name), "*")
+
+    def _cell_text(self, name: str, col: str, digits: int, numbers: dict[tuple[str, str], int]) -> str:
+        v = self.values.at[name, col]
+        key = self._error_key(name, col)
+        if key in numbers and math.isnan(v):
+            return f"ERROR({numbers[key]})"
+        text = _fmt(v, digits)
+        if not math.isnan(self.low.at[name, col]):
+            text += f" [{_fmt(self.low.at[name, col], digits)}, {_fmt(self.high.at[name, col], digits)}]"
+        if key in numbers:
+            text += f" (!{numbers[key]})"
+        return text
+
     def format_table(self, digits: int = 4) -> str:
-        """A plain-text table; intervals shown as ``value [low, high]``."""
-        cells = {col: [] for col in self.values.columns}
-        for name in self.values.index:
-            for col in self.values.columns:
-                v = self.values.at[name, col]
-                text = _fmt(v, digits)
-                if not math.isnan(self.low.at[name, col]):
-                    text += f" [{_fmt(self.low.at[name, col], digits)}, {_fmt(self.high.at[name, col], digits)}]"
-                cells[col].append(text)
+        """A plain-text table; intervals shown as ``value [low, high]``; a failed metric as
+        ``ERROR(n)`` and a value whose bootstrap failed as ``value (!n)``, ``n`` numbering the
+        messages of :meth:`format_errors`."""
+        numbers = self._error_numbers()
+        cells = {col: [self._cell_text(name, col, digits, numbers) for name in self.values.index]
+                 for col in self.values.columns}
         headers = ["model", *self.values.columns]
         columns = [[str(n) for n in self.values.index], *cells.values()]
         widths = [max(len(h), *(len(c) for c in col)) for h, col in zip(headers, columns)]
-        lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]
+        lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
         lines.append("  ".join("-" * w for w in widths))
         for i in range(len(self.values.index)):
-            lines.append("  ".join(col[i].ljust(w) for col, w in zip(columns, widths)))
+            lines.append("  ".join(col[i].ljust(w) for col, w in zip(columns, widths)).rstrip())
         return "\n".join(lines)
+
+    def format_errors(self) -> list[str]:
+        """One line per failed (set, metric): ``error (n) in <metric> for <set>: <message>``."""
+        return [f"error ({i}) in {'every metric' if metric == '*' else metric} for {model}: {message}"
+                for i, ((model, metric), message) in enumerate(self.errors.items(), start=1)]
 
     def __str__(self) -> str:
         notes = [f"warning: {w}" for w in self.warnings]
-        return "\n".join([self.format_table(), *notes])
+        return "\n".join([self.format_table(), *self.format_errors(), *notes])
 
     def _repr_html_(self) -> str:
-        parts = [self.to_frame().to_html(float_format=lambda v: f"{v:.4g}", na_rep="")]
+        numbers = self._error_numbers()
+        frame = self.to_frame()
+        shown = pd.DataFrame("", index=frame.index, columns=frame.columns, dtype=object)
+        for name in frame.index:
+            for col in frame.columns:
+                v = frame.at[name, col]
+                key = self._error_key(name, col)
+                if col not in self.values.columns:  # an interval bound
+                    shown.at[name, col] = "" if math.isnan(v) else f"{v:.4g}"
+                elif math.isnan(v):
+                    shown.at[name, col] = f"ERROR({numbers[key]})" if key in numbers else ""
+                else:
+                    shown.at[name, col] = f"{v:.4g}" + (f" (!{numbers[key]})" if key in numbers else "")
+        parts = [shown.to_html()]
+        parts += [f"<p style='color:#b00020'><b>error:</b> {html.escape(line)}</p>" for line in self.format_errors()]
         parts += [f"<p><b>warning:</b> {html.escape(w)}</p>" for w in self.warnings]
         return "\n".join(parts)
+
+
+def failed_report(
+    models: Sequence[str], error: BaseException | str, info: Mapping[str, Any] | None = None
+) -> MetricReport:
+    """A report of ``models`` whose metrics could not be computed at all (e.g. incompatible caches):
+    no columns, the message under ``errors[(model, "*")]`` for every model and in ``warnings``."""
+    message = error if isinstance(error, str) else describe_error(error)
+    index = [str(m) for m in models]
+    empty = [pd.DataFrame(index=index, columns=[], dtype=float) for _ in range(4)]
+    return MetricReport(*empty, warnings=[f"no metric could be computed: {message}"], info=dict(info or {}),
+                        errors={(m, "*"): message for m in index})
 
 
 def _num(v: Any) -> float | None:
@@ -278,8 +385,27 @@ def _fmt(v: float, digits: int) -> str:
     return f"{v:.{digits}g}"
 
 
+def describe_error(exc: BaseException) -> str:
+    """``"Type: message"`` of an exception; for an unexpected type (not ValueError/TypeError, i.e.
+    probably a bug) the innermost source line is appended, to help report it."""
+    text = f"{type(exc).__name__}: {exc}".rstrip(": ")
+    if not isinstance(exc, (ValueError, TypeError)) and exc.__traceback__ is not None:
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        text += f" (at {frame.filename.rsplit('/workbench/', 1)[-1]}:{frame.lineno})"
+    return text
+
+
 def _as_set(x: Any) -> FeatureSet:
     return x if isinstance(x, FeatureSet) else FeatureSet(features=x)
+
+
+def _without_zero_rows(features: Any, gen_name: str, metric_name: str) -> Any:
+    """``features`` without its all-zero rows (warning naming them), for a cosine metric."""
+    rows = np.asarray(features) if not hasattr(features, "shape") else features
+    if getattr(rows, "ndim", 0) != 2:
+        return features  # the metric's own validation reports the shape
+    keep = nonzero_rows(rows, f"generated set {gen_name!r}", metric_name)
+    return features if keep.size == rows.shape[0] else np.asarray(rows[keep])
 
 
 def evaluate(
@@ -296,12 +422,20 @@ def evaluate(
 ) -> MetricReport:
     """Compute ``metrics`` for every generated set against the reference (and train/test) features.
 
+    Every (metric, generated set) cell is computed on its own: when one raises (an input the
+    metric cannot use, a bug), its message goes to :attr:`MetricReport.errors` (``"Type:
+    message"``), its columns stay NaN and every other cell is still computed; a failed bootstrap
+    likewise leaves the value without interval and an error. ``KeyboardInterrupt`` is not caught.
+    All-zero rows of a generated set are left out of cosine metrics (``vendi``) with a warning
+    naming them (the other metrics use every row).
+
     Args:
         ref: reference (real) features ``N x D`` or a :class:`FeatureSet`.
         generated: ``{name: features or FeatureSet}`` — one row of the report each.
         train: training-set features, for memorization metrics (``authpct``, ``ct``, ``mifid``, ``fld``).
         test: held-out real features (not used in training), for ``ct`` and ``fld``.
-        metrics: ``"default"``, ``"all"``, or names from :data:`METRICS` (list or comma string).
+        metrics: ``"default"``, ``"all"``, or names from :data:`METRICS` (list or comma string,
+            may include "default"/"all"; repeats are merged, see :func:`resolve_metrics`).
         bootstrap: number of bootstrap replicates for confidence intervals of pairwise metrics
             (0 = none). Metrics that need the training set are not bootstrapped. The interval is
             ``value +- z * std_boot`` (normal bootstrap interval centred on the full-data value):
@@ -313,6 +447,11 @@ def evaluate(
 
     Returns:
         :class:`MetricReport`.
+
+    Raises:
+        ValueError: no generated set, unknown metric names, a metric whose inputs are missing,
+            feature sets of different dimensions (different extractors), or a bad ``bootstrap``
+            count (mistakes in the call, not in the data).
     """
     if not generated:
         raise ValueError("generated must name at least one generated feature set")
@@ -328,6 +467,7 @@ def evaluate(
     if all(g.logits is not None for g in gens.values()):
         available.add("logits")
     names = resolve_metrics(metrics, available)
+    _check_dimensions(ref_set, gens, train_set, test_set)
     if bootstrap and bootstrap < 2:
         raise ValueError(f"bootstrap must be 0 (off) or at least 2 replicates; got {bootstrap}")
 
@@ -337,6 +477,7 @@ def evaluate(
     values, low, high, std = (pd.DataFrame(math.nan, **shape) for _ in range(4))
     # one line per (metric, message), naming every generated set it applies to
     collected: dict[tuple[str, str], list[str]] = {}
+    errors: dict[tuple[str, str], str] = {}
     seconds: dict[str, float] = {}
     for metric_name in names:
         spec = METRICS[metric_name]
@@ -344,12 +485,26 @@ def evaluate(
         for gen_name, gen in gens.items():
             if progress:
                 progress(f"{metric_name} · {gen_name}")
+            result: dict[str, float] | None = None
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", SampleSizeWarning)
-                if spec.pairwise:
-                    fn = _two_sample(_PAIRWISE_FNS[metric_name])
-                    result = fn(ref_set.features, gen.features, seed=seed)
-                    if bootstrap:
+                warnings.simplefilter("always", ExcludedRowsWarning)
+                try:
+                    if spec.cosine:
+                        gen = FeatureSet(_without_zero_rows(gen.features, gen_name, metric_name), gen.logits,
+                                         gen.labels)
+                    if spec.pairwise:
+                        fn = _two_sample(_PAIRWISE_FNS[metric_name])
+                        result = fn(ref_set.features, gen.features, seed=seed)
+                    else:
+                        bundle = {"ref": ref_set, "gen": gen, "train": train_set, "test": test_set}
+                        result = spec.compute(bundle, seed)
+                    result = {col: float(result[col]) for col in spec.fields}
+                except Exception as exc:  # one cell fails alone; KeyboardInterrupt is not an Exception
+                    errors[(gen_name, metric_name)] = describe_error(exc)
+                    result = None
+                if result is not None and bootstrap and spec.pairwise:
+                    try:
                         boot = bootstrap_metric(fn, ref_set.features, gen.features, n=bootstrap, seed=seed, ci=ci)
                         for col in spec.fields:
                             # Normal interval centred on the full-data value: resampling with
@@ -360,25 +515,55 @@ def evaluate(
                             low.at[gen_name, col] = max(result[col] - half, lo_bound)
                             high.at[gen_name, col] = min(result[col] + half, hi_bound)
                             std.at[gen_name, col] = boot[col].std
-                else:
-                    bundle = {"ref": ref_set, "gen": gen, "train": train_set, "test": test_set}
-                    result = spec.compute(bundle, seed)
+                    except Exception as exc:
+                        for frame in (low, high, std):
+                            frame.loc[gen_name, list(spec.fields)] = math.nan
+                        errors[(gen_name, metric_name)] = "bootstrap failed: " + describe_error(exc)
             for w in caught:
-                names = collected.setdefault((metric_name, str(w.message)), [])
-                if gen_name not in names:
-                    names.append(gen_name)
-            for col, v in result.items():
-                values.at[gen_name, col] = float(v)
+                sets = collected.setdefault((metric_name, str(w.message)), [])
+                if gen_name not in sets:
+                    sets.append(gen_name)
+            for col, v in (result or {}).items():
+                values.at[gen_name, col] = v
         seconds[metric_name] = time.perf_counter() - t0
     info = {
         "metrics": names,
-        "n_ref": int(len(ref_set.features)),
-        "n_generated": {k: int(len(g.features)) for k, g in gens.items()},
-        "n_train": int(len(train_set.features)) if train_set is not None else None,
-        "n_test": int(len(test_set.features)) if test_set is not None else None,
+        "n_ref": _length(ref_set.features),
+        "n_generated": {k: _length(g.features) for k, g in gens.items()},
+        "n_train": _length(train_set.features) if train_set is not None else None,
+        "n_test": _length(test_set.features) if test_set is not None else None,
         "bootstrap": bootstrap,
         "ci": ci if bootstrap else None,
         "seed": seed,
     }
-    notes = [f"{metric} ({', '.join(names)}): {message}" for (metric, message), names in collected.items()]
-    return MetricReport(values=values, low=low, high=high, std=std, warnings=notes, info=info, seconds=seconds)
+    notes = [f"{metric} ({', '.join(sets)}): {message}" for (metric, message), sets in collected.items()]
+    return MetricReport(values=values, low=low, high=high, std=std, warnings=notes, info=info, seconds=seconds,
+                        errors=errors)
+
+
+def _check_dimensions(ref: FeatureSet, gens: Mapping[str, FeatureSet], train: FeatureSet | None,
+                      test: FeatureSet | None) -> None:
+    """Raise when two 2-D feature sets have different widths: sets of different extractors mixed
+    up in the call (no metric could compare them). Other input problems are left to each metric."""
+    roles = [("ref", ref), *((f"generated set {k!r}", g) for k, g in gens.items()), ("train", train), ("test", test)]
+    first: tuple[str, int] | None = None
+    for role, fs in roles:
+        if fs is None:
+            continue
+        shape = np.shape(fs.features) if not hasattr(fs.features, "shape") else tuple(fs.features.shape)
+        if len(shape) != 2:
+            continue  # reported by the metrics' own validation, cell by cell
+        if first is None:
+            first = (role, int(shape[1]))
+        elif int(shape[1]) != first[1]:
+            raise ValueError(
+                f"{first[0]} and {role} have different feature dimensions ({first[1]} vs {int(shape[1])}); "
+                "were they made by the same extractor?"
+            )
+
+
+def _length(x: Any) -> int | None:
+    try:
+        return int(len(x))
+    except TypeError:
+        return None

@@ -13,7 +13,7 @@ from typing import Hashable
 
 import numpy as np
 
-from workbench.metrics.validation import as_features
+from workbench.metrics.validation import as_features, nonzero_rows
 
 _GRAM_BLOCK_ROWS = 8192
 
@@ -93,6 +93,8 @@ def vendi(
     x: np.ndarray,
     q: float | str = 1.0,
     labels: np.ndarray | None = None,
+    *,
+    zero_rows: str = "raise",
 ) -> float | VendiResult:
     """Vendi score of order ``q`` with the cosine-similarity kernel.
 
@@ -119,21 +121,34 @@ def vendi(
         q: order of the Renyi entropy, a number ``>= 0`` or ``float('inf')`` / ``'inf'``. Default 1.
         labels: optional length-``N`` class labels; when given, the score of every class subset is
             also computed (Pasarkar & Dieng report per-class Vendi for conditional models).
+        zero_rows: what to do with all-zero rows, for which cosine similarity is undefined (e.g. a
+            black image with the ``pixels`` extractor): ``"raise"`` (default) a ValueError naming
+            the first, or ``"drop"`` them with an
+            :class:`~workbench.metrics.validation.ExcludedRowsWarning` naming how many and which
+            (the score is then that of the other rows; a ValueError if none is left).
 
     Returns:
         The score (a float) when ``labels`` is None, else a :class:`VendiResult` with ``score`` for all
         samples and ``per_class`` mapping each label (sorted) to the score of its samples.
     """
     order = _parse_order(q)
+    if zero_rows not in ("raise", "drop"):
+        raise ValueError(f'zero_rows must be "raise" or "drop"; got {zero_rows!r}')
     x = as_features(x, "x")
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.ndim != 1 or labels.shape[0] != x.shape[0]:
+            raise ValueError(
+                f"labels must be a 1-D array with one label per row of x ({x.shape[0]}); got shape {labels.shape}"
+            )
+    if zero_rows == "drop":
+        keep = nonzero_rows(x, "x", "the Vendi score")
+        if keep.size < x.shape[0]:
+            x = x[keep]
+            labels = None if labels is None else labels[keep]
     score = _vendi_of(x, order, "x")
     if labels is None:
         return score
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or labels.shape[0] != x.shape[0]:
-        raise ValueError(
-            f"labels must be a 1-D array with one label per row of x ({x.shape[0]}); got shape {labels.shape}"
-        )
     per_class: dict[Hashable, float] = {}
     for label in np.unique(labels):
         idx = np.flatnonzero(labels == label)

@@ -16,7 +16,9 @@ row and the grid shows those samples. The views share one
 
 Metric reports are computed (in the background unless ``background=False``) with
 :func:`~workbench.widgets.workspace_metrics.workspace_reports` and saved in the workspace's
-``.workbench`` folder, so the second opening shows the table at once. Memorization analyses
+``.workbench`` folder, so the second opening shows the table at once. A metric that fails for a
+set shows ``error`` in its cell (message as tooltip and under the table, and in the static
+report); if the computation fails altogether, the metric table says why. Memorization analyses
 and UMAP layouts are computed on request (or, for memorization, in the background after the
 metrics) and saved likewise.
 """
@@ -163,7 +165,8 @@ class Workbench:
         self._memorization_after_metrics = memorization
         if self.reports is None:
             self._task = BackgroundTask(self._compute_reports, label="metric tables", status=self.status,
-                                        on_done=self._reports_ready, background=background).start()
+                                        on_done=self._reports_ready, on_error=self.metric_table.show_error,
+                                        background=background).start()
         elif memorization and self.memorization is not None:
             self.memorization.compute()
         self.timings["total"] = time.perf_counter() - t0
@@ -245,10 +248,13 @@ class Workbench:
     def report(self, path: str | os.PathLike, **kwargs: Any) -> Path:
         """Write a self-contained static HTML report of the views to ``path`` (opens offline).
 
-        Waits for running background work first. Options: see
-        :func:`workbench.widgets.report.write_report`.
+        Waits for running background work first; a failed metric computation does not stop the
+        report (its metric section says why). Options: see :func:`workbench.widgets.report.write_report`.
         """
         from .report import write_report
 
-        self.wait()
+        if self._task is not None and not self._task.join(900):  # an error is shown by the metric table
+            raise TimeoutError("metric tables still running after 900 s")
+        if self.memorization is not None:
+            self.memorization.wait(900)
         return write_report(self, path, **kwargs)

@@ -8,7 +8,8 @@ same table statically for the offline report.
 
 DOM hooks: ``table.wb-table``, ``th.wb-sortable[data-key]`` (``.wb-sorted-asc`` /
 ``.wb-sorted-desc`` on the sort column), ``tr.wb-row[data-key]`` (``.wb-selected`` on the
-selected row), ``td.wb-best`` / ``td.wb-worst``.
+selected row), ``td.wb-best`` / ``td.wb-worst``, ``td.wb-error`` (a value that could not be computed;
+the cell's ``title`` holds the message, in the widget and in the static HTML alike).
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ TABLE_CSS = """
 .wb-table tr.wb-selected { background: #dbe9fb; outline: 2px solid #1f5fa8; }
 .wb-table td.wb-best { background: #d8f0d8; font-weight: bold; }
 .wb-table td.wb-worst { background: #f8dada; }
+.wb-table td.wb-error { color: #b00020; font-style: italic; }
 .wb-table-caption { font: 11px sans-serif; color: #666; margin-top: 4px; }
 """
 
@@ -121,7 +123,8 @@ class ClickableTable(anywidget.AnyWidget):
 
 def table_html(columns: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]], *, selected: str = "",
                caption: str = "", css_class: str = "wb-table") -> str:
-    """Static HTML of the same table (for the report): header, rows with their cell classes."""
+    """Static HTML of the same table (for the report): header, rows with their cell classes and
+    cell titles (tooltips, e.g. the error message of a failed metric)."""
     out = [f'<table class="{css_class}"><thead><tr>']
     out += [f'<th title="{html.escape(c.get("title", ""))}">{html.escape(c["label"])}</th>' for c in columns]
     out.append("</tr></thead><tbody>")
@@ -129,8 +132,10 @@ def table_html(columns: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]]
         cls = "wb-row wb-selected" if r["key"] == selected else "wb-row"
         out.append(f'<tr class="{cls}" data-key="{html.escape(r["key"])}">')
         classes = r.get("classes") or [""] * len(r["cells"])
-        for text, c in zip(r["cells"], classes):
-            out.append(f'<td class="{c}">{html.escape(str(text))}</td>' if c else f"<td>{html.escape(str(text))}</td>")
+        titles = r.get("titles") or [""] * len(r["cells"])
+        for text, c, title in zip(r["cells"], classes, titles):
+            attrs = (f' class="{html.escape(c)}"' if c else "") + (f' title="{html.escape(title)}"' if title else "")
+            out.append(f"<td{attrs}>{html.escape(str(text))}</td>")
         out.append("</tr>")
     out.append("</tbody></table>")
     if caption:

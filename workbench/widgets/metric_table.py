@@ -9,8 +9,14 @@ and the last one ``wb-worst``; columns without an orientation (``kd_std``, ``ct`
 Clicking a header sorts by it (best first; again to reverse); clicking a row selects that model
 and extractor in the shared :class:`~workbench.widgets.selection.Selection`.
 
+A metric that failed for a model (:attr:`MetricReport.errors <workbench.metrics.suite.MetricReport>`)
+shows ``error`` in its cells (``td.wb-error``), with the message as the cell's tooltip and listed
+under the table; a value whose bootstrap failed is shown with a ``⚠`` and the message likewise.
+When the reports could not be computed at all (:meth:`MetricTable.show_error`), the caption and the
+static report say why instead of showing an empty table.
+
 Python state: :attr:`MetricTable.table` (the displayed frame, in display order, with ``rank_*``
-columns), :attr:`sort_by`, :attr:`ascending`, :attr:`extractor_filter`, :meth:`select`.
+columns), :attr:`errors`, :attr:`sort_by`, :attr:`ascending`, :attr:`extractor_filter`, :meth:`select`.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from ..metrics.suite import MetricReport, higher_is_better
+from ..metrics.suite import MetricReport, higher_is_better, metric_of_column
 from .html_table import ClickableTable, table_html
 from .selection import Selection
 from .tasks import status_widget
@@ -39,6 +45,12 @@ def _fmt(v: float) -> str:
     if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
         return f"{v:.3e}"
     return f"{v:.4g}"
+
+
+def _report_error(report: MetricReport, model: str, column: str) -> str | None:
+    """The error of ``column`` for ``model`` in ``report`` (reports read from older JSON lack errors)."""
+    errors = getattr(report, "errors", None) or {}
+    return errors.get((model, metric_of_column(column))) or errors.get((model, "*"))
 
 
 def row_key(model: str, extractor: str) -> str:
@@ -70,6 +82,8 @@ class MetricTable(W.VBox):
         self.reports: dict[str, MetricReport] = {}
         self._frame = pd.DataFrame()
         self._metrics: list[str] = []
+        self._errors: dict[tuple[str, str, str], str] = {}  # (model, extractor, column) -> message
+        self._failure = ""
         self.grid = ClickableTable()
         self.grid.add_class("wb-metric-grid")
         self.filter = W.Dropdown(options=[ALL], value=ALL, description="extractor", layout=W.Layout(width="260px"))
@@ -102,8 +116,10 @@ class MetricTable(W.VBox):
         if not reports:
             raise ValueError("reports must hold at least one MetricReport")
         self.reports = dict(reports)
+        self._failure = ""
         rows = []
         metrics: list[str] = []
+        errors: dict[tuple[str, str, str], str] = {}
         for ext, rep in self.reports.items():
             cols = [c for c in rep.values.columns if self._columns_wanted is None or c in self._columns_wanted]
             metrics += [c for c in cols if c not in metrics]
@@ -114,6 +130,13 @@ class MetricTable(W.VBox):
                     row[f"{c}_low"] = float(rep.low.at[model, c])
                     row[f"{c}_high"] = float(rep.high.at[model, c])
                 rows.append(row)
+        for ext, rep in self.reports.items():  # after the loop: a failed report may have no columns
+            for model in rep.values.index:
+                for c in metrics:
+                    message = _report_error(rep, str(model), c)
+                    if message:
+                        errors[(str(model), ext, c)] = message
+        self._errors = errors
         frame = pd.DataFrame(rows)
         for c in metrics:
             frame[f"rank_{c}"] = np.nan
@@ -135,8 +158,12 @@ class MetricTable(W.VBox):
             self.filter.options = options
             self.filter.value = wanted
         notes = [w for rep in self.reports.values() for w in rep.warnings]
-        self.notes.value = "".join(f"<div style='color:#8a6d00;font-size:11px'>⚠ {html.escape(n)}</div>"
-                                   for n in dict.fromkeys(notes))
+        failed = [f"{ext} · {model} · {metric}: {message}" for ext, rep in self.reports.items()
+                  for (model, metric), message in rep.errors.items()]
+        self.notes.value = "".join(
+            [f"<div class='wb-metric-error' style='color:#b00020;font-size:11px'>✖ {html.escape(n)}</div>"
+             for n in dict.fromkeys(failed)]
+            + [f"<div style='color:#8a6d00;font-size:11px'>⚠ {html.escape(n)}</div>" for n in dict.fromkeys(notes)])
         if not self.grid.sort_by:
             self.grid.sort_by = "model"
         self._render()
@@ -145,6 +172,21 @@ class MetricTable(W.VBox):
     def metrics(self) -> list[str]:
         """The metric columns shown."""
         return list(self._metrics)
+
+    @property
+    def errors(self) -> pd.DataFrame:
+        """The failed cells: one row per ``model, extractor, column`` with its ``error`` message."""
+        return pd.DataFrame([{"model": m, "extractor": e, "column": c, "error": msg}
+                             for (m, e, c), msg in self._errors.items()],
+                            columns=["model", "extractor", "column", "error"])
+
+    def show_error(self, error: BaseException | str) -> None:
+        """Say that the reports could not be computed at all (e.g. the background task failed)."""
+        message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        self._failure = message
+        self.grid.caption = f"metrics could not be computed: {message}"
+        self.notes.value = (f"<div class='wb-metric-error' style='color:#b00020;font-size:11px'>✖ "
+                            f"{html.escape(message)}</div>")
 
     @property
     def extractor_filter(self) -> str:
@@ -227,11 +269,16 @@ class MetricTable(W.VBox):
             for c in self._metrics:
                 v, lo, hi, rank = (rec.get(c, math.nan), rec.get(f"{c}_low", math.nan),
                                    rec.get(f"{c}_high", math.nan), rec.get(f"rank_{c}", math.nan))
+                error = self._errors.get((rec["model"], rec["extractor"], c))
                 text = _fmt(v)
+                if error and not np.isfinite(v):
+                    text = "error"
                 if np.isfinite(lo):
                     text += f" [{_fmt(lo)}, {_fmt(hi)}]"
                 if np.isfinite(rank):
                     text += f"  #{int(rank)}"
+                if error and np.isfinite(v):
+                    text += " ⚠"
                 cells.append(text)
                 cls = ""
                 n_models = n_per_ext.get(rec["extractor"], 0)
@@ -241,8 +288,12 @@ class MetricTable(W.VBox):
                         cls = "wb-best"
                     elif rank == np.nanmax(col_ranks.to_numpy(dtype=float)):
                         cls = "wb-worst"
+                if error:
+                    cls = (cls + " wb-error").strip()
                 classes.append(cls)
-                titles.append(f"{c} = {v!r}" + (f", {100 * 0.95:.0f}% CI [{lo!r}, {hi!r}]" if np.isfinite(lo) else ""))
+                title = f"{c} = {v!r}" + (f", {100 * 0.95:.0f}% CI [{lo!r}, {hi!r}]" if np.isfinite(lo) else "")
+                titles.append(f"{c}: {error}" if error and not np.isfinite(v) else
+                              f"{title}; {error}" if error else title)
             rows.append({"key": row_key(rec["model"], rec["extractor"]), "cells": cells, "classes": classes,
                          "titles": titles})
         return columns, rows
@@ -283,6 +334,8 @@ class MetricTable(W.VBox):
     def static_html(self) -> str:
         """The table as static HTML (current filter and order) for the offline report."""
         if self._frame.empty:
+            if self._failure:
+                return f"<p class='wb-metric-error'>metrics could not be computed: {html.escape(self._failure)}</p>"
             return "<p>no metrics computed</p>"
         columns, rows = self._cells(self.table)
         return table_html(columns, rows, caption=self.grid.caption)

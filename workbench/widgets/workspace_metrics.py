@@ -6,6 +6,11 @@ generated set, with the training (and test) set when the workspace has one (so A
 with a test set, join the default metrics). Each report is saved in the workspace's state folder
 as ``metrics-<key>.json``, the key being a digest of the cache keys, metric names and settings,
 so reopening a dashboard shows the table at once and any change of a cache recomputes it.
+
+Failures stay visible and local: a metric that fails for one set is an error in its cell
+(:attr:`MetricReport.errors <workbench.metrics.suite.MetricReport>`, saved with the report), and an
+extractor whose report cannot be computed at all (e.g. incompatible caches) gets a report that
+says so (:func:`~workbench.metrics.suite.failed_report`) while the other extractors' reports stand.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from ..metrics.from_caches import evaluate_caches
-from ..metrics.suite import MetricReport
+from ..metrics.suite import MetricReport, failed_report, resolve_metrics
 from .workspace import Workspace
 
 REPORT_FORMAT = "workbench-metric-report/1"
@@ -49,7 +54,8 @@ def report_to_json(report: MetricReport) -> dict[str, Any]:
 
     return {"format": REPORT_FORMAT, "values": frame(report.values), "low": frame(report.low),
             "high": frame(report.high), "std": frame(report.std), "warnings": list(report.warnings),
-            "info": _jsonable(report.info), "seconds": dict(report.seconds)}
+            "info": _jsonable(report.info), "seconds": dict(report.seconds),
+            "errors": [[str(model), str(metric), str(message)] for (model, metric), message in report.errors.items()]}
 
 
 def report_from_json(data: dict[str, Any]) -> MetricReport:
@@ -63,7 +69,8 @@ def report_from_json(data: dict[str, Any]) -> MetricReport:
 
     return MetricReport(values=frame(data["values"]), low=frame(data["low"]), high=frame(data["high"]),
                         std=frame(data["std"]), warnings=list(data.get("warnings", [])),
-                        info=dict(data.get("info", {})), seconds=dict(data.get("seconds", {})))
+                        info=dict(data.get("info", {})), seconds=dict(data.get("seconds", {})),
+                        errors={(m, k): e for m, k, e in data.get("errors", [])})
 
 
 def _jsonable(x: Any) -> Any:
@@ -122,19 +129,35 @@ def workspace_reports(
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, MetricReport]:
-    """``{extractor: report}`` for every extractor (or those given) with a reference cache."""
+    """``{extractor: report}`` for every extractor (or those given) with a reference cache.
+
+    An extractor whose report cannot be computed at all (incompatible or unreadable caches, no
+    generated set) gets a :func:`~workbench.metrics.suite.failed_report` naming the error, and the
+    other extractors' reports are kept. Unknown metric names still raise (a mistake in the call).
+    """
+    resolve_metrics(metrics, {"ref", "train", "test", "logits"})  # unknown names: ValueError now
     names = list(extractors) if extractors is not None else [e for e in ws.extractors if ws.has(ws.reference, e)]
-    return {e: workspace_report(ws, e, metrics=metrics, bootstrap=bootstrap, seed=seed, progress=progress)
-            for e in names}
+    unknown = [e for e in names if e not in ws.extractors]
+    if unknown:
+        raise ValueError(f"extractor(s) {unknown} are not in the workspace; choose from {ws.extractors}")
+    out: dict[str, MetricReport] = {}
+    for e in names:
+        try:
+            out[e] = workspace_report(ws, e, metrics=metrics, bootstrap=bootstrap, seed=seed, progress=progress)
+        except Exception as exc:  # this extractor alone; KeyboardInterrupt is not an Exception
+            models = [g for g in ws.generated if ws.has(g, e)] or list(ws.generated)
+            out[e] = failed_report(models, exc, info={"extractor": {"name": e}})
+    return out
 
 
 def long_metric_frame(reports: dict[str, MetricReport]) -> pd.DataFrame:
-    """Tidy ``extractor, model, metric, value, low, high`` rows of several reports."""
+    """Tidy ``extractor, model, metric, value, low, high, error`` rows of several reports
+    (``error``: the message where that metric failed for that model, else None)."""
     rows = []
     for ext, rep in reports.items():
         for model in rep.values.index:
             for col in rep.values.columns:
                 rows.append({"extractor": ext, "model": str(model), "metric": str(col),
                              "value": float(rep.values.at[model, col]), "low": float(rep.low.at[model, col]),
-                             "high": float(rep.high.at[model, col])})
-    return pd.DataFrame(rows, columns=["extractor", "model", "metric", "value", "low", "high"])
+                             "high": float(rep.high.at[model, col]), "error": rep.error_for(str(model), col)})
+    return pd.DataFrame(rows, columns=["extractor", "model", "metric", "value", "low", "high", "error"])
