@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -124,22 +125,56 @@ def test_changed_images_need_force(tmp_path: Path, class_folder: Path, capsys) -
 # --- one writer per cache ----------------------------------------------------------------------
 
 
+def _stderr_lines(proc: subprocess.Popen) -> tuple[list[str], threading.Thread]:
+    """Collect ``proc``'s stderr lines as they come (in a thread)."""
+    lines: list[str] = []
+
+    def pump() -> None:
+        for line in proc.stderr:
+            lines.append(line)
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    return lines, thread
+
+
+def _wait_until(condition, what: str, timeout: float = 180) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        if time.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
 def test_two_processes_extracting_the_same_cache(tmp_path: Path, class_folder: Path) -> None:
-    """Two identical extractions and a --limit one at once: all finish, nothing is clobbered."""
+    """Two identical extractions and a --limit one at once: all finish, nothing is clobbered.
+
+    The first run is held mid-extraction (a gate file) until the second has said it waits.
+    """
     ws = tmp_path / "ws"
+    gate = tmp_path / "gate"
+    gate.touch()
     args = ["extract", str(class_folder), "-e", "slow_extractor:create", "-o", str(ws), "--chunk-size", "10",
             "-b", "5", "--workers", "0"]
-    env = {"SLOW_EXTRACTOR_DELAY": "1.0"}  # 12 batches: the first run outlasts the others' start-up
-    first = _run_cli(args, env)
-    _wait_for_chunk(ws, first)
-    second = _run_cli(args, env)
-    limited = _run_cli([*args, "--limit", "30"], env)
-    outs = [p.communicate(timeout=240) for p in (first, second, limited)]
-    codes = [p.returncode for p in (first, second, limited)]
-    assert codes == [0, 0, 0], outs
-    path_a, path_b, path_l = (o[0].strip().splitlines()[-1] for o in outs)
+    first = _run_cli(args, {"SLOW_EXTRACTOR_DELAY": "0", "SLOW_EXTRACTOR_GATE": str(gate)})
+    _wait_until(lambda: list(ws.glob("*/.writer.json")) or first.poll() is not None, "the first run's lock")
+    second = _run_cli(args, {"SLOW_EXTRACTOR_DELAY": "0"})
+    limited = _run_cli([*args, "--limit", "30"], {"SLOW_EXTRACTOR_DELAY": "0"})
+    second_err, pump = _stderr_lines(second)
+    _wait_until(lambda: any("waiting for pid" in ln for ln in second_err) or second.poll() is not None,
+                "the second run to wait")
+    lim_out, lim_err = limited.communicate(timeout=240)  # another cache: it never waits for the first
+    assert limited.returncode == 0, lim_err
+    gate.unlink()
+    first_out, first_err = first.communicate(timeout=240)
+    second_out = second.stdout.read()
+    second.wait(timeout=240)
+    pump.join(timeout=10)
+    assert first.returncode == 0 and second.returncode == 0, (first_err, "".join(second_err))
+    path_a, path_b, path_l = (o.strip().splitlines()[-1] for o in (first_out, second_out, lim_out))
     assert path_a == path_b != path_l
-    assert "waiting for pid" in outs[1][1] and "reusing cache" in outs[1][1]
+    err = "".join(second_err)
+    assert "waiting for pid" in err and "reusing cache" in err
     full, lim = open_cache(path_a), open_cache(path_l)
     assert len(full) == 60 and len(lim) == 30
     full.verify()
@@ -151,17 +186,21 @@ def test_two_processes_extracting_the_same_cache(tmp_path: Path, class_folder: P
 
 
 def test_no_wait_stops_with_one_line(tmp_path: Path, class_folder: Path) -> None:
+    """While another process holds the writer lock, ``--no-wait`` stops at once with one line."""
+    from workbench.cache.extraction import cache_dir_for
+    from workbench.cache.writer_lock import WriterLock
+    from workbench.images import open_source
+
     ws = tmp_path / "ws"
-    args = ["extract", str(class_folder), "-e", "slow_extractor:create", "-o", str(ws), "--chunk-size", "10",
-            "-b", "5", "--workers", "0"]
-    first = _run_cli(args, {"SLOW_EXTRACTOR_DELAY": "0.3"})
-    _wait_for_chunk(ws, first)
-    second = _run_cli([*args, "--no-wait"], {"SLOW_EXTRACTOR_DELAY": "0"})
-    out2, err2 = second.communicate(timeout=120)
-    first.communicate(timeout=240)
-    assert second.returncode == 2 and first.returncode == 0
-    lines = [ln for ln in err2.splitlines() if ln.startswith("workbench: error:")]
-    assert len(lines) == 1 and "is being written by pid" in lines[0] and "Traceback" not in err2
+    target = cache_dir_for(open_source(class_folder), create_extractor("pixels"), ws)
+    with WriterLock(target, say=lambda msg: None):  # this test process is "the other writer"
+        res = subprocess.run([sys.executable, "-m", "workbench.cli", "extract", str(class_folder), "-e", "pixels",
+                              "-o", str(ws), "--no-wait"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("workbench: error:")]
+    assert len(lines) == 1 and f"is being written by pid {os.getpid()}" in lines[0]
+    assert "Traceback" not in res.stderr
+    assert not (target / "manifest.json").exists()
 
 
 # --- damage is repaired by re-running ----------------------------------------------------------

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import BinaryIO
+from typing import IO
 
 import numpy as np
 
 
-def read_npy_header(fh: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+def read_npy_header(fh: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype, int]:
     """Parse an ``.npy`` header at the stream's position: ``(shape, fortran_order, dtype, header_end)``.
 
     ``header_end`` is the stream offset where the array data starts (relative to where the

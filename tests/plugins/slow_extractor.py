@@ -1,4 +1,8 @@
-"""A test plug-in extractor: the pixels baseline that sleeps per batch, so a test can kill it mid-run."""
+"""A test plug-in extractor: the pixels baseline that sleeps per batch, so a test can kill it mid-run.
+
+``SLOW_EXTRACTOR_DELAY`` sets the sleep per batch (seconds); while the file named by
+``SLOW_EXTRACTOR_GATE`` exists, every batch waits, so a test can hold an extraction mid-run.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,9 @@ from workbench.extractors.pixels import PixelsExtractor, create_pixels
 class SlowPixels(PixelsExtractor):
     def forward(self, batch: torch.Tensor) -> ExtractorOutput:
         time.sleep(float(os.environ.get("SLOW_EXTRACTOR_DELAY", "0.05")))
+        gate = os.environ.get("SLOW_EXTRACTOR_GATE")
+        while gate and os.path.exists(gate):
+            time.sleep(0.05)
         return super().forward(batch)
 
 

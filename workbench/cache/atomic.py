@@ -49,7 +49,7 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 def save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
     """``np.savez`` to ``path`` atomically (arrays only; nothing that needs pickle)."""
     with _temporary(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
+        np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as the allow_pickle flag
 
 
 def commit_file(tmp: Path, final: Path) -> None:
@@ -97,7 +97,7 @@ class NpyStreamWriter:
         arr = np.ascontiguousarray(block, dtype=self.dtype)
         if arr.shape[1:] != self.shape[1:]:
             raise ValueError(f"{self.path}: rows of shape {arr.shape[1:]} do not fit an array of shape {self.shape}")
-        self._emit(memoryview(arr).cast("B"))
+        self._emit(arr.reshape(-1).view(np.uint8).data)
         self.rows += arr.shape[0]
 
     @property

@@ -404,6 +404,7 @@ def extract(
         shard_ij[0] * n_total // shard_ij[1], (shard_ij[0] + 1) * n_total // shard_ij[1]
     )
     if start == stop:
+        assert shard_ij is not None  # only a shard can be empty: the source itself is not
         raise ValueError(f"shard {shard_ij[0]}/{shard_ij[1]} of {n_total} images is empty; use fewer shards")
     options = content_options(limit=limit, labels=labels, thumbnails=thumbnails, max_pixels=max_pixels)
     base_dir = cache_dir_for(src, ext, out, options)
@@ -572,15 +573,16 @@ def _finalize(
             f"none of the {plan.stop - plan.start} images could be read; first errors: "
             + "; ".join(s["reason"] for s in skipped[:3])
         )
-    has_logits = ext.num_classes is not None
+    n_classes = ext.num_classes
+    has_logits = n_classes is not None
     tmp = {name: cache_dir / (name + ".tmp") for name in (FEATURES, LOGITS, THUMBNAILS, META)}
     files: dict[str, dict[str, Any]] = {}
     try:
         rows_all = np.empty(n, dtype=np.int64)
         with contextlib.ExitStack() as stack:
             writers = {FEATURES: stack.enter_context(NpyStreamWriter(tmp[FEATURES], (n, ext.dim), np.float32))}
-            if has_logits:
-                writers[LOGITS] = stack.enter_context(NpyStreamWriter(tmp[LOGITS], (n, ext.num_classes), np.float32))
+            if n_classes is not None:
+                writers[LOGITS] = stack.enter_context(NpyStreamWriter(tmp[LOGITS], (n, n_classes), np.float32))
             if thumb_px:
                 writers[THUMBNAILS] = stack.enter_context(
                     NpyStreamWriter(tmp[THUMBNAILS], (n, thumb_px, thumb_px, 3), np.uint8))

@@ -55,6 +55,13 @@ def _open_npy(path: Path, expected_shape: tuple[int, ...] | None, expected_dtype
     return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
+def _present(array: np.ndarray | None) -> np.ndarray:
+    """``array``, which the manifests of all shards promise (checked when the shards were opened)."""
+    if array is None:
+        raise CacheError("the shards of this cache disagree on which arrays they store; re-run the odd shard")
+    return array
+
+
 class CacheShard:
     """One complete cache directory (a whole cache, or one shard of a sharded cache)."""
 
@@ -116,8 +123,8 @@ class EmbeddingCache:
         if len(shards) == 1:
             self.manifest = first.manifest
             self.features: np.ndarray | ShardedArray = first.features
-            self.logits = first.logits
-            self.thumbnails = first.thumbnails
+            self.logits: np.ndarray | ShardedArray | None = first.logits
+            self.thumbnails: np.ndarray | ShardedArray | None = first.thumbnails
         else:
             self.manifest = dict(first.manifest)
             self.manifest["n"] = sum(int(s.manifest["n"]) for s in shards)
@@ -126,9 +133,9 @@ class EmbeddingCache:
             self.manifest["duplicates"] = [g for s in shards for g in s.manifest.get("duplicates", [])]
             self.manifest["shards"] = len(shards)
             self.features = ShardedArray([s.features for s in shards])
-            self.logits = ShardedArray([s.logits for s in shards]) if first.logits is not None else None
+            self.logits = ShardedArray([_present(s.logits) for s in shards]) if first.logits is not None else None
             self.thumbnails = (
-                ShardedArray([s.thumbnails for s in shards]) if first.thumbnails is not None else None
+                ShardedArray([_present(s.thumbnails) for s in shards]) if first.thumbnails is not None else None
             )
 
     def __len__(self) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Iterator
 
 import numpy as np
+import numpy.typing as npt
 
 
 class ShardedArray:
@@ -70,7 +71,7 @@ class ShardedArray:
             for start in range(0, part.shape[0], rows):
                 yield part[start : start + rows]
 
-    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+    def __array__(self, dtype: npt.DTypeLike | None = None, copy: bool | None = None) -> np.ndarray:
         out = np.concatenate([np.asarray(p) for p in self.parts], axis=0)
         return out.astype(dtype) if dtype is not None else out
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,6 +111,7 @@ def scalar_fields(result: Any) -> dict[str, float]:
     set, ``std``)."""
     if _is_scalar(result):
         return {"value": float(result)}
+    items: Iterable[tuple[Any, Any]]
     if isinstance(result, Mapping):
         items = result.items()
     elif dataclasses.is_dataclass(result) and not isinstance(result, type):

@@ -114,11 +114,11 @@ def rbf_kernel_sum(
         ValueError: the squared norms or the sum overflow float64.
     """
     symmetric = b is None
-    other = a if symmetric else b
+    other = a if b is None else b
     if centre is None:
-        n_a, n_b = a.shape[0], (0 if symmetric else b.shape[0])
+        n_a, n_b = a.shape[0], (0 if b is None else b.shape[0])
         centre = _row_mean(a, block_rows) * (n_a / (n_a + n_b))
-        if not symmetric:
+        if b is not None:
             centre = centre + _row_mean(b, block_rows) * (n_b / (n_a + n_b))
     coeff = 4.0 * (a.shape[1] + 4) * 2.0**-53 * gamma
     total = 0.0

@@ -109,18 +109,24 @@ class FeatureStats:
             raise TypeError(f"other must be a FeatureStats; got {type(other).__name__}")
         if other._n == 0:
             return self
+        other_mean, other_m2 = other._moments()
         if self._n == 0:
             self._n = other._n
-            self._mean = other._mean.copy()
-            self._m2_upper = other._m2_upper.copy(order="F")
+            self._mean = other_mean.copy()
+            self._m2_upper = other_m2.copy(order="F")
             return self
-        if other._mean.shape != self._mean.shape:
-            raise ValueError(
-                f"cannot merge statistics of dimension {other._mean.shape[0]} into {self._mean.shape[0]}"
-            )
-        self._m2_upper += other._m2_upper
-        self._shift_mean(other._n, other._mean)
+        mean, m2 = self._moments()
+        if other_mean.shape != mean.shape:
+            raise ValueError(f"cannot merge statistics of dimension {other_mean.shape[0]} into {mean.shape[0]}")
+        m2 += other_m2
+        self._shift_mean(other._n, other_mean)
         return self
+
+    def _moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """The running mean and upper-triangle scatter; only valid once a row was added."""
+        if self._mean is None or self._m2_upper is None:
+            raise ValueError("no rows were added to these statistics yet")
+        return self._mean, self._m2_upper
 
     def finalize(self) -> GaussianStats:
         """The mean and ``ddof=1`` covariance of everything added so far (copies)."""
@@ -129,9 +135,10 @@ class FeatureStats:
                 f"the covariance needs at least 2 rows; got {self._n}. Add more samples."
             )
         self._buffer = None  # release the block buffer; update() re-creates it if needed
-        cov = _symmetric_from_upper(self._m2_upper)
+        mean, m2 = self._moments()
+        cov = _symmetric_from_upper(m2)
         cov /= self._n - 1
-        return GaussianStats(mean=self._mean.copy(), cov=cov, n=self._n)
+        return GaussianStats(mean=mean.copy(), cov=cov, n=self._n)
 
     def _add_block(self, block: np.ndarray) -> None:
         rows, dim = block.shape

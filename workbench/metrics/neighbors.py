@@ -779,6 +779,14 @@ class RadiusCounts:
     query_ball_hits: np.ndarray | None
     inclusive: bool
 
+    def counts(self, name: str) -> np.ndarray:
+        """The count array ``name`` (one of the attributes above); an error if its radii were not given."""
+        value = getattr(self, name)
+        if value is None:
+            which = "index_radii" if name in ("query_in_index_balls", "index_ball_hits") else "query_radii"
+            raise ValueError(f"{name} was not counted: pass {which} to count_within_radii")
+        return value
+
 
 def _tile_counts(
     tile: torch.Tensor,
@@ -893,13 +901,13 @@ def count_within_radii(
             for r0, r1 in _row_chunks(0, n_q, bs):
                 tile = _sq_dist_tile(qo.x[r0:r1], qo.sq[r0:r1], xo.x, xo.sq, ws)
                 pairs = (q_rows, r0, x64)
-                if r_x is not None:
+                if r_x is not None and q_in_x is not None and x_hits is not None:
                     rx = r_x[c0:c1]
                     band = tau * (float(qo.sq64[r0:r1].max()) + xo.sq64) + rounding * rx**2
                     rows, cols = _tile_counts(tile, rx**2, band, rx, False, pairs, inclusive, ws)
                     q_in_x[r0:r1] += rows
                     x_hits[c0:c1] += cols
-                if r_q is not None:
+                if r_q is not None and q_hits is not None and x_in_q is not None:
                     rq = r_q[r0:r1]
                     band = tau * (qo.sq64[r0:r1] + x_max) + rounding * rq**2
                     rows, cols = _tile_counts(tile, rq**2, band, rq, True, pairs, inclusive, ws)

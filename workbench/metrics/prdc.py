@@ -114,10 +114,10 @@ def prdc(
         block_size=block_size,
         progress=progress,
     )
-    ball_counts = counts.query_in_index_balls
+    ball_counts = counts.counts("query_in_index_balls")
     fake_in_real = ball_counts > 0
-    real_in_fake = counts.index_in_query_balls > 0
-    real_covered = counts.index_ball_hits > 0
+    real_in_fake = counts.counts("index_in_query_balls") > 0
+    real_covered = counts.counts("index_ball_hits") > 0
     return PRDCResult(
         precision=float(fake_in_real.mean()),
         recall=float(real_in_fake.mean()),

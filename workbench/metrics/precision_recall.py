@@ -116,8 +116,8 @@ def precision_recall(
         block_size=block_size,
         progress=progress,
     )
-    fake_in_real = counts.query_in_index_balls > 0
-    real_in_fake = counts.index_in_query_balls > 0
+    fake_in_real = counts.counts("query_in_index_balls") > 0
+    real_in_fake = counts.counts("index_in_query_balls") > 0
     p, r = float(fake_in_real.mean()), float(real_in_fake.mean())
     f = 2 * p * r / (p + r) if p + r > 0 else 0.0
     return PrecisionRecallResult(p, r, f, int(k), real_radii, fake_radii, fake_in_real, real_in_fake)

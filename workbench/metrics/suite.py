@@ -369,8 +369,8 @@ def failed_report(
     no columns, the message under ``errors[(model, "*")]`` for every model and in ``warnings``."""
     message = error if isinstance(error, str) else describe_error(error)
     index = [str(m) for m in models]
-    empty = [pd.DataFrame(index=index, columns=[], dtype=float) for _ in range(4)]
-    return MetricReport(*empty, warnings=[f"no metric could be computed: {message}"], info=dict(info or {}),
+    values, low, high, std = (pd.DataFrame(index=index, columns=[], dtype=float) for _ in range(4))
+    return MetricReport(values=values, low=low, high=high, std=std, warnings=[f"no metric could be computed: {message}"], info=dict(info or {}),
                         errors={(m, "*"): message for m in index})
 
 

@@ -9,7 +9,7 @@ References:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Hashable
+from typing import Hashable, overload
 
 import numpy as np
 
@@ -87,6 +87,18 @@ def _vendi_from_eigenvalues(eig: np.ndarray, q: float, size: int) -> float:
 def _vendi_of(x: np.ndarray, q: float, name: str) -> float:
     eig = _normalised_gram_eigenvalues(x, name)
     return _vendi_from_eigenvalues(eig, q, max(x.shape))
+
+
+@overload
+def vendi(x: np.ndarray, q: float | str = 1.0, labels: None = None, *, zero_rows: str = "raise") -> float: ...
+
+
+@overload
+def vendi(x: np.ndarray, q: float | str, labels: np.ndarray, *, zero_rows: str = "raise") -> VendiResult: ...
+
+
+@overload
+def vendi(x: np.ndarray, q: float | str = 1.0, *, labels: np.ndarray, zero_rows: str = "raise") -> VendiResult: ...
 
 
 def vendi(
