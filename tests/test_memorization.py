@@ -116,9 +116,9 @@ def test_ivf_blas_scan_merges_large_cells_in_chunks(monkeypatch):
 def test_approximate_backends_recall_on_clustered_data():
     x = _clustered(4, 5000, 48, n_centres=40, spread=2.0)
     q = _clustered(5, 500, 48, n_centres=40, spread=2.0)
-    exact = nearest_neighbors(q, x, 3, progress=False)
-    ivf = nearest_neighbors(q, x, 3, backend="faiss-ivf", progress=False)
-    hnsw = nearest_neighbors(q, x, 3, backend="faiss-hnsw", progress=False)
+    exact = nearest_neighbors(q, x, 3, metric="cosine", progress=False)
+    ivf = nearest_neighbors(q, x, 3, backend="faiss-ivf", metric="cosine", progress=False)
+    hnsw = nearest_neighbors(q, x, 3, backend="faiss-hnsw", metric="cosine", progress=False)
     # measured with the default parameters: IVF (nlist 71, nprobe 8) recall@1 0.972, recall@3 0.978;
     # HNSW (M 32, ef_search 128) recall@1 0.984, recall@3 0.981
     assert ivf.params["nlist"] == 71 and ivf.params["nprobe"] == 8

@@ -84,7 +84,7 @@ def test_knn_streams_a_memmap_index(tmp_path):
     mm.flush()
     index = np.load(tmp_path / "index.npy", mmap_mode="r")
     calls = []
-    dist, idx = knn(q, index, 2, block_size=256, progress=lambda done, total: calls.append((done, total)))
+    dist, idx = knn(q, index, 2, block_size=256, progress=lambda e: calls.append((e.done, e.total)))
     ref_dist, ref_idx = knn(q, x, 2)
     np.testing.assert_array_equal(idx, ref_idx)
     np.testing.assert_array_equal(dist, ref_dist)

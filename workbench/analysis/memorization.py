@@ -412,7 +412,8 @@ def memorization_report(
         block_size: exact backend tile size (default 4096).
         threads: torch / faiss threads for this call (default all cores).
         seed: seeds the IVF training sample and k-means.
-        progress: True for progress bars, a ``callable(done, total)``, or False/None.
+        progress: True for progress bars, a callable receiving ProgressEvent objects, or False/None
+            (see :mod:`workbench.progress`).
 
     Returns:
         :class:`MemorizationReport`: ``.most_suspicious(n)``, ``.with_threshold(t)``,

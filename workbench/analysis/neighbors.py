@@ -66,7 +66,8 @@ import torch
 
 from workbench.analysis.result import AnalysisResult
 from workbench.cache.reader import EmbeddingCache, open_cache
-from workbench.metrics.neighbors import Progress, knn
+from workbench.metrics.neighbors import knn
+from workbench.progress import Progress, ProgressReporter
 from workbench.metrics.validation import as_features, check_same_dim, check_seed
 from workbench.threads import limit_threads
 
@@ -163,32 +164,6 @@ def _import_faiss() -> Any:
             "or use backend='exact'"
         ) from exc
     return faiss
-
-
-class _Steps:
-    """Progress in steps: a tqdm bar (``progress=True``) or ``progress(done, total)`` calls."""
-
-    def __init__(self, progress: Progress | bool | None, total: int, desc: str) -> None:
-        self.total, self.done = total, 0
-        self._bar = None
-        self._fn = progress if callable(progress) else None
-        if progress is True:
-            from tqdm.auto import tqdm
-
-            self._bar = tqdm(total=total, desc=desc, leave=False)
-        elif not callable(progress) and progress not in (None, False):
-            raise TypeError(f"progress must be a callable(done, total), True/False or None; got {progress!r}")
-
-    def step(self, n: int = 1) -> None:
-        self.done += n
-        if self._bar is not None:
-            self._bar.update(n)
-        if self._fn is not None:
-            self._fn(self.done, self.total)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
 
 
 # --------------------------------------------------------------------------- row preparation
@@ -363,14 +338,14 @@ class _IVFSearcher(_ApproxSearcher):
         self.quantizer.add(self.centroids)
         del sample
 
-        steps = _Steps(progress, -(-n // block_rows), f"IVF build ({ivf_scan})")
+        steps = ProgressReporter(progress, f"IVF build ({ivf_scan})", -(-n // block_rows), leave=False)
         try:
             if ivf_scan == "faiss":
                 self.ivf = faiss.IndexIVFFlat(self.quantizer, self.dim, nlist, faiss.METRIC_L2)
                 self.ivf.is_trained = True
                 for _, block in self._blocks():
                     self.ivf.add(block)
-                    steps.step()
+                    steps.advance()
                 self.ivf.nprobe = self.nprobe
                 sizes = np.array([self.ivf.invlists.list_size(c) for c in range(nlist)], dtype=np.float64)
             else:
@@ -378,7 +353,7 @@ class _IVFSearcher(_ApproxSearcher):
                 for start, block in self._blocks():
                     _, assigned = self.quantizer.search(block, 1)
                     cell[start : start + block.shape[0]] = assigned[:, 0]
-                    steps.step()
+                    steps.advance()
                 self.order = np.argsort(cell, kind="stable")
                 sizes = np.bincount(cell, minlength=nlist).astype(np.float64)
                 self.offsets = np.concatenate([[0], np.cumsum(sizes.astype(np.int64))])
@@ -398,11 +373,11 @@ class _IVFSearcher(_ApproxSearcher):
     def _faiss_scan(self, q, m, progress):
         vals = np.empty((q.shape[0], m), dtype=np.float32)
         cand = np.empty((q.shape[0], m), dtype=np.int64)
-        steps = _Steps(progress, -(-q.shape[0] // _QUERY_CHUNK), "IVF search (faiss)")
+        steps = ProgressReporter(progress, "IVF search (faiss)", -(-q.shape[0] // _QUERY_CHUNK), leave=False)
         try:
             for s in range(0, q.shape[0], _QUERY_CHUNK):
                 vals[s : s + _QUERY_CHUNK], cand[s : s + _QUERY_CHUNK] = self.ivf.search(q[s : s + _QUERY_CHUNK], m)
-                steps.step()
+                steps.advance()
         finally:
             steps.close()
         return vals, cand
@@ -422,7 +397,7 @@ class _IVFSearcher(_ApproxSearcher):
         pair_slot = torch.from_numpy(pair_order % nprobe)
         bounds = np.searchsorted(pair_cell[pair_order], np.arange(self.nlist + 1))
         cells = [c for c in range(self.nlist) if bounds[c + 1] > bounds[c] and self.offsets[c + 1] > self.offsets[c]]
-        steps = _Steps(progress, len(cells), "IVF search (blas)")
+        steps = ProgressReporter(progress, "IVF search (blas)", len(cells), leave=False)
         try:
             for c in cells:
                 cell_rows = self.order[self.offsets[c] : self.offsets[c + 1]]
@@ -446,7 +421,7 @@ class _IVFSearcher(_ApproxSearcher):
                             i = torch.gather(torch.cat([cand[qi, si], i], dim=1), 1, sel)
                         vals[qi, si, : v.shape[1]] = v
                         cand[qi, si, : v.shape[1]] = i
-                steps.step()
+                steps.advance()
         finally:
             steps.close()
         flat_v = vals.reshape(n_q, -1)
@@ -476,11 +451,11 @@ class _HNSWSearcher(_ApproxSearcher):
         self.ef_search = _check_positive_int(ef_search, "ef_search")
         self.hnsw = faiss.IndexHNSWFlat(self.dim, M)
         self.hnsw.hnsw.efConstruction = _check_positive_int(ef_construction, "ef_construction")
-        steps = _Steps(progress, -(-self.n // block_rows), "HNSW build")
+        steps = ProgressReporter(progress, "HNSW build", -(-self.n // block_rows), leave=False)
         try:
             for _, block in self._blocks():
                 self.hnsw.add(block)
-                steps.step()
+                steps.advance()
         finally:
             steps.close()
         self.params = {
@@ -491,11 +466,11 @@ class _HNSWSearcher(_ApproxSearcher):
         self.hnsw.hnsw.efSearch = max(self.ef_search, m)
         vals = np.empty((q.shape[0], m), dtype=np.float32)
         cand = np.empty((q.shape[0], m), dtype=np.int64)
-        steps = _Steps(progress, -(-q.shape[0] // _QUERY_CHUNK), "HNSW search")
+        steps = ProgressReporter(progress, "HNSW search", -(-q.shape[0] // _QUERY_CHUNK), leave=False)
         try:
             for s in range(0, q.shape[0], _QUERY_CHUNK):
                 vals[s : s + _QUERY_CHUNK], cand[s : s + _QUERY_CHUNK] = self.hnsw.search(q[s : s + _QUERY_CHUNK], m)
-                steps.step()
+                steps.advance()
         finally:
             steps.close()
         return vals, cand
@@ -617,7 +592,7 @@ def nearest_neighbors(
     index: Any,
     k: int = 1,
     *,
-    metric: Literal["cosine", "l2"] = "cosine",
+    metric: Literal["cosine", "l2"] = "l2",
     backend: Literal["exact", "faiss-ivf", "faiss-hnsw"] = "exact",
     exclude_self: bool = False,
     block_size: int | None = None,
@@ -646,7 +621,8 @@ def nearest_neighbors(
             blocks and never copied whole (except by ``ivf_scan="faiss"`` and HNSW, which hold
             a float32 copy).
         k: neighbours per query, ``1 <= k <= N_x`` (``N_x - 1`` with ``exclude_self``).
-        metric: ``"cosine"`` or ``"l2"``.
+        metric: ``"l2"`` (default, as :func:`~workbench.metrics.neighbors.knn` and
+            :func:`~workbench.analysis.memorization.memorization_report`) or ``"cosine"``.
         backend: ``"exact"``, ``"faiss-ivf"`` or ``"faiss-hnsw"`` (the last two need faiss).
         exclude_self: query and index are the same set; a row is not its own neighbour.
         block_size: exact backend: rows per tile side (default 4096; extra memory about
@@ -663,7 +639,8 @@ def nearest_neighbors(
         block_rows: approximate backends: index rows read per block while building (65,536).
         threads: torch / faiss threads for this call (default: as configured, i.e. all cores).
         seed: seeds the IVF training sample and k-means.
-        progress: True for progress bars, a ``callable(done, total)``, or False/None.
+        progress: True for progress bars, a callable receiving ProgressEvent objects, or False/None
+            (see :mod:`workbench.progress`).
 
     Returns:
         :class:`NeighborsResult` with ``distances`` and ``indices`` (``N_q x k``) and

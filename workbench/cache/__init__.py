@@ -15,16 +15,24 @@ from .manifest import FORMAT_VERSION, CacheError
 from .reader import EmbeddingCache, open_cache
 from .sharded import ShardedArray
 
-_getattr, _dir, _lazy = attach(
+__getattr__, _lazy_dir, _lazy = attach(
     __name__,
     {"extract": "extraction", "cache_dir_for": "extraction", "parse_shard": "extraction"},
 )
-__getattr__ = _getattr
-__all__ = sorted(["FORMAT_VERSION", "CacheError", "EmbeddingCache", "ShardedArray", "open_cache", *_lazy])
+__all__ = [
+    "FORMAT_VERSION",
+    "CacheError",
+    "EmbeddingCache",
+    "ShardedArray",
+    "cache_dir_for",
+    "extract",
+    "open_cache",
+    "parse_shard",
+]
 
 
 def __dir__() -> list[str]:
-    return sorted(set(_dir()) | set(__all__))
+    return sorted(set(_lazy_dir()) | set(__all__))
 
 
 if TYPE_CHECKING:

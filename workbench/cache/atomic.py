@@ -13,8 +13,9 @@ import contextlib
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -80,7 +81,7 @@ class NpyStreamWriter:
         self._hash = hashlib.sha256()
         self._fh: BinaryIO | None = None
 
-    def __enter__(self) -> "NpyStreamWriter":
+    def __enter__(self) -> NpyStreamWriter:
         self._fh = open(self.path, "wb")
         header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": self.shape}
         self._emit(_npy_header_bytes(header))

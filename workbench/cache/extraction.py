@@ -21,15 +21,15 @@ import shutil
 import sys
 import time
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from ..extractors import Extractor, create_extractor
 from ..images import (
@@ -42,6 +42,7 @@ from ..images import (
     summarize_duplicates,
 )
 from ..images.arrays import SubsetSource
+from ..progress import Progress, ProgressReporter, check_progress
 from .atomic import NpyStreamWriter, commit_file, save_npz_atomic, write_json_atomic
 from .fingerprint import cache_key, content_hashes, digest, file_sha256, listing_fingerprint
 from .io_errors import CacheWriteError, write_errors
@@ -312,7 +313,7 @@ def _disk_check(cache_dir: Path, rows_to_extract: int, rows_total: int, ext: Ext
 
 def extract(
     source: Any,
-    extractor: str | Extractor = "pixels",
+    extractor: str | Extractor = "inception",
     *,
     out: str | os.PathLike = "workspace/caches",
     weights: str = "default",
@@ -325,7 +326,7 @@ def extract(
     chunk_size: int = DEFAULT_CHUNK,
     labels: str = "auto",
     name: str | None = None,
-    progress: bool = True,
+    progress: Progress = True,
     extractor_options: dict[str, Any] | None = None,
     max_pixels: int | None = None,
     force: bool = False,
@@ -342,8 +343,9 @@ def extract(
 
     Args:
         source: folder, class folders, ``.zip``, ``.npz``, array/tensor, or an ``ImageSource``.
-        extractor: a registry name (``"inception"``, ``"clip"``, ``"dinov2"``, ``"pixels"``,
-            ``"module:factory"`` for a plug-in) or an :class:`Extractor` instance.
+        extractor: a registry name (``"inception"``, the default as in ``workbench extract``;
+            ``"clip"``, ``"dinov2"``, ``"pixels"``, ``"module:factory"`` for a plug-in) or an
+            :class:`Extractor` instance.
         out: the workspace folder in which the cache directory is created.
         weights: ``"default"`` (published), a local weights file, or ``"none"`` (random init).
         device: ``"cuda"`` / ``"cpu"``; default CUDA when available.
@@ -356,7 +358,10 @@ def extract(
         chunk_size: samples per resumable chunk.
         labels: class-folder labels for folder/zip sources: ``"auto"``, ``"folders"`` or ``"none"``.
         name: name of the source in the cache directory name (default: folder/file name).
-        progress: show progress bars and messages (on stderr).
+        progress: the :mod:`workbench.progress` contract: True shows bars and messages on stderr,
+            a callable receives :class:`~workbench.progress.ProgressEvent` objects (images
+            fingerprinted and extracted, and every message as ``event.message``), False/None
+            is silent.
         extractor_options: extractor-specific options (e.g. ``{"model": "ViT-B-16"}``).
         max_pixels: largest image (width x height) decoded; larger ones are skipped and listed
             (default: the images layer's limit, 8192 x 8192).
@@ -373,7 +378,9 @@ def extract(
             cache is busy (``wait=False``).
         ValueError: bad arguments, or no image could be read.
     """
-    say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress else (lambda msg: None)
+    check_progress(progress)
+    announcer = ProgressReporter(progress if callable(progress) else None, "extract")
+    say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress is True else announcer.say
     for arg, value, low in (("batch_size", batch_size, 1), ("chunk_size", chunk_size, 1)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"{arg} must be an integer >= {low}, got {value!r}")
@@ -479,7 +486,7 @@ def _run_chunks(
     batch_size: int,
     num_workers: int | None,
     thumb_px: int,
-    progress: bool,
+    progress: Progress,
     n_done: int,
     n_range: int,
 ) -> None:
@@ -501,7 +508,7 @@ def _run_chunks(
         pin_memory=ext.device.type == "cuda",
         persistent_workers=False,
     )
-    bar = tqdm(total=n_range, initial=n_done, unit="img", desc=f"extract {ext.name}", disable=not progress, smoothing=0.1)
+    bar = ProgressReporter(progress, f"extract {ext.name}", n_range, unit="img", initial=n_done)
     acc: dict[str, list[Any]] = {"rows": [], "features": [], "logits": [], "thumbs": [], "bad": []}
     try:
         for b, batch in enumerate(loader):
@@ -514,7 +521,7 @@ def _run_chunks(
                 if batch["thumbs"] is not None:
                     acc["thumbs"].append(batch["thumbs"])
             acc["bad"].extend(batch["bad"])
-            bar.update(len(batches[b]))
+            bar.advance(len(batches[b]))
             last_of_chunk = b + 1 == len(batches) or owner[b + 1] != owner[b]
             if last_of_chunk:
                 a, z = todo[owner[b]]

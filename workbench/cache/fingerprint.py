@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterable
-
-from tqdm.auto import tqdm
+from typing import Any
 
 from ..images import ImageSource
+from ..progress import Progress, ProgressReporter
 
 
 def digest(parts: Iterable[str]) -> str:
@@ -32,14 +32,20 @@ def listing_fingerprint(source: ImageSource) -> str:
     return digest([str(len(source)), *source.listing()])
 
 
-def content_hashes(source: ImageSource, start: int, stop: int, progress: bool = True) -> list[str]:
-    """Per-sample content hashes of ``source[start:stop]``, read with a small thread pool."""
+def content_hashes(source: ImageSource, start: int, stop: int, progress: Progress = True) -> list[str]:
+    """Per-sample content hashes of ``source[start:stop]``, read with a small thread pool.
+
+    ``progress`` follows :mod:`workbench.progress` (one step per image, task ``"fingerprinting"``).
+    """
     indices = range(start, stop)
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        it = pool.map(source.content_hash, indices, chunksize=64)
-        return list(
-            tqdm(it, total=len(indices), desc="fingerprinting", unit="img", disable=not progress, leave=False)
-        )
+    out: list[str] = []
+    with ThreadPoolExecutor(max_workers=4) as pool, \
+            ProgressReporter(progress, "fingerprinting", len(indices), unit="img", leave=False) as bar:
+        for h in pool.map(source.content_hash, indices, chunksize=64):
+            out.append(h)
+            if len(out) % 256 == 0 or len(out) == len(indices):
+                bar.advance(len(out) - bar.done)
+    return out
 
 
 def cache_key(

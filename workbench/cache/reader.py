@@ -171,13 +171,13 @@ class EmbeddingCache:
     def skipped(self) -> list[dict[str, str]]:
         return list(self.manifest.get("skipped", []))
 
-    def verify(self) -> "EmbeddingCache":
+    def verify(self) -> EmbeddingCache:
         """Re-hash every file against the manifest; raises :class:`CacheError` on any mismatch."""
         for shard in self._shards:
             shard.verify()
         return self
 
-    def compatible_with(self, other: "EmbeddingCache") -> bool:
+    def compatible_with(self, other: EmbeddingCache) -> bool:
         """True when both caches were made by the same extractor, weights and preprocessing."""
         return self.extractor == other.extractor
 

@@ -6,7 +6,7 @@ No concatenated copy is made when the view is created; rows are gathered on inde
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import numpy.typing as npt

@@ -12,9 +12,9 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 from filelock import FileLock, Timeout
 
@@ -54,7 +54,7 @@ class WriterLock:
         self.poll = poll
         self._lock = FileLock(str(self.directory / LOCK_FILE))
 
-    def __enter__(self) -> "WriterLock":
+    def __enter__(self) -> WriterLock:
         self.directory.mkdir(parents=True, exist_ok=True)
         try:
             self._lock.acquire(timeout=0)

@@ -120,7 +120,7 @@ class Extractor(abc.ABC):
     def forward(self, batch: torch.Tensor) -> ExtractorOutput:
         """Run the model on prepared inputs ``B x C x S x S`` (already on ``self.device``)."""
 
-    def to(self, device: str | torch.device) -> "Extractor":
+    def to(self, device: str | torch.device) -> Extractor:
         """Move the model to ``device``; subclasses with modules override :meth:`_modules`."""
         self.device = resolve_device(device)
         for module in self._modules():

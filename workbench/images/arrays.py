@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..npy_header import read_npy_header
 from .decode import DEFAULT_MAX_PIXELS, ImageDecodeError, array_to_rgb8, check_max_pixels, image_hw
 from .source import ImageSource, content_digest
-
 
 _LAYOUTS = "N x H x W x C, N x C x H x W (C in 1, 3, 4) or N x H x W"
 

@@ -9,7 +9,7 @@ npz/array sources (BLAKE2b), the same CRC-32 and size for zip members. Samples w
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from .source import UNREADABLE_HASH
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-
 UNREADABLE_HASH = "unreadable"
 """What :meth:`ImageSource.content_hash` returns for a sample whose bytes cannot be read."""
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..cache import EmbeddingCache, open_cache
+from ..progress import Progress
 from .suite import FeatureSet, MetricReport, evaluate
 
 
@@ -68,14 +69,16 @@ def evaluate_caches(
     metrics: str | Sequence[str] = "default",
     bootstrap: int = 0,
     seed: int = 0,
-    progress: Callable[[str], None] | None = None,
+    ci: float = 0.95,
+    progress: Progress = None,
 ) -> MetricReport:
     """:func:`~workbench.metrics.suite.evaluate` on caches, refusing to mix extractors.
 
     ``generated`` is ``{name: cache}`` or a list of caches (named by their source name; by their
     folder name when two source names collide; the same cache twice is a ValueError).
     A metric that fails for one set is an error in its cell of the report, not an exception
-    (see :func:`~workbench.metrics.suite.evaluate`).
+    (see :func:`~workbench.metrics.suite.evaluate`). ``metrics``, ``bootstrap``, ``seed``, ``ci``
+    and ``progress`` are passed to :func:`~workbench.metrics.suite.evaluate`.
     """
     if not isinstance(generated, Mapping):
         opened = [_open(g) for g in generated]
@@ -105,6 +108,7 @@ def evaluate_caches(
         metrics=metrics,
         bootstrap=bootstrap,
         seed=seed,
+        ci=ci,
         progress=progress,
     )
     report.warnings[:0] = notes

@@ -60,7 +60,7 @@ from __future__ import annotations
 import functools
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -68,10 +68,9 @@ import numpy as np
 import torch
 
 from workbench.metrics.validation import as_features, check_same_dim, power_of_two_scale
+from workbench.progress import Progress, ProgressReporter
 
 SearchDtype = Literal["auto", "float32", "bfloat16"]
-Progress = Callable[[int, int], None]
-"""Called as ``progress(done, total)`` after every distance tile (units: tiles)."""
 
 DEFAULT_BLOCK_SIZE = 4096
 # Extra candidates kept per query beyond k: the certificate needs a gap between the k-th true
@@ -333,33 +332,6 @@ def _exact_sq_for_pairs(q_rows: _Rows, q_ids: np.ndarray, x64: np.ndarray, cols:
     return out
 
 
-class _Reporter:
-    def __init__(self, progress: Progress | bool | None, total: int, desc: str) -> None:
-        self.total = total
-        self.done = 0
-        self._bar = None
-        self._fn: Progress | None = None
-        if progress is True:
-            from tqdm.auto import tqdm
-
-            self._bar = tqdm(total=total, desc=desc, unit="tile")
-        elif callable(progress):
-            self._fn = progress
-        elif progress not in (None, False):
-            raise TypeError(f"progress must be a callable(done, total), True/False or None; got {progress!r}")
-
-    def step(self) -> None:
-        self.done += 1
-        if self._bar is not None:
-            self._bar.update(1)
-        if self._fn is not None:
-            self._fn(self.done, self.total)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
 # --------------------------------------------------------------------------- validation
 
 
@@ -488,7 +460,7 @@ def _candidates_streamed(
     self_ids: np.ndarray | None,
     dtype: torch.dtype,
     block_size: int,
-    reporter: _Reporter,
+    reporter: ProgressReporter,
 ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, float, float]:
     """``m``-NN candidates of every query row; the index is read once, block by block.
 
@@ -507,12 +479,12 @@ def _candidates_streamed(
             tile = _sq_dist_tile(q.x[r0:r1], q.sq[r0:r1], xo.x, xo.sq, ws)
             _mask_self(tile, None if self_ids is None else self_ids[r0:r1], c0, c1)
             top.push(r0, r1, tile, c0)
-            reporter.step()
+            reporter.advance()
     return top.vals, top.idx, q.sq64, max_x_sq, _error_coefficient(q_rows.dim, dtype, rho)
 
 
 def _candidates_symmetric(
-    rows: _Rows, m: int, dtype: torch.dtype, block_size: int, reporter: _Reporter
+    rows: _Rows, m: int, dtype: torch.dtype, block_size: int, reporter: ProgressReporter
 ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, float, float]:
     """Self-search (self excluded) computing each off-diagonal tile once and using it both ways."""
     centre = _centre(rows, block_size)
@@ -530,7 +502,7 @@ def _candidates_symmetric(
             top.push(r0, r1, tile, c0)
             if c0 != r0:
                 top.push(c0, c1, tile.T, r0)
-            reporter.step()
+            reporter.advance()
     return top.vals, top.idx, op.sq64, float(op.sq64.max()), _error_coefficient(rows.dim, dtype, op.rho)
 
 
@@ -568,7 +540,7 @@ def _knn_sq(
     n_q_blocks = len(_row_chunks(0, q_rows.n, block_size))
     n_x_blocks = len(_row_chunks(0, x_rows.n, block_size))
     total = n_q_blocks * (n_q_blocks + 1) // 2 if symmetric else n_q_blocks * n_x_blocks
-    reporter = _Reporter(progress, total, "k-NN")
+    reporter = ProgressReporter(progress, "k-NN search", total, unit="tile")
     try:
         if symmetric:
             found = _candidates_symmetric(q_rows, m, dtype, block_size, reporter)
@@ -644,7 +616,7 @@ def _knn_sq_subset(
     """A streamed search of ``dtype`` for rows ``rows`` of ``q_rows`` (query ids ``q_ids``)."""
     sub = _Rows(q_rows.take(rows), q_rows.name, normalize=False)
     m = _candidate_count(k, x_rows, exclude_self, dtype)
-    reporter = _Reporter(None, 0, "")
+    reporter = ProgressReporter(None, "")
     found = _candidates_streamed(sub, x_rows, m, q_ids if exclude_self else None, dtype, block_size, reporter)
     return _rerank_and_certify(sub, q_ids, x_rows, k, exclude_self, block_size, dtype, *found)
 
@@ -675,7 +647,9 @@ def knn(
             its own neighbour. When ``index is query`` each tile is computed once for both halves.
         block_size: rows per block for queries and index (default 4096; peak memory grows as
             ``16 block_size^2`` bytes, see the module docstring).
-        progress: ``callable(done, total)`` called after every tile, or True for a tqdm bar.
+        progress: True for a bar over tiles, a callable receiving
+            :class:`~workbench.progress.ProgressEvent` after every tile, or None (see
+            :mod:`workbench.progress`).
         search_dtype: dtype of the candidate search, ``"float32"``, ``"bfloat16"`` or
             ``"auto"`` (see :func:`resolve_search_dtype`); the result is the same, only the speed
             differs (bf16 products are about 4x faster on CPUs with AVX512-BF16 or AMX).
@@ -892,7 +866,8 @@ def count_within_radii(
     x_in_q = np.zeros(n_x, dtype=np.int64) if r_q is not None else None
     q_hits = np.zeros(n_q, dtype=np.int64) if r_q is not None else None
 
-    reporter = _Reporter(progress, len(_row_chunks(0, n_q, bs)) * -(-n_x // bs), "radius counts")
+    tiles = len(_row_chunks(0, n_q, bs)) * -(-n_x // bs)
+    reporter = ProgressReporter(progress, "radius counts", tiles, unit="tile")
     try:
         for c0, c1, x64 in _index_blocks(x_rows, bs):
             xo = _operand(x64, centre, dtype)
@@ -913,7 +888,7 @@ def count_within_radii(
                     rows, cols = _tile_counts(tile, rq**2, band, rq, True, pairs, inclusive, ws)
                     q_hits[r0:r1] += rows
                     x_in_q[c0:c1] += cols
-                reporter.step()
+                reporter.advance()
     finally:
         reporter.close()
     return RadiusCounts(q_in_x, x_hits, x_in_q, q_hits, bool(inclusive))
@@ -963,7 +938,8 @@ def max_radius_ratio(
     ws = _Workspace()
     best = torch.full((q_rows.n,), -math.inf, dtype=dtype)
     arg = torch.zeros(q_rows.n, dtype=torch.int64)
-    reporter = _Reporter(progress, len(_row_chunks(0, q_rows.n, bs)) * -(-x_rows.n // bs), "realism")
+    tiles = len(_row_chunks(0, q_rows.n, bs)) * -(-x_rows.n // bs)
+    reporter = ProgressReporter(progress, "realism", tiles, unit="tile")
     try:
         for c0, c1, x64 in _index_blocks(x_rows, bs):
             xo = _operand(x64, centre, dtype)
@@ -975,7 +951,7 @@ def max_radius_ratio(
                 better = val > best[r0:r1]
                 best[r0:r1] = torch.where(better, val, best[r0:r1])
                 arg[r0:r1] = torch.where(better, j + c0, arg[r0:r1])
-                reporter.step()
+                reporter.advance()
     finally:
         reporter.close()
     arg_np = arg.numpy()

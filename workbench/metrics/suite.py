@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
+from ..progress import Progress, ProgressReporter
 from .authenticity import authenticity
 from .bootstrap import bootstrap as bootstrap_metric
 from .cmmd import cmmd
@@ -189,6 +190,23 @@ def higher_is_better(column: str) -> bool | None:
     return None
 
 
+# Other names of the metric keys: the functions' names and the usual acronyms, so that
+# ``-m sliced_wasserstein`` or ``-m fid,kid`` mean what a user expects.
+METRIC_ALIASES: dict[str, str] = {
+    "fid": "fd",
+    "frechet": "fd",
+    "fd_infinity": "fd_inf",
+    "kid": "kd",
+    "kernel_distance": "kd",
+    "precision_recall": "pr",
+    "ipr": "pr",
+    "sliced_wasserstein": "swd",
+    "inception_score": "is",
+    "authenticity": "authpct",
+    "ct_score": "ct",
+}
+
+
 def resolve_metrics(names: str | Sequence[str], available: set[str]) -> list[str]:
     """Metric names from ``"default"``, ``"all"`` or a list/comma string; checks they exist.
 
@@ -196,7 +214,8 @@ def resolve_metrics(names: str | Sequence[str], available: set[str]) -> list[str
     ``"logits"``); "default" and "all" keep only the metrics whose inputs are present, an
     explicit name whose inputs are missing is an error. "default" and "all" may be combined with
     names (``"default,cmmd"``); repeated names are merged, keeping the first position, so every
-    metric is computed once (``"fd,fd"`` gives one ``fd`` column).
+    metric is computed once (``"fd,fd"`` gives one ``fd`` column). The names of
+    :data:`METRIC_ALIASES` (``"sliced_wasserstein"``, ``"fid"``, ``"kid"``, ...) stand for their keys.
 
     Raises:
         ValueError: no name, an unknown name, or an explicit metric whose inputs are missing.
@@ -208,6 +227,7 @@ def resolve_metrics(names: str | Sequence[str], available: set[str]) -> list[str
         if not all(isinstance(n, str) for n in names):
             raise TypeError(f"metric names must be strings; got {list(names)!r}")
         items = [n.strip() for n in names if n.strip()]
+    items = [METRIC_ALIASES.get(n.lower(), n) for n in items]
     if not items:
         raise ValueError(f"no metric named; choose from {', '.join(METRICS)}, 'default' or 'all'")
     unknown = [n for n in items if n not in METRICS and n not in ("default", "all")]
@@ -418,7 +438,7 @@ def evaluate(
     bootstrap: int = 0,
     seed: int = 0,
     ci: float = 0.95,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress = None,
 ) -> MetricReport:
     """Compute ``metrics`` for every generated set against the reference (and train/test) features.
 
@@ -443,7 +463,10 @@ def evaluate(
             radii, so a percentile interval can exclude the value itself.
         seed: seed of every random choice (subsets, projections, bootstrap).
         ci: confidence level of the intervals.
-        progress: called with a short message before each metric (e.g. ``print``).
+        progress: the :mod:`workbench.progress` contract: True for a bar over the (metric, set)
+            cells, or a callable receiving one :class:`~workbench.progress.ProgressEvent` as each
+            cell begins (``done`` cells begun of ``total``; ``str(event)`` is ``"<metric> · <set>"``,
+            so ``progress=print`` lists them).
 
     Returns:
         :class:`MetricReport`.
@@ -479,12 +502,12 @@ def evaluate(
     collected: dict[tuple[str, str], list[str]] = {}
     errors: dict[tuple[str, str], str] = {}
     seconds: dict[str, float] = {}
+    reporter = ProgressReporter(progress, "metrics", len(names) * len(gens), unit="cell")
     for metric_name in names:
         spec = METRICS[metric_name]
         t0 = time.perf_counter()
         for gen_name, gen in gens.items():
-            if progress:
-                progress(f"{metric_name} · {gen_name}")
+            reporter.advance(1, f"{metric_name} · {gen_name}")
             result: dict[str, float] | None = None
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", SampleSizeWarning)
@@ -526,6 +549,7 @@ def evaluate(
             for col, v in (result or {}).items():
                 values.at[gen_name, col] = v
         seconds[metric_name] = time.perf_counter() - t0
+    reporter.close()
     info = {
         "metrics": names,
         "n_ref": _length(ref_set.features),

@@ -8,8 +8,9 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Hashable, overload
+from typing import overload
 
 import numpy as np
 
