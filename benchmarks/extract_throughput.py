@@ -31,15 +31,24 @@ def write_pngs(folder: Path, n: int) -> None:
         Image.fromarray(images[i]).save(sub / f"{i:06d}.png")
 
 
-def run(extractor: str = "inception", n_images: int = 512, batch_size: int = 64, workers: int | None = None,
-        options: dict | None = None) -> dict[str, float]:
+def run(
+    extractor: str = "inception",
+    n_images: int = 512,
+    batch_size: int = 64,
+    workers: int | None = None,
+    options: dict | None = None,
+) -> dict[str, float]:
     ext = create_extractor(extractor, weights="none", device="cpu", **(options or {}))
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "images"
         write_pngs(src, n_images)
         # forward only: the same model and batch size on already prepared inputs
-        prepared = np.stack([ext.preprocessor(np.repeat(np.asarray(Image.open(p))[:, :, None], 3, axis=2))
-                             for p in sorted(src.rglob("*.png"))[:batch_size]])
+        prepared = np.stack(
+            [
+                ext.preprocessor(np.repeat(np.asarray(Image.open(p))[:, :, None], 3, axis=2))
+                for p in sorted(src.rglob("*.png"))[:batch_size]
+            ]
+        )
         batch = torch.from_numpy(prepared)
         ext(batch)  # warm-up
         reps = max(1, n_images // batch_size)
@@ -62,8 +71,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args()
     res = run(args.extractor, args.images, args.batch_size, args.workers)
-    print(f"extractor {args.extractor} (random weights; same compute as pretrained), batch {args.batch_size}, "
-          f"{args.images} Fashion-MNIST PNGs, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}")
+    print(
+        f"extractor {args.extractor} (random weights; same compute as pretrained), batch {args.batch_size}, "
+        f"{args.images} Fashion-MNIST PNGs, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
+    )
     print(f"{'forward only':>22s}: {res['forward_ips']:8.1f} images/s")
     print(f"{'full pipeline':>22s}: {res['pipeline_ips']:8.1f} images/s")
     print(f"{'pipeline / forward':>22s}: {res['pipeline_ips'] / res['forward_ips']:8.2f}")

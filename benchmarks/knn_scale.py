@@ -82,7 +82,7 @@ class PeakMemory:
             self._sample()
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         m = self.proc.memory_info()
         self.start_anon = m.rss - m.shared
         self._thread.start()
@@ -198,24 +198,48 @@ def run(
     with tempfile.TemporaryDirectory(dir=tmpdir, prefix="knn_scale_") as folder, limit_threads(threads):
         t0 = time.perf_counter()
         with PeakMemory() as mem:
-            data = make_data(Path(folder), size["n_index"], size["n_query"], size["dim"], size["n_planted"],
-                             model=model, spread=spread, seed=seed)
-        rows.append({"phase": "generate", **base, "n_query": size["n_query"],
-                     "seconds": round(time.perf_counter() - t0, 1), **mem.fields()})
-        say(f"data: {size['n_index']} x {size['dim']} memmap, {size['n_query']} queries "
-            f"({rows[-1]['seconds']} s)")
+            data = make_data(
+                Path(folder),
+                size["n_index"],
+                size["n_query"],
+                size["dim"],
+                size["n_planted"],
+                model=model,
+                spread=spread,
+                seed=seed,
+            )
+        rows.append(
+            {
+                "phase": "generate",
+                **base,
+                "n_query": size["n_query"],
+                "seconds": round(time.perf_counter() - t0, 1),
+                **mem.fields(),
+            }
+        )
+        say(f"data: {size['n_index']} x {size['dim']} memmap, {size['n_query']} queries ({rows[-1]['seconds']} s)")
         index, query = data["index"], data["query"]
 
         approx: dict[str, Any] = {}
         t0 = time.perf_counter()
         with PeakMemory() as mem:
-            ivf = build_searcher(index, metric=metric, backend="faiss-ivf", nlist=nlist, nprobe=nprobe, seed=seed,
-                                 progress=verbose)
+            ivf = build_searcher(
+                index, metric=metric, backend="faiss-ivf", nlist=nlist, nprobe=nprobe, seed=seed, progress=verbose
+            )
             t_build = time.perf_counter() - t0
             approx["faiss-ivf"] = ivf.search(query, k, progress=verbose)
-        rows.append({"phase": "ivf", "backend": "faiss-ivf", **base, "n_query": size["n_query"],
-                     "seconds": round(time.perf_counter() - t0, 1), "build_seconds": round(t_build, 1),
-                     **mem.fields(), "params": dict(ivf.params)})
+        rows.append(
+            {
+                "phase": "ivf",
+                "backend": "faiss-ivf",
+                **base,
+                "n_query": size["n_query"],
+                "seconds": round(time.perf_counter() - t0, 1),
+                "build_seconds": round(t_build, 1),
+                **mem.fields(),
+                "params": dict(ivf.params),
+            }
+        )
         say(f"ivf: {rows[-1]}")
         for probes in nprobe_sweep or ():
             ivf.nprobe = min(int(probes), ivf.nlist)
@@ -224,10 +248,19 @@ def run(
             with PeakMemory() as mem:
                 approx[name] = ivf.search(query, k, progress=verbose)
             search_s = time.perf_counter() - t0
-            rows.append({"phase": "ivf-sweep", "backend": name, **base, "n_query": size["n_query"],
-                         "seconds": round(t_build + search_s, 1), "build_seconds": round(t_build, 1),
-                         "search_seconds": round(search_s, 1), **mem.fields(),
-                         "params": {**ivf.params, "nprobe": ivf.nprobe}})
+            rows.append(
+                {
+                    "phase": "ivf-sweep",
+                    "backend": name,
+                    **base,
+                    "n_query": size["n_query"],
+                    "seconds": round(t_build + search_s, 1),
+                    "build_seconds": round(t_build, 1),
+                    "search_seconds": round(search_s, 1),
+                    **mem.fields(),
+                    "params": {**ivf.params, "nprobe": ivf.nprobe},
+                }
+            )
             say(f"ivf sweep: {rows[-1]}")
 
         if hnsw:
@@ -237,18 +270,33 @@ def run(
                 t_build = time.perf_counter() - t0
                 dist, idx = searcher.search(query, k, progress=verbose)
             approx["faiss-hnsw"] = (dist, idx)
-            rows.append({"phase": "hnsw", "backend": "faiss-hnsw", **base, "n_query": size["n_query"],
-                         "seconds": round(time.perf_counter() - t0, 1), "build_seconds": round(t_build, 1),
-                         **mem.fields(), "params": searcher.params})
+            rows.append(
+                {
+                    "phase": "hnsw",
+                    "backend": "faiss-hnsw",
+                    **base,
+                    "n_query": size["n_query"],
+                    "seconds": round(time.perf_counter() - t0, 1),
+                    "build_seconds": round(t_build, 1),
+                    **mem.fields(),
+                    "params": searcher.params,
+                }
+            )
             say(f"hnsw: {rows[-1]}")
 
         t0 = time.perf_counter()
         with PeakMemory() as mem:
             exact = nearest_neighbors(query[:n_exact], index, k, metric=metric, backend="exact", progress=verbose)
         seconds = time.perf_counter() - t0
-        row = {"phase": "exact", "backend": "exact", **base, "n_query": n_exact, "seconds": round(seconds, 1),
-               **mem.fields(),
-               "planted_found": _planted_found(exact.indices, n_exact, data["planted_rows"], data["sources"])}
+        row = {
+            "phase": "exact",
+            "backend": "exact",
+            **base,
+            "n_query": n_exact,
+            "seconds": round(seconds, 1),
+            **mem.fields(),
+            "planted_found": _planted_found(exact.indices, n_exact, data["planted_rows"], data["sources"]),
+        }
         if n_exact < size["n_query"]:
             row["extrapolated_seconds_full_queries"] = round(seconds * size["n_query"] / n_exact, 1)
         rows.append(row)
@@ -273,19 +321,33 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--n-index", type=int, help="training embeddings (default 1,000,000)")
     parser.add_argument("--n-query", type=int, help="generated embeddings (default 50,000)")
     parser.add_argument("--dim", type=int, help="embedding dimension (default 1024)")
-    parser.add_argument("--exact-queries", type=int,
-                        help="queries searched exactly (default all); fewer extrapolates the full exact time")
-    parser.add_argument("--hnsw", action=argparse.BooleanOptionalAction, default=None,
-                        help="also run faiss HNSW (default: only with --quick; slow to build at 1M x 1024)")
+    parser.add_argument(
+        "--exact-queries",
+        type=int,
+        help="queries searched exactly (default all); fewer extrapolates the full exact time",
+    )
+    parser.add_argument(
+        "--hnsw",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also run faiss HNSW (default: only with --quick; slow to build at 1M x 1024)",
+    )
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--metric", default="cosine", choices=("cosine", "l2"))
     parser.add_argument("--nlist", type=int)
     parser.add_argument("--nprobe", type=int)
-    parser.add_argument("--model", default="latent", choices=("latent", "isotropic"),
-                        help="data model (see make_data): low intrinsic dimension (default) or isotropic noise")
+    parser.add_argument(
+        "--model",
+        default="latent",
+        choices=("latent", "isotropic"),
+        help="data model (see make_data): low intrinsic dimension (default) or isotropic noise",
+    )
     parser.add_argument("--spread", type=float, help="scale of the cluster centres (latent 4.0, isotropic 0.3)")
-    parser.add_argument("--nprobe-sweep", type=lambda v: [int(x) for x in v.split(",")],
-                        help="comma-separated extra nprobe values searched on the same IVF index (e.g. 4,8)")
+    parser.add_argument(
+        "--nprobe-sweep",
+        type=lambda v: [int(x) for x in v.split(",")],
+        help="comma-separated extra nprobe values searched on the same IVF index (e.g. 4,8)",
+    )
     parser.add_argument("--threads", type=int, help="torch/faiss threads (default: all cores)")
     parser.add_argument("--tmpdir", help="where the temporary memmap is written (needs n_index*dim*4 bytes)")
     parser.add_argument("--seed", type=int, default=0)
@@ -293,10 +355,22 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = parser.parse_args(argv)
     print(f"cpu cores: {os.cpu_count()}, load average: {os.getloadavg()}", file=sys.stderr)
     rows = run(
-        args.quick, n_index=args.n_index, n_query=args.n_query, dim=args.dim, exact_queries=args.exact_queries,
-        hnsw=args.hnsw, k=args.k, metric=args.metric, nlist=args.nlist, nprobe=args.nprobe,
+        args.quick,
+        n_index=args.n_index,
+        n_query=args.n_query,
+        dim=args.dim,
+        exact_queries=args.exact_queries,
+        hnsw=args.hnsw,
+        k=args.k,
+        metric=args.metric,
+        nlist=args.nlist,
+        nprobe=args.nprobe,
         nprobe_sweep=args.nprobe_sweep,
-        threads=args.threads, model=args.model, spread=args.spread, tmpdir=args.tmpdir, seed=args.seed,
+        threads=args.threads,
+        model=args.model,
+        spread=args.spread,
+        tmpdir=args.tmpdir,
+        seed=args.seed,
     )
     for r in rows:
         print(json.dumps(r, default=str))

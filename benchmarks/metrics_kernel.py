@@ -33,7 +33,7 @@ from workbench.metrics.kernel_distance import kd
 from workbench.threads import limit_threads
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import measure, print_table  # noqa: E402
+from measure import measure, print_table
 
 # ----------------------------------------------------------------------------- measurement
 
@@ -64,28 +64,57 @@ def kd_rows(real: np.ndarray, fake: np.ndarray, subsets: int, subset_size: int, 
 
     base = {"part": "KD", "n": len(real), "d": real.shape[1]}
     rows = []
-    res, seconds, traced, rss = measure(
-        lambda: kd(real, fake, subsets, subset_size, seed=seed, sampling="randomstate")
-    )
+    res, seconds, traced, rss = measure(lambda: kd(real, fake, subsets, subset_size, seed=seed, sampling="randomstate"))
     ours = res.value
-    rows.append({**base, "method": "ours (float64)", "seconds": seconds, "traced_MiB": traced,
-                 "rss_MiB": rss, "mean": res.value, "std": res.std, "rel_diff": 0.0})
+    rows.append(
+        {
+            **base,
+            "method": "ours (float64)",
+            "seconds": seconds,
+            "traced_MiB": traced,
+            "rss_MiB": rss,
+            "mean": res.value,
+            "std": res.std,
+            "rel_diff": 0.0,
+        }
+    )
     res32, seconds, traced, rss = measure(
         lambda: kd(real, fake, subsets, subset_size, seed=seed, sampling="randomstate", dtype="float32")
     )
-    rows.append({**base, "method": "ours (dtype=float32)", "seconds": seconds, "traced_MiB": traced,
-                 "rss_MiB": rss, "mean": res32.value, "std": res32.std})
+    rows.append(
+        {
+            **base,
+            "method": "ours (dtype=float32)",
+            "seconds": seconds,
+            "traced_MiB": traced,
+            "rss_MiB": rss,
+            "mean": res32.value,
+            "std": res32.std,
+        }
+    )
 
     def torch_fidelity() -> dict:
         return kid_features_to_metric(
-            torch.from_numpy(real), torch.from_numpy(fake), kid_subsets=subsets,
-            kid_subset_size=subset_size, rng_seed=seed, verbose=False,
+            torch.from_numpy(real),
+            torch.from_numpy(fake),
+            kid_subsets=subsets,
+            kid_subset_size=subset_size,
+            rng_seed=seed,
+            verbose=False,
         )
 
     out, seconds, traced, rss = measure(torch_fidelity)
-    rows.append({**base, "method": "torch-fidelity (float32, same subsets)", "seconds": seconds,
-                 "traced_MiB": traced, "rss_MiB": rss, "mean": out["kernel_inception_distance_mean"],
-                 "std": out["kernel_inception_distance_std"]})
+    rows.append(
+        {
+            **base,
+            "method": "torch-fidelity (float32, same subsets)",
+            "seconds": seconds,
+            "traced_MiB": traced,
+            "rss_MiB": rss,
+            "mean": out["kernel_inception_distance_mean"],
+            "std": out["kernel_inception_distance_std"],
+        }
+    )
 
     def torchmetrics() -> tuple:
         torch.manual_seed(seed)
@@ -97,16 +126,33 @@ def kd_rows(real: np.ndarray, fake: np.ndarray, subsets: int, subset_size: int, 
         return metric.compute()
 
     (mean, std), seconds, traced, rss = measure(torchmetrics)
-    rows.append({**base, "method": "torchmetrics (float32, own subsets)", "seconds": seconds,
-                 "traced_MiB": traced, "rss_MiB": rss, "mean": float(mean), "std": float(std)})
+    rows.append(
+        {
+            **base,
+            "method": "torchmetrics (float32, own subsets)",
+            "seconds": seconds,
+            "traced_MiB": traced,
+            "rss_MiB": rss,
+            "mean": float(mean),
+            "std": float(std),
+        }
+    )
 
     def clean_fid() -> float:
         np.random.seed(seed)
         return cleanfid_kid(fake.astype(np.float64), real.astype(np.float64), subsets, subset_size)
 
     value, seconds, traced, rss = measure(clean_fid)
-    rows.append({**base, "method": "clean-fid (float64 copies, same subsets)", "seconds": seconds,
-                 "traced_MiB": traced, "rss_MiB": rss, "mean": float(value)})
+    rows.append(
+        {
+            **base,
+            "method": "clean-fid (float64 copies, same subsets)",
+            "seconds": seconds,
+            "traced_MiB": traced,
+            "rss_MiB": rss,
+            "mean": float(value),
+        }
+    )
     for row in rows:
         row["seconds/ours"] = row["seconds"] / rows[0]["seconds"]
         row["rel_diff"] = (row["mean"] - ours) / abs(ours)
@@ -134,20 +180,52 @@ def cmmd_rows(real: np.ndarray, fake: np.ndarray, peer_n: int, full: bool) -> li
     d = real.shape[1]
     sub_r, sub_f = real[:peer_n], fake[:peer_n]
     value, seconds, traced, rss = measure(lambda: cmmd(sub_r, sub_f))
-    rows.append({"part": "CMMD", "n": peer_n, "d": d, "method": "ours (tiled, float64)", "seconds": seconds,
-                 "traced_MiB": traced, "rss_MiB": rss, "value": value, "rel_diff": 0.0, "seconds/ours": 1.0})
+    rows.append(
+        {
+            "part": "CMMD",
+            "n": peer_n,
+            "d": d,
+            "method": "ours (tiled, float64)",
+            "seconds": seconds,
+            "traced_MiB": traced,
+            "rss_MiB": rss,
+            "value": value,
+            "rel_diff": 0.0,
+            "seconds/ours": 1.0,
+        }
+    )
     ours_small = value
     ref64 = reference_cmmd_full_matrix
     value, seconds, traced, rss = measure(lambda: ref64(sub_r, sub_f))
-    rows.append({"part": "CMMD", "n": peer_n, "d": d, "method": "reference full-matrix (float32)",
-                 "seconds": seconds, "traced_MiB": traced, "rss_MiB": rss, "value": value,
-                 "rel_diff": (value - ours_small) / abs(ours_small), "seconds/ours": seconds / rows[0]["seconds"]})
+    rows.append(
+        {
+            "part": "CMMD",
+            "n": peer_n,
+            "d": d,
+            "method": "reference full-matrix (float32)",
+            "seconds": seconds,
+            "traced_MiB": traced,
+            "rss_MiB": rss,
+            "value": value,
+            "rel_diff": (value - ours_small) / abs(ours_small),
+            "seconds/ours": seconds / rows[0]["seconds"],
+        }
+    )
     if full:
         value, seconds, traced, rss = measure(lambda: cmmd(real, fake))
-        rows.append({"part": "CMMD", "n": len(real), "d": d, "method": "ours (tiled, float64)",
-                     "seconds": seconds, "traced_MiB": traced, "rss_MiB": rss, "value": value,
-                     "note": f"reference would need 3 x {len(real)}^2 float32 = "
-                             f"{3 * len(real) ** 2 * 4 / 2**30:.0f} GiB"})
+        rows.append(
+            {
+                "part": "CMMD",
+                "n": len(real),
+                "d": d,
+                "method": "ours (tiled, float64)",
+                "seconds": seconds,
+                "traced_MiB": traced,
+                "rss_MiB": rss,
+                "value": value,
+                "note": f"reference would need 3 x {len(real)}^2 float32 = {3 * len(real) ** 2 * 4 / 2**30:.0f} GiB",
+            }
+        )
     return rows
 
 
@@ -171,21 +249,31 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes")
     parser.add_argument("--skip-cmmd-full", action="store_true", help="skip ours at the full CMMD size")
     parser.add_argument("--cmmd-peer-n", type=int, default=None, help="rows for the full-matrix CMMD peer")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="cap BLAS/OpenMP and torch threads (1 = fair timings on a busy shared machine)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="cap BLAS/OpenMP and torch threads (1 = fair timings on a busy shared machine)",
+    )
     args = parser.parse_args()
-    print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}  cpus={os.cpu_count()}  "
-          f"threads={args.threads or 'default'}  load={os.getloadavg()[0]:.1f}")
+    print(
+        f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}  cpus={os.cpu_count()}  "
+        f"threads={args.threads or 'default'}  load={os.getloadavg()[0]:.1f}"
+    )
     with limit_threads(args.threads):
         rows = run(args.quick, args.skip_cmmd_full, args.cmmd_peer_n)
     print("\nKernel distance (KID): mean/std over subsets")
-    print_table([r for r in rows if r["part"] == "KD"],
-                ["n", "d", "method", "seconds", "seconds/ours", "traced_MiB", "rss_MiB", "mean", "std", "rel_diff"],
-                digits=5)
+    print_table(
+        [r for r in rows if r["part"] == "KD"],
+        ["n", "d", "method", "seconds", "seconds/ours", "traced_MiB", "rss_MiB", "mean", "std", "rel_diff"],
+        digits=5,
+    )
     print("\nCMMD")
-    print_table([r for r in rows if r["part"] == "CMMD"],
-                ["n", "d", "method", "seconds", "seconds/ours", "traced_MiB", "rss_MiB", "value", "rel_diff", "note"],
-                digits=5)
+    print_table(
+        [r for r in rows if r["part"] == "CMMD"],
+        ["n", "d", "method", "seconds", "seconds/ours", "traced_MiB", "rss_MiB", "value", "rel_diff", "note"],
+        digits=5,
+    )
 
 
 if __name__ == "__main__":

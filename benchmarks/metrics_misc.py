@@ -127,8 +127,8 @@ def _measure(case: str, n: int, d: int, queue: Any) -> None:
     import sklearn.cluster  # noqa: F401  imported before the baseline so imports are not counted
     import torch  # noqa: F401
 
-    import workbench.metrics.bootstrap  # noqa: F401
-    import workbench.metrics.ct_score  # noqa: F401
+    import workbench.metrics.bootstrap
+    import workbench.metrics.ct_score
     import workbench.metrics.fld  # noqa: F401
 
     args = _inputs(case, n, d)

@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import metrics_frechet  # noqa: E402
-import metrics_kernel  # noqa: E402
-import metrics_misc  # noqa: E402
-import metrics_prdc  # noqa: E402
+import metrics_frechet
+import metrics_kernel
+import metrics_misc
+import metrics_prdc
 
 SECTIONS = {
     "frechet": lambda quick: metrics_frechet.run(quick),

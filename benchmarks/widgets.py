@@ -61,10 +61,18 @@ def build_workspace(out: Path, n: int, seed: int = 0) -> Path:
     }
     for name, (x, y) in sets.items():
         t0 = time.perf_counter()
-        cache = extract(ArraySource(x, y, FASHION_MNIST_CLASSES, name=name), "pixels", out=out, thumbnails=28,
-                        progress=False, batch_size=512)
-        print(f"  cache {name:<10s} {len(cache):>6d} x {cache.manifest['dim']}  ({time.perf_counter() - t0:.1f} s)",
-              flush=True)
+        cache = extract(
+            ArraySource(x, y, FASHION_MNIST_CLASSES, name=name),
+            "pixels",
+            out=out,
+            thumbnails=28,
+            progress=False,
+            batch_size=512,
+        )
+        print(
+            f"  cache {name:<10s} {len(cache):>6d} x {cache.manifest['dim']}  ({time.perf_counter() - t0:.1f} s)",
+            flush=True,
+        )
     return out
 
 
@@ -95,7 +103,7 @@ def main() -> None:
     ws = Workspace.open(out)
     state = ws.state_dir
     for pattern in ("metrics-*.json", "pca-*.npy"):
-        for old in (state.glob(pattern) if state and state.is_dir() else []):
+        for old in state.glob(pattern) if state and state.is_dir() else []:
             old.unlink()  # time the first opening honestly
 
     t0 = time.perf_counter()
@@ -105,8 +113,10 @@ def main() -> None:
     print("  per view (s): " + ", ".join(f"{k} {v:.2f}" for k, v in bench.timings.items() if k != "total"))
     t0 = time.perf_counter()
     bench._task.wait(3600)
-    print(f"background metric tables ({', '.join(bench.reports)}; "
-          f"{', '.join(bench.reports[ws.extractors[0]].values.columns)}): {time.perf_counter() - t0:.1f} s")
+    print(
+        f"background metric tables ({', '.join(bench.reports)}; "
+        f"{', '.join(bench.reports[ws.extractors[0]].values.columns)}): {time.perf_counter() - t0:.1f} s"
+    )
     t0 = time.perf_counter()
     bench.tabs.selected_index = 3  # the memorization tab starts the analysis
     bench.memorization.wait(3600)
@@ -122,27 +132,35 @@ def main() -> None:
     sel.model = "memorizer"
     pages = rng.integers(0, grid.page_count, size=args.repeats)
     results["page of 64 thumbnails (random page of the memorizer set)"] = median_ms(
-        lambda i: grid.go(int(pages[i])), args.repeats)
+        lambda i: grid.go(int(pages[i])), args.repeats
+    )
     assert len(grid.page_items) == 64
 
     keys = ["memorizer|pixels", "noisy|pixels"]
     results["metric-table row click -> grid shows the other model"] = median_ms(
-        lambda i: setattr(bench.metric_table.grid, "selected", keys[i % 2]), args.repeats)
+        lambda i: setattr(bench.metric_table.grid, "selected", keys[i % 2]), args.repeats
+    )
     classes = ws.classes("memorizer").names
     results["class selected -> grid filtered (all views)"] = median_ms(
-        lambda i: setattr(sel, "class_name", classes[i % len(classes)]), args.repeats)
+        lambda i: setattr(sel, "class_name", classes[i % len(classes)]), args.repeats
+    )
     sel.class_name = ""
     sel.model = "memorizer"
     grid.sort_by = "train_distance"  # computed by the memorization analysis
     results["sort change (computed score) -> page 1"] = median_ms(
-        lambda i: setattr(grid, "descending", bool(i % 2)), args.repeats)
-    lasso = [Samples.of("memorizer", np.sort(rng.choice(n, size=min(5000, n // 2), replace=False)))
-             for _ in range(args.repeats)]
+        lambda i: setattr(grid, "descending", bool(i % 2)), args.repeats
+    )
+    lasso = [
+        Samples.of("memorizer", np.sort(rng.choice(n, size=min(5000, n // 2), replace=False)))
+        for _ in range(args.repeats)
+    ]
     results[f"lasso of {min(5000, n // 2):,} points -> grid"] = median_ms(
-        lambda i: bench.embedding_map.select_points(lasso[i]), args.repeats)
+        lambda i: bench.embedding_map.select_points(lasso[i]), args.repeats
+    )
     sel.clear_samples()
     results["hover -> thumbnail and metadata"] = median_ms(
-        lambda i: bench.embedding_map.hover("memorizer", int(rng.integers(n))), args.repeats)
+        lambda i: bench.embedding_map.hover("memorizer", int(rng.integers(n))), args.repeats
+    )
     browser = bench.memorization
     top = browser.threshold.max
     values = np.linspace(0.05 * top, top, args.repeats)
@@ -166,8 +184,10 @@ def main() -> None:
         task = emap.compute_umap()
         if task is not None:
             task.wait(3600)
-        print(f"\nUMAP of {len(emap.points):,} points (pixels, via 50 PCA dims; includes numba compilation): "
-              f"{time.perf_counter() - t0:.1f} s")
+        print(
+            f"\nUMAP of {len(emap.points):,} points (pixels, via 50 PCA dims; includes numba compilation): "
+            f"{time.perf_counter() - t0:.1f} s"
+        )
         t0 = time.perf_counter()
         from workbench.widgets import EmbeddingMap
 

@@ -31,8 +31,16 @@ NOTEBOOKS = ("01_quickstart", "02_fid_vs_humans", "03_compare_extractors", "04_m
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
 
 #: Chromium flags known to work headless on these machines (no GPU, no sandbox, no network chatter).
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 _DEMO: dict[str, Path] = {}
 
@@ -69,8 +77,12 @@ def missing_modules(*names: str) -> list[str]:
 
 def chromium_path() -> str | None:
     """Chromium: ``$WORKBENCH_CHROMIUM``, ``/usr/bin/chromium`` (Debian), else ``chromium`` on PATH."""
-    for candidate in (os.environ.get("WORKBENCH_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                      shutil.which("chromium-browser")):
+    for candidate in (
+        os.environ.get("WORKBENCH_CHROMIUM"),
+        "/usr/bin/chromium",
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+    ):
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
     return None
@@ -93,8 +105,12 @@ def summary_of(nb: Any) -> dict[str, Any]:
 
 def widget_views(nb: Any) -> int:
     """Number of widget views among the notebook's outputs."""
-    return sum("application/vnd.jupyter.widget-view+json" in o.get("data", {})
-               for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", []))
+    return sum(
+        "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for o in cell.get("outputs", [])
+    )
 
 
 # ---------------------------------------------------------------------------------------------- JupyterLab
@@ -131,13 +147,18 @@ class LabServer:
         dirs = {name: self.state_dir / name for name in ("config", "runtime", "settings", "workspaces", "ipython")}
         for d in dirs.values():
             d.mkdir(parents=True, exist_ok=True)
-        self.env.update(JUPYTER_CONFIG_DIR=str(dirs["config"]), JUPYTER_RUNTIME_DIR=str(dirs["runtime"]),
-                        JUPYTERLAB_SETTINGS_DIR=str(dirs["settings"]), JUPYTERLAB_WORKSPACES_DIR=str(dirs["workspaces"]),
-                        IPYTHONDIR=str(dirs["ipython"]))
+        self.env.update(
+            JUPYTER_CONFIG_DIR=str(dirs["config"]),
+            JUPYTER_RUNTIME_DIR=str(dirs["runtime"]),
+            JUPYTERLAB_SETTINGS_DIR=str(dirs["settings"]),
+            JUPYTERLAB_WORKSPACES_DIR=str(dirs["workspaces"]),
+            IPYTHONDIR=str(dirs["ipython"]),
+        )
         # The news toast appears even with news_url=None: disable the announcements plugin.
         (dirs["config"] / "labconfig").mkdir(exist_ok=True)
-        (dirs["config"] / "labconfig" / "page_config.json").write_text(json.dumps(
-            {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
+        (dirs["config"] / "labconfig" / "page_config.json").write_text(
+            json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
+        )
         # Attach every cell to the DOM (the default skips off-screen cells), and never autosave:
         # the notebooks are copies, but a save would still be wasted work.
         nb_settings = dirs["settings"] / "@jupyterlab" / "notebook-extension"
@@ -147,17 +168,29 @@ class LabServer:
         doc_settings.mkdir(parents=True, exist_ok=True)
         (doc_settings / "plugin.jupyterlab-settings").write_text(json.dumps({"autosave": False}))
 
-    def start(self, timeout: float = 90.0) -> "LabServer":
+    def start(self, timeout: float = 90.0) -> LabServer:
         self._configure()
-        cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
-               f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root_dir}",
-               "--ServerApp.port_retries=0", "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None",
-               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "lab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={self.port}",
+            f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.root_dir={self.root_dir}",
+            "--ServerApp.port_retries=0",
+            "--LabApp.expose_app_in_browser=True",
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             cmd.append("--allow-root")
         log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(cmd, cwd=self.root_dir, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, cwd=self.root_dir, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -1,4 +1,10 @@
-"""Shared fixtures: real images (Fashion-MNIST from Debian's package, scikit-learn digits)."""
+"""Shared fixtures: real images (Fashion-MNIST from Debian's package, scikit-learn digits).
+
+Test lanes: the markers ``slow``, ``peers`` and ``browser`` (pyproject.toml). Plain ``pytest`` runs
+the fast lane through the ``-m`` of ``addopts``; a later ``-m`` replaces it (``-m slow``,
+``-m ''`` for every lane). :func:`pytest_configure` below drops that default when the command line
+names test files or test ids, so that ``pytest tests/test_browser.py`` runs what it names.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,43 @@ from workbench.images.datasets import FASHION_MNIST_CLASSES, load_digits_images,
 
 TESTS_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS_DIR / "plugins"))
+
+
+def _default_markexpr(config: pytest.Config) -> str | None:
+    """The ``-m`` expression of ``addopts`` in pyproject.toml (the fast lane), if any."""
+    args = list(config.getini("addopts"))
+    found = None
+    for i, arg in enumerate(args):
+        if arg == "-m" and i + 1 < len(args):
+            found = args[i + 1]
+        elif arg.startswith("--markexpr="):
+            found = arg.split("=", 1)[1]
+    return found
+
+
+def _only_files_or_ids(config: pytest.Config) -> bool:
+    """True when every command-line argument is a test file or a test id (not a folder)."""
+    source = getattr(config, "args_source", None)  # pytest >= 7.2; testpaths are folders anyway
+    if (source is not None and source != pytest.Config.ArgsSource.ARGS) or not config.args:
+        return False
+    base = config.invocation_params.dir
+    return all("::" in arg or (base / arg).is_file() for arg in config.args)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    default = _default_markexpr(config)
+    if (
+        default
+        and config.option.markexpr == default
+        and default not in config.invocation_params.args  # not given again by hand
+        and _only_files_or_ids(config)
+    ):
+        config.option.markexpr = ""  # `pytest tests/test_x.py[::test]` runs every test it names
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    expr = config.option.markexpr
+    return f"test lane: -m {expr!r}" if expr else "test lane: all lanes (no -m filter)"
 
 
 @pytest.fixture(scope="session")

@@ -24,14 +24,14 @@ from workbench.analysis.classes import class_histogram, histogram_divergences, t
 from workbench.analysis.per_class import per_class_metric
 from workbench.analysis.result import AnalysisResult
 from workbench.analysis.zero_shot import zero_shot_labels, zero_shot_logits
-from linear_head import lda_head
-
 from workbench.cache import extract
 from workbench.images.arrays import ArraySource
 from workbench.images.datasets import FASHION_MNIST_CLASSES
 from workbench.metrics.frechet import fd
 from workbench.metrics.results import MetricValue
 from workbench.metrics.validation import SampleSizeWarning
+
+from linear_head import lda_head
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +40,12 @@ def caches(fmnist_test, tmp_path_factory):
     images, labels = fmnist_test
     out = tmp_path_factory.mktemp("classes")
     opts = dict(out=out, progress=False, thumbnails=0, num_workers=0)
-    train = extract(ArraySource(images[:1500], labels[:1500], FASHION_MNIST_CLASSES, name="train"), "pixels",
-                    extractor_options={"size": 8}, **opts)
+    train = extract(
+        ArraySource(images[:1500], labels[:1500], FASHION_MNIST_CLASSES, name="train"),
+        "pixels",
+        extractor_options={"size": 8},
+        **opts,
+    )
     head = lda_head(train.features, labels[:1500])
     rng = np.random.default_rng(0)
     pool = np.arange(3000, 10000)
@@ -149,8 +153,7 @@ def test_per_class_fd_equals_fd_on_the_class_subsets(caches) -> None:
     _, real, fake = caches
     # first 40 pixel dimensions: every class has more samples than dimensions (fast, non-singular)
     rx, fx = np.asarray(real.features)[:, :40], np.asarray(fake.features)[:, :40]
-    res = per_class_metric(fd, rx, fx, real.labels, fake.labels, min_samples=120,
-                           class_names=FASHION_MNIST_CLASSES)
+    res = per_class_metric(fd, rx, fx, real.labels, fake.labels, min_samples=120, class_names=FASHION_MNIST_CLASSES)
     frame = res.to_frame().set_index("class")
     for c in range(10):
         n_r, n_f = int((real.labels == c).sum()), int((fake.labels == c).sum())

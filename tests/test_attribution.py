@@ -179,10 +179,12 @@ def test_knn_contributions_equal_metric_outputs(feats) -> None:
     assert recall.scores.mean() == pytest.approx(full.recall)
     coverage = metric_contributions(real, fake, "coverage")
     np.testing.assert_array_equal(coverage.scores, full.real_covered.astype(float))
-    np.testing.assert_array_equal(metric_contributions(real, fake, "ipr_precision").scores,
-                                  ipr.fake_in_real_manifold.astype(float))
-    np.testing.assert_array_equal(metric_contributions(real, fake, "ipr_recall").scores,
-                                  ipr.real_in_fake_manifold.astype(float))
+    np.testing.assert_array_equal(
+        metric_contributions(real, fake, "ipr_precision").scores, ipr.fake_in_real_manifold.astype(float)
+    )
+    np.testing.assert_array_equal(
+        metric_contributions(real, fake, "ipr_recall").scores, ipr.real_in_fake_manifold.astype(float)
+    )
     realism = metric_contributions(real, fake, "realism")
     want = realism_score(real, fake, k=3)
     np.testing.assert_array_equal(realism.scores, want.scores)
@@ -238,8 +240,12 @@ def test_block_size_does_not_change_scores(feats) -> None:
     real, fake = feats["real"], feats["fake"]
     for method in ("gradient", "leave_one_out"):
         whole = fd_contributions(real, fake, method).scores
-        np.testing.assert_allclose(fd_contributions(real, fake, method, block_rows=37).scores, whole,
-                                   rtol=1e-9, atol=1e-12 * np.abs(whole).max())
+        np.testing.assert_allclose(
+            fd_contributions(real, fake, method, block_rows=37).scores,
+            whole,
+            rtol=1e-9,
+            atol=1e-12 * np.abs(whole).max(),
+        )
 
 
 def test_docstring_examples() -> None:

@@ -38,7 +38,7 @@ from browser_harness import (
 _MISSING = missing_modules("playwright", "jupyterlab", "ipykernel", "ipywidgets", "plotly", "anywidget")
 _CHROMIUM = chromium_path()
 pytestmark = [
-    pytest.mark.slow,
+    pytest.mark.browser,
     pytest.mark.skipif(bool(_MISSING), reason=f"browser tests need {', '.join(_MISSING)} (pip install -e '.[lab]')"),
     pytest.mark.skipif(_CHROMIUM is None, reason="browser tests need Chromium (Debian: apt-get install chromium)"),
 ]
@@ -133,7 +133,8 @@ def test_quickstart_table_dashboard_and_linked_grid(page, lab, demo_dir: Path) -
     # The header marks the sort at once; the rows come back re-sorted from the kernel a moment later.
     page.wait_for_function(
         "([el, key]) => el.querySelector('tr.wb-row').getAttribute('data-key') === key",
-        arg=[standalone.element_handle(), f"{best}|pixels"], timeout=UI_TIMEOUT,
+        arg=[standalone.element_handle(), f"{best}|pixels"],
+        timeout=UI_TIMEOUT,
     )
     assert standalone.locator("tr.wb-row").first.get_attribute("data-key") == f"{best}|pixels"
 
@@ -147,7 +148,9 @@ def test_quickstart_table_dashboard_and_linked_grid(page, lab, demo_dir: Path) -
     # A row click selects that model everywhere: the dashboard's grid pages through its samples.
     row = bench.locator('.wb-metric-table tr.wb-row[data-key="blurry|demo-ssl"]')
     row.click()
-    page.wait_for_function("el => el.textContent.includes('blurry')", arg=grid.locator(".wb-grid-title").element_handle())
+    page.wait_for_function(
+        "el => el.textContent.includes('blurry')", arg=grid.locator(".wb-grid-title").element_handle()
+    )
     assert "wb-selected" in (row.get_attribute("class") or "")
 
     # A class chosen in the Classes tab narrows the grid to that class.
@@ -156,7 +159,9 @@ def test_quickstart_table_dashboard_and_linked_grid(page, lab, demo_dir: Path) -
     classes.locator(".js-plotly-plot .main-svg").first.wait_for()
     before = number(grid.locator(".wb-page-label").text_content().split("·")[-1])
     classes.locator(".wb-class-select select").select_option(label="Trouser")
-    page.wait_for_function("el => el.textContent.includes('Trouser')", arg=grid.locator(".wb-grid-title").element_handle())
+    page.wait_for_function(
+        "el => el.textContent.includes('Trouser')", arg=grid.locator(".wb-grid-title").element_handle()
+    )
     after = number(grid.locator(".wb-page-label").text_content().split("·")[-1])
     assert 0 < after < before, (before, after)
     shoot(page, "01_quickstart", standalone, bench)
@@ -166,16 +171,19 @@ def test_fid_vs_humans_plots_and_class_grids(page, lab) -> None:
     run_notebook(page, lab, "02_fid_vs_humans")
     human = page.locator(".wb-human-agreement")
     human.locator(".js-plotly-plot .main-svg").first.wait_for()
-    page.wait_for_function("el => el.querySelectorAll('.js-plotly-plot .main-svg').length >= 2",
-                           arg=human.element_handle())
+    page.wait_for_function(
+        "el => el.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", arg=human.element_handle()
+    )
     assert "imagenet256" in human.locator(".js-plotly-plot").first.text_content()  # the scatter's title
     assert "Spearman" in human.locator(".wb-human-stats").text_content()
 
     classes = page.locator(".wb-class-histogram")
     classes.locator(".js-plotly-plot .main-svg").first.wait_for()
     # run_matching() added the matched resample's bars to the figure.
-    page.wait_for_function("el => el.textContent.includes('matched resample')",
-                           arg=classes.locator(".js-plotly-plot").first.element_handle())
+    page.wait_for_function(
+        "el => el.textContent.includes('matched resample')",
+        arg=classes.locator(".js-plotly-plot").first.element_handle(),
+    )
     grids = classes.locator(".wb-class-samples")
     assert grids.locator(".wb-grid-cell").count() == 0  # no class picked yet
     classes.locator(".wb-class-select select").select_option(label="Bag")
@@ -189,8 +197,9 @@ def test_fid_vs_humans_plots_and_class_grids(page, lab) -> None:
 def test_compare_extractors_charts_map_and_grids(page, lab) -> None:
     run_notebook(page, lab, "03_compare_extractors")
     comparison = page.locator(".wb-extractor-comparison")
-    page.wait_for_function("el => el.querySelectorAll('.js-plotly-plot .main-svg').length >= 2",
-                           arg=comparison.element_handle())
+    page.wait_for_function(
+        "el => el.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", arg=comparison.element_handle()
+    )
     assert "rank by fd" in comparison.locator(".js-plotly-plot").first.text_content()
     # run_contributions("mode-dropper", "coverage") filled the comparison's grid with reference images.
     cells = comparison.locator(".wb-sample-grid .wb-grid-cell")
@@ -216,7 +225,9 @@ def test_compare_extractors_charts_map_and_grids(page, lab) -> None:
     assert contributions.locator(".wb-grid-cell").count() == 24
     # Clicking a thumbnail shows it enlarged with its metadata (a round trip through the kernel).
     contributions.locator(".wb-grid-cell").first.click()
-    page.wait_for_function("el => el.textContent.includes('vae')", arg=contributions.locator(".wb-detail-info").element_handle())
+    page.wait_for_function(
+        "el => el.textContent.includes('vae')", arg=contributions.locator(".wb-detail-info").element_handle()
+    )
     shoot(page, "03_compare_extractors", comparison, embedding, contributions)
 
 
@@ -269,11 +280,12 @@ def test_memorization_threshold_keeps_its_calibrated_value(page, lab) -> None:
 
 def test_static_report_opens_offline(browser, demo_dir: Path, tmp_path: Path) -> None:
     from workbench.widgets import Workbench, Workspace
-    from workbench.widgets.workspace_metrics import workspace_reports
+    from workbench.workspace import workspace_reports
 
     ws = Workspace.open(demo_dir)
-    bench = Workbench(ws, reports=workspace_reports(ws, metrics="fd,prdc"), background=False, max_points=400,
-                      human_n_boot=50)
+    bench = Workbench(
+        ws, reports=workspace_reports(ws, metrics="fd,prdc"), background=False, max_points=400, human_n_boot=50
+    )
     report = bench.report(tmp_path / "report.html")
 
     requests: list[str] = []

@@ -84,7 +84,10 @@ def test_weights_identity_is_part_of_the_key(tmp_path: Path, digits) -> None:
 
     def make(identity: str) -> PixelsExtractor:
         return PixelsExtractor(
-            name="pixels", variant="4px", dim=48, preprocessor=BoxResize(4),
+            name="pixels",
+            variant="4px",
+            dim=48,
+            preprocessor=BoxResize(4),
             weights=WeightsInfo(spec="file", pretrained=False, identity=identity),
         )
 
@@ -180,6 +183,7 @@ def test_shards_read_as_one(tmp_path: Path, fmnist_test) -> None:
         extract(images, "pixels", out=tmp_path / "c", shard="3/3", progress=False)
 
 
+@pytest.mark.slow
 def test_resume_after_kill(tmp_path: Path, fmnist_test) -> None:
     """kill -9 mid-run, then resume: finished chunks are kept, nothing is duplicated."""
     images = np.repeat(fmnist_test[0][:600, :, :, None], 3, axis=3)
@@ -187,8 +191,23 @@ def test_resume_after_kill(tmp_path: Path, fmnist_test) -> None:
     np.savez(npz, images)
     ws = tmp_path / "ws"
     cmd = [
-        sys.executable, "-m", "workbench", "extract", str(npz), "--extractor", "slow_extractor:create",
-        "--out", str(ws), "--batch-size", "10", "--chunk-size", "50", "--workers", "0", "--thumbnails", "16",
+        sys.executable,
+        "-m",
+        "workbench",
+        "extract",
+        str(npz),
+        "--extractor",
+        "slow_extractor:create",
+        "--out",
+        str(ws),
+        "--batch-size",
+        "10",
+        "--chunk-size",
+        "50",
+        "--workers",
+        "0",
+        "--thumbnails",
+        "16",
     ]
     env = dict(os.environ, SLOW_EXTRACTOR_DELAY="0.03", PYTHONPATH=str(REPO / "tests" / "plugins"))
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)

@@ -33,8 +33,14 @@ PLUGINS = REPO / "tests" / "plugins"
 
 def _run_cli(args: list[str], env: dict[str, str] | None = None, **kw) -> subprocess.Popen:
     full_env = {**os.environ, "PYTHONPATH": f"{PLUGINS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", **(env or {})}
-    return subprocess.Popen([sys.executable, "-m", "workbench.cli", *args], env=full_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "workbench.cli", *args],
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
 def _cli(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
@@ -146,6 +152,7 @@ def _wait_until(condition, what: str, timeout: float = 180) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_two_processes_extracting_the_same_cache(tmp_path: Path, class_folder: Path) -> None:
     """Two identical extractions and a --limit one at once: all finish, nothing is clobbered.
 
@@ -154,15 +161,28 @@ def test_two_processes_extracting_the_same_cache(tmp_path: Path, class_folder: P
     ws = tmp_path / "ws"
     gate = tmp_path / "gate"
     gate.touch()
-    args = ["extract", str(class_folder), "-e", "slow_extractor:create", "-o", str(ws), "--chunk-size", "10",
-            "-b", "5", "--workers", "0"]
+    args = [
+        "extract",
+        str(class_folder),
+        "-e",
+        "slow_extractor:create",
+        "-o",
+        str(ws),
+        "--chunk-size",
+        "10",
+        "-b",
+        "5",
+        "--workers",
+        "0",
+    ]
     first = _run_cli(args, {"SLOW_EXTRACTOR_DELAY": "0", "SLOW_EXTRACTOR_GATE": str(gate)})
     _wait_until(lambda: list(ws.glob("*/.writer.json")) or first.poll() is not None, "the first run's lock")
     second = _run_cli(args, {"SLOW_EXTRACTOR_DELAY": "0"})
     limited = _run_cli([*args, "--limit", "30"], {"SLOW_EXTRACTOR_DELAY": "0"})
     second_err, pump = _stderr_lines(second)
-    _wait_until(lambda: any("waiting for pid" in ln for ln in second_err) or second.poll() is not None,
-                "the second run to wait")
+    _wait_until(
+        lambda: any("waiting for pid" in ln for ln in second_err) or second.poll() is not None, "the second run to wait"
+    )
     lim_out, lim_err = limited.communicate(timeout=240)  # another cache: it never waits for the first
     assert limited.returncode == 0, lim_err
     gate.unlink()
@@ -180,11 +200,13 @@ def test_two_processes_extracting_the_same_cache(tmp_path: Path, class_folder: P
     full.verify()
     np.testing.assert_array_equal(lim.features, full.features[:30])
     assert not (Path(path_a) / "_partial").exists()
-    reference = extract(class_folder, "pixels", out=tmp_path / "ref", extractor_options={"size": 8},
-                        thumbnails=64, progress=False)
+    reference = extract(
+        class_folder, "pixels", out=tmp_path / "ref", extractor_options={"size": 8}, thumbnails=64, progress=False
+    )
     np.testing.assert_array_equal(full.features, reference.features)
 
 
+@pytest.mark.slow
 def test_no_wait_stops_with_one_line(tmp_path: Path, class_folder: Path) -> None:
     """While another process holds the writer lock, ``--no-wait`` stops at once with one line."""
     from workbench.cache.extraction import cache_dir_for
@@ -194,8 +216,23 @@ def test_no_wait_stops_with_one_line(tmp_path: Path, class_folder: Path) -> None
     ws = tmp_path / "ws"
     target = cache_dir_for(open_source(class_folder), create_extractor("pixels"), ws)
     with WriterLock(target, say=lambda msg: None):  # this test process is "the other writer"
-        res = subprocess.run([sys.executable, "-m", "workbench.cli", "extract", str(class_folder), "-e", "pixels",
-                              "-o", str(ws), "--no-wait"], capture_output=True, text=True, timeout=300)
+        res = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "workbench.cli",
+                "extract",
+                str(class_folder),
+                "-e",
+                "pixels",
+                "-o",
+                str(ws),
+                "--no-wait",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     assert res.returncode == 2
     lines = [ln for ln in res.stderr.splitlines() if ln.startswith("workbench: error:")]
     assert len(lines) == 1 and f"is being written by pid {os.getpid()}" in lines[0]
@@ -206,10 +243,25 @@ def test_no_wait_stops_with_one_line(tmp_path: Path, class_folder: Path) -> None
 # --- damage is repaired by re-running ----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_kill_9_then_damaged_chunk_then_resume(tmp_path: Path, class_folder: Path) -> None:
     ws = tmp_path / "ws"
-    args = ["extract", str(class_folder), "-e", "slow_extractor:create", "-o", str(ws), "--chunk-size", "10",
-            "-b", "5", "--workers", "0", "--thumbnails", "0"]
+    args = [
+        "extract",
+        str(class_folder),
+        "-e",
+        "slow_extractor:create",
+        "-o",
+        str(ws),
+        "--chunk-size",
+        "10",
+        "-b",
+        "5",
+        "--workers",
+        "0",
+        "--thumbnails",
+        "0",
+    ]
     proc = _run_cli(args, {"SLOW_EXTRACTOR_DELAY": "0.3"})
     markers = _wait_for_chunk(ws, proc, count=2)
     proc.kill()  # SIGKILL: no clean-up of any kind, the lock dies with the process
@@ -225,8 +277,9 @@ def test_kill_9_then_damaged_chunk_then_resume(tmp_path: Path, class_folder: Pat
     assert "resuming:" in err
     cache = open_cache(out.strip().splitlines()[-1])
     cache.verify()
-    reference = extract(class_folder, "pixels", out=tmp_path / "ref", extractor_options={"size": 8},
-                        thumbnails=0, progress=False)
+    reference = extract(
+        class_folder, "pixels", out=tmp_path / "ref", extractor_options={"size": 8}, thumbnails=0, progress=False
+    )
     np.testing.assert_array_equal(cache.features, reference.features)
 
 
@@ -346,14 +399,43 @@ def test_bad_weight_files_are_one_line(tmp_path: Path, class_folder: Path, capsy
     torch.save({"model": _NotATensor()}, pickled)
     wrong = tmp_path / "wrong.pt"
     torch.save({"conv.weight": torch.zeros(3, 3)}, wrong)
-    cases = [(junk, "is not a PyTorch"), (pickled, "pickled Python objects"), (wrong, "does not fit extractor 'inception'")]
+    cases = [
+        (junk, "is not a PyTorch"),
+        (pickled, "pickled Python objects"),
+        (wrong, "does not fit extractor 'inception'"),
+    ]
     for path, expected in cases:
-        code, _, err = _cli(capsys, "extract", str(class_folder), "-e", "inception", "-w", str(path),
-                            "-o", str(tmp_path / "ws"), "-d", "cpu")
+        code, _, err = _cli(
+            capsys,
+            "extract",
+            str(class_folder),
+            "-e",
+            "inception",
+            "-w",
+            str(path),
+            "-o",
+            str(tmp_path / "ws"),
+            "-d",
+            "cpu",
+        )
         assert code == 2 and expected in err and str(path) in err, err
         assert err.count("\n") == 1 and "Traceback" not in err
     with pytest.raises(ValueError, match="does not fit"):
-        main(["--debug", "extract", str(class_folder), "-e", "inception", "-w", str(wrong), "-o", str(tmp_path), "-d", "cpu"])
+        main(
+            [
+                "--debug",
+                "extract",
+                str(class_folder),
+                "-e",
+                "inception",
+                "-w",
+                str(wrong),
+                "-o",
+                str(tmp_path),
+                "-d",
+                "cpu",
+            ]
+        )
 
 
 def test_bad_options_are_one_line(tmp_path: Path, class_folder: Path, capsys) -> None:
@@ -392,7 +474,12 @@ def test_symlink_loop_duplicates_and_bomb_through_extract(tmp_path: Path, fmnist
     assert "1 exact duplicate image in 1 group: copy_of_im0.png = sub/im0.png" in err
     assert "skipped 1 unreadable image(s): bomb.png" in err
     cache = open_cache(out.strip().splitlines()[-1])
-    assert len(cache) == 4 and sorted(cache.meta["id"]) == ["copy_of_im0.png", "sub/im0.png", "sub/im1.png", "sub/im2.png"]
+    assert len(cache) == 4 and sorted(cache.meta["id"]) == [
+        "copy_of_im0.png",
+        "sub/im0.png",
+        "sub/im1.png",
+        "sub/im2.png",
+    ]
     assert cache.manifest["duplicates"] == [["copy_of_im0.png", "sub/im0.png"]]
     assert any("sub/back" in n for n in cache.manifest["source"]["notes"])
     assert "above the limit of 67,108,864 pixels" in cache.skipped[0]["reason"]
@@ -400,8 +487,20 @@ def test_symlink_loop_duplicates_and_bomb_through_extract(tmp_path: Path, fmnist
     assert code == 0 and "duplicates 1 exact duplicate image(s) in 1 group(s): copy_of_im0.png = sub/im0.png" in out
     assert "note       sub/back" in out
     # raising the limit reads the bomb: another cache (the option is part of the key), the first is kept
-    code, out, err = _cli(capsys, "extract", str(root), "-e", "pixels", "-o", str(tmp_path / "ws"),
-                          "--max-pixels", "100000000", "--thumbnails", "0", "-q")
+    code, out, err = _cli(
+        capsys,
+        "extract",
+        str(root),
+        "-e",
+        "pixels",
+        "-o",
+        str(tmp_path / "ws"),
+        "--max-pixels",
+        "100000000",
+        "--thumbnails",
+        "0",
+        "-q",
+    )
     assert code == 0, err
     bigger = open_cache(out.strip())
     assert len(bigger) == 5 and bigger.path != cache.path and len(open_cache(cache.path)) == 4

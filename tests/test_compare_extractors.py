@@ -64,13 +64,14 @@ def data(fmnist_test, tmp_path_factory):
     kept_classes = pool[labels[pool] < 7]
     picks = {
         "clean_a": pool[:N_FAKE],
-        "clean_b": pool[N_FAKE:2 * N_FAKE],
-        "blur": pool[2 * N_FAKE:3 * N_FAKE],
-        "noise": pool[3 * N_FAKE:4 * N_FAKE],
+        "clean_b": pool[N_FAKE : 2 * N_FAKE],
+        "blur": pool[2 * N_FAKE : 3 * N_FAKE],
+        "noise": pool[3 * N_FAKE : 4 * N_FAKE],
         "drop3": kept_classes[-N_FAKE:],
     }
-    fakes = {m: _degrade(images[idx], {"blur": "blur", "noise": "noise"}.get(m, "none"), rng)
-             for m, idx in picks.items()}
+    fakes = {
+        m: _degrade(images[idx], {"blur": "blur", "noise": "noise"}.get(m, "none"), rng) for m, idx in picks.items()
+    }
     out = tmp_path_factory.mktemp("compare")
     opts = dict(out=out, progress=False, thumbnails=0, num_workers=0, extractor_options={"size": 8})
     real_src = ArraySource(real_imgs, labels[:800], FASHION_MNIST_CLASSES, name="real")
@@ -138,8 +139,9 @@ def test_agreement_equals_scipy(data) -> None:
     assert len(agreement) == 3 * 2  # three pairs, two methods
     for row in agreement.itertuples():
         a, b = values[row.extractor_a], values[row.extractor_b]
-        want = (scipy.stats.kendalltau(a, b).statistic if row.method == "kendall"
-                else scipy.stats.spearmanr(a, b).statistic)
+        want = (
+            scipy.stats.kendalltau(a, b).statistic if row.method == "kendall" else scipy.stats.spearmanr(a, b).statistic
+        )
         assert row.correlation == pytest.approx(want, abs=1e-12)
         assert row.n_models == 5 and np.isnan(row.ci_low)
     matrix = res.agreement_matrix("fd", "spearman")
@@ -147,14 +149,15 @@ def test_agreement_equals_scipy(data) -> None:
     assert matrix.loc["pca24", "edges16"] == matrix.loc["edges16", "pca24"]
 
 
+@pytest.mark.slow
 def test_prdc_ranks_use_orientation(data) -> None:
-    table, models = data["table"], data["models"]
+    table, _models = data["table"], data["models"]
     sub = {ext: table[ext] for ext in ("pca24", "edges16")}
     res = compare_extractors(sub, metrics=["prdc", "kd"], n_boot=0)
     scores = res.to_frame()
     assert set(scores["metric"]) == {"precision", "recall", "density", "coverage", "kd", "kd_std"}
     oriented = scores[scores["metric"] != "kd_std"]
-    for (ext, metric), part in oriented.groupby(["extractor", "metric"]):
+    for (_ext, metric), part in oriented.groupby(["extractor", "metric"]):
         sign = 1 if metric == "kd" else -1  # KD: lower is better; PRDC: higher is better
         assert part["higher_is_better"].eq(metric != "kd").all()
         np.testing.assert_array_equal(part["rank"], scipy.stats.rankdata(sign * part["value"].to_numpy()))
@@ -190,8 +193,9 @@ def test_fd_resampled_equals_brute_force(data) -> None:
         got = fd_resampled(real, fake, counts)
         want = np.array([fd(real, fake[i]) for i in idx])
         np.testing.assert_allclose(got, want, rtol=1e-9)
-        np.testing.assert_allclose(fd_resampled(real, fake, np.ones((1, len(fake)), dtype=int)), fd(real, fake),
-                                   rtol=1e-10)
+        np.testing.assert_allclose(
+            fd_resampled(real, fake, np.ones((1, len(fake)), dtype=int)), fd(real, fake), rtol=1e-10
+        )
 
 
 def test_linear_fd_bootstrap_tracks_exact(data) -> None:
@@ -222,6 +226,7 @@ def test_linear_fd_bootstrap_tracks_exact(data) -> None:
     assert 0.75 < min(ratio) and max(ratio) < 1.05
 
 
+@pytest.mark.slow
 def test_pairing_shares_rows_across_extractors(data) -> None:
     """A copy of an extractor scaled by 2: FD scales by 4 and k-NN metrics do not change, so paired
     replicates must agree exactly and rank every replicate identically."""
@@ -273,8 +278,9 @@ def test_published_long_table(data) -> None:
         part = published[published["dataset"] == row.dataset]
         # inception_fd_rank: 1 = highest Inception-FD, so -rank orders models as FD does
         a, b = part["fd_dinov2"].to_numpy(), -part["inception_fd_rank"].to_numpy()
-        want = (scipy.stats.kendalltau(a, b).statistic if row.method == "kendall"
-                else scipy.stats.spearmanr(a, b).statistic)
+        want = (
+            scipy.stats.kendalltau(a, b).statistic if row.method == "kendall" else scipy.stats.spearmanr(a, b).statistic
+        )
         assert row.correlation == pytest.approx(want, abs=1e-12)
     # rank 1 = lowest FD under both extractors
     ranks = res.rank_matrix("fd", dataset="cifar10")
@@ -288,10 +294,14 @@ def test_published_long_table(data) -> None:
 
 
 def test_long_table_orientation_and_override() -> None:
-    long = pd.DataFrame({
-        "extractor": ["a"] * 3 + ["b"] * 3, "model": ["x", "y", "z"] * 2, "metric": "my_score",
-        "value": [1.0, 2.0, 3.0, 30.0, 10.0, 20.0],
-    })
+    long = pd.DataFrame(
+        {
+            "extractor": ["a"] * 3 + ["b"] * 3,
+            "model": ["x", "y", "z"] * 2,
+            "metric": "my_score",
+            "value": [1.0, 2.0, 3.0, 30.0, 10.0, 20.0],
+        }
+    )
     res = compare_extractors(long)
     assert res.to_frame()["rank"].isna().all()  # unknown orientation: no ranks, correlation still defined
     assert res.agreement.set_index("method").at["spearman", "correlation"] == pytest.approx(-0.5)
@@ -322,8 +332,9 @@ def test_bad_inputs(data) -> None:
     with pytest.raises(ValueError, match="row counts differ"):
         compare_extractors({"e": {"m": (real, fake)}, "f": {"m": (real, fake[:-1])}}, metrics="fd", n_boot=2)
     with pytest.raises(ValueError, match="different images"):  # same count, other images (content hashes)
-        compare_extractors({"e": {"m": table["pixels"]["blur"]}, "f": {"m": table["pixels"]["noise"]}},
-                           metrics="fd", n_boot=2)
+        compare_extractors(
+            {"e": {"m": table["pixels"]["blur"]}, "f": {"m": table["pixels"]["noise"]}}, metrics="fd", n_boot=2
+        )
     with pytest.raises(ValueError, match="DataFrame inputs"):
         compare_extractors({"e": {"m": (real, fake)}}, metrics="fd", higher_is_better={"fd": False})
     with pytest.raises(ValueError, match="missing"):

@@ -20,6 +20,8 @@ from workbench.demo.workspace import load_workspace, workspace_cache
 from workbench.extractors import create_extractor
 from workbench.images.datasets import FASHION_MNIST_CLASSES
 
+pytestmark = pytest.mark.slow  # builds demo workspaces (training included)
+
 SETS = ("reference", "train", *GENERATED_SETS, "vae-pool")
 # The build's mechanics do not need trained models: 2,000 training images and 1-2 epochs (about 12 s
 # instead of the small demo's 70 s). The notebook tests use the small demo itself.
@@ -173,13 +175,19 @@ def test_zoo_generators_closed_forms() -> None:
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, size=(300, 28, 28), dtype=np.uint8)
     labels = np.repeat(np.arange(10), 30)
-    mem, mlab, idx = Z.make_memorizer(images, labels, 50, seed=0, shift_prob=1.0, noise=0.0, flip_prob=0.0, brightness_prob=0.0)
+    mem, mlab, idx = Z.make_memorizer(
+        images, labels, 50, seed=0, shift_prob=1.0, noise=0.0, flip_prob=0.0, brightness_prob=0.0
+    )
     # with no noise/flip/brightness each copy is its source shifted by exactly one pixel
     for m, i in zip(mem, idx):
         ok = any(
-            np.array_equal(m[max(dy, 0): 28 + min(dy, 0), max(dx, 0): 28 + min(dx, 0)],
-                           images[i][max(-dy, 0): 28 + min(-dy, 0), max(-dx, 0): 28 + min(-dx, 0)])
-            for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)
+            np.array_equal(
+                m[max(dy, 0) : 28 + min(dy, 0), max(dx, 0) : 28 + min(dx, 0)],
+                images[i][max(-dy, 0) : 28 + min(-dy, 0), max(-dx, 0) : 28 + min(-dx, 0)],
+            )
+            for dy in (-1, 0, 1)
+            for dx in (-1, 0, 1)
+            if (dy, dx) != (0, 0)
         )
         assert ok
     assert np.array_equal(mlab, labels[idx])
@@ -229,7 +237,9 @@ def test_cli_parser_registers_demo() -> None:
     assert (args.out, args.seed, args.force, args.small) == ("x", 3, True, True)
 
 
-def test_interrupted_build_resumes_and_rebuild_is_bit_identical(built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_build_resumes_and_rebuild_is_bit_identical(
+    built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from workbench.demo import build as B
 
     _, _, out, _, _ = built
@@ -247,8 +257,14 @@ def test_interrupted_build_resumes_and_rebuild_is_bit_identical(built, tmp_path:
         build_demo(tmp_path, config=TINY, progress=False, log=lambda msg: None)
     assert not list(tmp_path.rglob("*.tmp")) and not (tmp_path / "workspace.json").exists()
     # an independent build with the same seed gives byte-identical weights and sets
-    for rel in ("models/demo-classifier.safetensors", "models/demo-ssl.safetensors", "models/vae.safetensors",
-                "zoo/memorizer.npz", "zoo/hist-matched.npz", "zoo/splits.npz"):
+    for rel in (
+        "models/demo-classifier.safetensors",
+        "models/demo-ssl.safetensors",
+        "models/vae.safetensors",
+        "zoo/memorizer.npz",
+        "zoo/hist-matched.npz",
+        "zoo/splits.npz",
+    ):
         assert file_sha256(tmp_path / rel) == file_sha256(out / rel), rel
     monkeypatch.setattr(B, "extract", real_extract)
     ws = build_demo(tmp_path, config=TINY, progress=False, log=lambda msg: None)
@@ -263,8 +279,15 @@ def test_prune_removes_only_unlisted_demo_caches(tmp_path: Path) -> None:
     from workbench.demo.build import _prune_stale_caches
 
     caches = tmp_path / "caches"
-    for name in ("ideal__demo-ssl-fmnist-dae-v1__aaaa", "ideal__demo-ssl-fmnist-dae-v1__bbbb", "my-images__pixels-16px__cccc"):
+    for name in (
+        "ideal__demo-ssl-fmnist-dae-v1__aaaa",
+        "ideal__demo-ssl-fmnist-dae-v1__bbbb",
+        "my-images__pixels-16px__cccc",
+    ):
         (caches / name).mkdir(parents=True)
     listed = [{"path": "caches/ideal__demo-ssl-fmnist-dae-v1__bbbb"}]
     assert _prune_stale_caches(caches, tmp_path, listed) == ["ideal__demo-ssl-fmnist-dae-v1__aaaa"]
-    assert sorted(p.name for p in caches.iterdir()) == ["ideal__demo-ssl-fmnist-dae-v1__bbbb", "my-images__pixels-16px__cccc"]
+    assert sorted(p.name for p in caches.iterdir()) == [
+        "ideal__demo-ssl-fmnist-dae-v1__bbbb",
+        "my-images__pixels-16px__cccc",
+    ]

@@ -12,6 +12,8 @@ from PIL import Image
 from workbench.cache import extract, open_cache
 from workbench.extractors import create_extractor, list_extractors
 
+pytestmark = pytest.mark.slow  # every built-in model end to end
+
 CASES = {
     "inception": ({}, 2048, 1008),
     "clip": ({"model": "wb-test-tiny-vit"}, 48, None),
@@ -27,8 +29,17 @@ def test_all_builtins_are_registered() -> None:
 @pytest.mark.parametrize("name", list(CASES))
 def test_extract_end_to_end_random_weights(name: str, tmp_path: Path, class_folder: Path, tiny_clip_config) -> None:
     options, dim, logits_dim = CASES[name]
-    cache = extract(class_folder, name, weights="none", out=tmp_path, limit=24, batch_size=8, num_workers=1,
-                    progress=False, extractor_options=options)
+    cache = extract(
+        class_folder,
+        name,
+        weights="none",
+        out=tmp_path,
+        limit=24,
+        batch_size=8,
+        num_workers=1,
+        progress=False,
+        extractor_options=options,
+    )
     assert cache.features.shape == (24, dim)
     assert np.isfinite(cache.features).all() and cache.features.std() > 0
     assert (cache.logits is None) if logits_dim is None else cache.logits.shape == (24, logits_dim)

@@ -33,6 +33,8 @@ open_clip = pytest.importorskip("open_clip")
 timm = pytest.importorskip("timm")
 from torchvision import transforms as T  # noqa: E402
 
+pytestmark = pytest.mark.slow  # extractor tests; the open_clip comparisons are also marked peers
+
 FASHION = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
 
 
@@ -72,13 +74,18 @@ def _batch(ext, images):
     return torch.from_numpy(np.stack([ext.preprocessor(img) for img in images]))
 
 
+@pytest.mark.peers
 @pytest.mark.parametrize("resize_mode", ["shortest", "squash"])
 def test_clip_preprocessing_equals_open_clip_transform(resize_mode):
     """Our transform == open_clip's eval transform for ViT-L-14 / datacomp_xl_s13b_b90k (tol 1e-6)."""
     cfg = open_clip.get_pretrained_cfg("ViT-L-14", "datacomp_xl_s13b_b90k")
     reference = open_clip.image_transform(
-        224, is_train=False, mean=cfg["mean"], std=cfg["std"],
-        interpolation=cfg["interpolation"], resize_mode=resize_mode,
+        224,
+        is_train=False,
+        mean=cfg["mean"],
+        std=cfg["std"],
+        interpolation=cfg["interpolation"],
+        resize_mode=resize_mode,
     )
     ours = ResizeCropNormalize(size=224, mean=cfg["mean"], std=cfg["std"], resize_mode=resize_mode)
     for img in real_images():
@@ -88,6 +95,7 @@ def test_clip_preprocessing_equals_open_clip_transform(resize_mode):
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
 
 
+@pytest.mark.peers
 def test_clip_factory_preprocessor_equals_open_clip(tiny_clip_config):
     ext = create_extractor("clip", weights="none", model=tiny_clip_config, device="cpu")
     model = open_clip.create_model(tiny_clip_config, pretrained=None)
@@ -116,6 +124,7 @@ def _dgm_eval_clip_forward(visual, x):
     return visual.ln_post(x[:, 0])
 
 
+@pytest.mark.peers
 def test_clip_features_against_open_clip(tiny_clip_config):
     pre = create_extractor("clip", weights="none", model=tiny_clip_config, device="cpu")
     proj = create_extractor("clip", weights="none", model=tiny_clip_config, device="cpu", feature="projected")
@@ -189,13 +198,17 @@ def small_dinov2():
 
 def test_dinov2_preprocessing_equals_dgm_eval_transform(small_dinov2):
     """dgm-eval's DINOv2Encoder.transform (torchvision on PIL) == our preprocessor (tol 1e-6)."""
-    reference = T.Compose([
-        T.Resize((224, 224), T.InterpolationMode.BICUBIC),
-        T.ToTensor(),
-        T.Normalize(np.array(IMAGENET_MEAN), np.array(IMAGENET_STD)),
-    ])
+    reference = T.Compose(
+        [
+            T.Resize((224, 224), T.InterpolationMode.BICUBIC),
+            T.ToTensor(),
+            T.Normalize(np.array(IMAGENET_MEAN), np.array(IMAGENET_STD)),
+        ]
+    )
     factory_pre = small_dinov2.preprocessor  # same transform at the test's 56 px
-    ours = ResizeCropNormalize(size=224, **{k: getattr(factory_pre, k) for k in ("mean", "std", "resize_mode", "interpolation")})
+    ours = ResizeCropNormalize(
+        size=224, **{k: getattr(factory_pre, k) for k in ("mean", "std", "resize_mode", "interpolation")}
+    )
     assert ours.resize_mode == "squash" and ours.mean == IMAGENET_MEAN and ours.std == IMAGENET_STD
     for img in real_images():
         np.testing.assert_allclose(ours(img), reference(Image.fromarray(img)).numpy(), rtol=0, atol=1e-6)
@@ -222,7 +235,7 @@ def _naive_bicubic_1d_matrix(n_in: int, n_out: int, scale: float) -> np.ndarray:
         src = (i + 0.5) / scale - 0.5
         base = int(np.floor(src))
         t = src - base
-        for k, offset in enumerate((-1, 0, 1, 2)):
+        for _k, offset in enumerate((-1, 0, 1, 2)):
             idx = min(max(base + offset, 0), n_in - 1)
             mat[i, idx] += cubic(t - offset)  # distances 1+t, t, 1-t, 2-t
     return mat

@@ -27,6 +27,8 @@ from workbench.extractors.inception import (
 from workbench.extractors.inception_net import FIDInceptionV3
 from workbench.extractors.weights import WeightsUnavailableError
 
+pytestmark = pytest.mark.slow  # extractor tests; the pytorch-fid / clean-fid comparisons are also marked peers
+
 FASHION = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
 
 
@@ -74,6 +76,7 @@ def peer(ours):
     return model
 
 
+@pytest.mark.peers
 def test_state_dict_matches_pytorch_fid_layout(ours):
     pytorch_fid_inception = pytest.importorskip("pytorch_fid.inception")
     mp = pytest.MonkeyPatch()
@@ -95,6 +98,7 @@ def test_state_dict_matches_pytorch_fid_layout(ours):
     assert our_shapes["fc.weight"] == (1008, 2048)
 
 
+@pytest.mark.peers
 @pytest.mark.parametrize(
     "images",
     [fashion_images(2), fashion_images(5)[2:4, :, 3:23], digit_images(2)],
@@ -176,6 +180,7 @@ def test_class_names_match_yaml_parser():
         parse_class_names("0: a\n2: b\n", num_classes=3)
 
 
+@pytest.mark.peers
 def test_clean_resize_equals_clean_fid():
     resize_mod = pytest.importorskip("cleanfid.resize")
     resizer = resize_mod.make_resizer("PIL", False, "bicubic", (299, 299))

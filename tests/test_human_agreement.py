@@ -50,7 +50,8 @@ def result(published) -> HumanAgreementResult:
 
 
 def _raw_participants(name: str) -> pd.DataFrame:
-    return pd.read_csv(data_dir() / "human-eval-realism" / "participants" / f"{name}.csv")
+    with (data_dir() / "human-eval-realism" / "participants" / f"{name}.csv").open("rb") as fh:
+        return pd.read_csv(fh)
 
 
 # ----------------------------------------------------------------------------- loaders
@@ -89,18 +90,26 @@ def test_per_image_loader_maps_short_file_names():
     assert list(images.columns) == list(IMAGE_COLUMNS)
     # row counts of per-image/{cifar10,imagenet,lsun,ffhq}_labeled_data.csv
     assert images.groupby("dataset", sort=False).size().to_dict() == {
-        "cifar10": 38178, "imagenet256": 32003, "lsun256": 20487, "ffhq256": 26045}
+        "cifar10": 38178,
+        "imagenet256": 32003,
+        "lsun256": 20487,
+        "ffhq256": 26045,
+    }
     assert images["generated"].dtype == bool
     shown = images["number_guesses"] > 0
     np.testing.assert_allclose(
         images.loc[shown, "soft_label"],
-        images.loc[shown, "number_guesses_generated"] / images.loc[shown, "number_guesses"], atol=1e-12)
+        images.loc[shown, "number_guesses_generated"] / images.loc[shown, "number_guesses"],
+        atol=1e-12,
+    )
     assert (images.loc[~shown, "soft_label"] == 0).all()
     # same models as the participant files, except LSUN's consistency model ct2, absent from the
     # per-image file (documented in data/README.md)
     people = load_human_study()
     for name in DATASETS:
-        missing = set(people.loc[people["dataset"] == name, "model"]) - set(images.loc[images["dataset"] == name, "model"])
+        missing = set(people.loc[people["dataset"] == name, "model"]) - set(
+            images.loc[images["dataset"] == name, "model"]
+        )
         assert missing == ({"ct2"} if name == "lsun256" else set())
         assert set(images.loc[images["dataset"] == name, "model"]) <= set(people["model"])
 
@@ -109,7 +118,7 @@ def test_published_metrics_loader(published):
     assert len(published) == 41
     assert list(published.columns) == ["dataset", "model", "label", *PUBLISHED_METRICS]
     assert published.groupby("dataset", sort=False).size().to_dict() == MODELS_PER_DATASET
-    for name, part in published.groupby("dataset"):
+    for _name, part in published.groupby("dataset"):
         # Inception-FD rank is a permutation 1..n within each dataset
         assert sorted(part["inception_fd_rank"].astype(int)) == list(range(1, len(part) + 1))
     people = load_human_study()
@@ -139,8 +148,15 @@ def test_published_human_error_matches_participants_except_two_models():
 def test_user_csv_round_trip_and_same_result_as_shipped(tmp_path, published):
     people = load_human_study("imagenet256")
     path = tmp_path / "study.csv"
-    user = pd.DataFrame({"model": people["model"], "participant": people["participant"],
-                         "score": people["err_rt"], "dataset": "imagenet", "note": "x"})
+    user = pd.DataFrame(
+        {
+            "model": people["model"],
+            "participant": people["participant"],
+            "score": people["err_rt"],
+            "dataset": "imagenet",
+            "note": "x",
+        }
+    )
     user.to_csv(path, index=False)
     loaded = load_user_study(path)
     assert list(loaded.columns) == ["model", "participant", "score", "dataset", "note"]
@@ -170,9 +186,11 @@ def test_user_csv_without_dataset_or_participant(tmp_path, published):
 
 def test_user_csv_participant_rows_are_averaged(tmp_path):
     path = tmp_path / "per_image.csv"
-    path.write_text("model,participant,image,score\n"
-                    "a,p1,i1,1\na,p1,i2,0\na,p2,i1,1\nb,p3,i3,0\nb,p3,i4,0\nb,p4,i3,1\n"
-                    "c,p5,i5,1\nc,p6,i6,1\n")
+    path.write_text(
+        "model,participant,image,score\n"
+        "a,p1,i1,1\na,p1,i2,0\na,p2,i1,1\nb,p3,i3,0\nb,p3,i4,0\nb,p4,i3,1\n"
+        "c,p5,i5,1\nc,p6,i6,1\n"
+    )
     metrics = pd.DataFrame({"model": ["a", "b", "c"], "fd": [3.0, 2.0, 1.0]})
     res = human_agreement(metrics, load_user_study(path), n_boot=0)
     human = res.human.set_index("model")
@@ -187,7 +205,10 @@ def test_user_csv_participant_rows_are_averaged(tmp_path):
     [
         ("model,participant\nm,p1\n", r"bad\.csv: missing required column\(s\) \['score'\]"),
         ("participant,score\np1,0.1\n", r"bad\.csv: missing required column\(s\) \['model'\]"),
-        ("model,score\nm,0.1\nm,0.2\nm,abc\n", r"bad\.csv: line 4, column 'score': expected a finite number, got 'abc'"),
+        (
+            "model,score\nm,0.1\nm,0.2\nm,abc\n",
+            r"bad\.csv: line 4, column 'score': expected a finite number, got 'abc'",
+        ),
         ("model,score\nm,0.1\nm,\n", r"bad\.csv: line 3, column 'score': expected a finite number, got ''"),
         ("model,score\nm,inf\n", r"bad\.csv: line 2, column 'score'"),
         ("model,score\n,0.1\n", r"bad\.csv: line 2, column 'model': empty value"),
@@ -252,7 +273,7 @@ def test_row_correlations_equal_scipy_with_ties():
 
 def test_pooled_is_mean_of_datasets(result):
     c = result.correlations
-    for (metric, method), part in c.groupby(["metric", "method"]):
+    for (_metric, _method), part in c.groupby(["metric", "method"]):
         per = part[(part["dataset"] != "pooled") & part["correlation"].notna()]
         pooled = part[part["dataset"] == "pooled"].iloc[0]
         assert pooled["n_datasets"] == len(per)
@@ -318,8 +339,12 @@ def test_agreement_sign_and_overrides(result, published):
     np.testing.assert_allclose(rank["agreement"], rank["correlation"], atol=0)
     assert c.loc[c["metric"] == "ct_dinov2", "agreement"].isna().all()
 
-    flipped = human_agreement(published, n_boot=0, metrics=["fd_dinov2", "ct_dinov2"],
-                              higher_is_better={"fd_dinov2": True, "ct_dinov2": False}).correlations
+    flipped = human_agreement(
+        published,
+        n_boot=0,
+        metrics=["fd_dinov2", "ct_dinov2"],
+        higher_is_better={"fd_dinov2": True, "ct_dinov2": False},
+    ).correlations
     f = flipped[flipped["metric"] == "fd_dinov2"]
     np.testing.assert_allclose(f["agreement"], f["correlation"], atol=0)
     assert flipped.loc[flipped["metric"] == "ct_dinov2", "agreement"].notna().any()

@@ -39,7 +39,9 @@ def test_folder_recursive_any_case_sorted(tmp_path: Path, fmnist_test) -> None:
         if name.endswith(".txt"):
             p.write_text("not an image")
             continue
-        fmt = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "bmp": "BMP"}[name.rsplit(".", 1)[1].lower()]
+        fmt = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "bmp": "BMP"}[
+            name.rsplit(".", 1)[1].lower()
+        ]
         Image.fromarray(images[i]).save(p, format=fmt)
     src = open_source(tmp_path)
     assert isinstance(src, FolderSource)

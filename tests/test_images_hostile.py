@@ -212,7 +212,9 @@ def test_max_pixels_is_threaded_through_every_source(tmp_path: Path) -> None:
     with pytest.raises(ImageDecodeError, match="1,200 pixels"):
         array_to_rgb8(img, "one", max_pixels=1000)
     np.savez(tmp_path / "s.npz", np.stack([img, img]))
-    with pytest.raises(ValueError, match=r"s\.npz: array 'arr_0' holds images of 30 x 40 = 1,200 pixels.*--max-pixels 1200"):
+    with pytest.raises(
+        ValueError, match=r"s\.npz: array 'arr_0' holds images of 30 x 40 = 1,200 pixels.*--max-pixels 1200"
+    ):
         open_source(tmp_path / "s.npz", max_pixels=1000)
     assert open_source(tmp_path / "s.npz", max_pixels=1200).describe()["max_pixels"] == 1200
 
@@ -276,7 +278,9 @@ def test_zip_with_a_name_stored_twice_lists_both_members(tmp_path: Path) -> None
 def test_oversized_file_in_a_folder_is_not_read(tmp_path: Path) -> None:
     (tmp_path / "big.png").write_bytes(_png(np.random.default_rng(0).integers(0, 255, (64, 64), np.uint8)))
     src = FolderSource(tmp_path, max_file_bytes=1000)
-    with pytest.raises(ImageDecodeError, match=r"big\.png: file is [\d,]+ bytes, above the limit of 1,000 bytes.*max_file_bytes=N"):
+    with pytest.raises(
+        ImageDecodeError, match=r"big\.png: file is [\d,]+ bytes, above the limit of 1,000 bytes.*max_file_bytes=N"
+    ):
         src.load(0)
     assert src.content_hash(0) == "unreadable"
 
@@ -320,7 +324,11 @@ def test_bombs_cost_little_memory(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     out = subprocess.run(
         [sys.executable, "-c", _RSS_SCRIPT, str(folder), str(archive)],
-        capture_output=True, text=True, timeout=120, env=env, cwd=str(REPO),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=str(REPO),
     )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -358,7 +366,9 @@ def test_thumbnail_size_is_capped() -> None:
 def test_npz_errors_name_the_file_and_the_array(tmp_path: Path) -> None:
     path = tmp_path / "samples.npz"
     np.savez(path, np.zeros((10, 32), np.uint8))
-    with pytest.raises(ValueError, match=r"samples\.npz: array 'arr_0' has shape \(10, 32\) but images must be N x H x W x C"):
+    with pytest.raises(
+        ValueError, match=r"samples\.npz: array 'arr_0' has shape \(10, 32\) but images must be N x H x W x C"
+    ):
         NpzSource(path)
     np.savez(path, images=np.zeros((2, 8, 8, 3), np.uint8))
     with pytest.raises(KeyError, match=r"samples\.npz: no array 'arr_0' in the file \(arrays: \['images'\]\); choose"):
@@ -371,7 +381,9 @@ def test_npz_errors_name_the_file_and_the_array(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"samples\.npz: array 'arr_0' has dtype bool; images must be uint8"):
         NpzSource(path)
     np.savez(path, np.full((2, 8, 8), 200.0, np.float32))
-    with pytest.raises(ValueError, match=r"samples\.npz: array 'arr_0': image 0: float images must have values in \[0, 1\]"):
+    with pytest.raises(
+        ValueError, match=r"samples\.npz: array 'arr_0': image 0: float images must have values in \[0, 1\]"
+    ):
         NpzSource(path)
 
 
@@ -438,7 +450,10 @@ def test_compressed_npz_too_big_for_memory_is_refused_from_its_header(tmp_path: 
     path = tmp_path / "claims.npz"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("arr_0.npy", header.getvalue())  # a 3 TB array, by its header
-    with pytest.raises(ValueError, match=r"claims\.npz: array 'arr_0' is compressed and decompresses to [\d.]+ GiB, more than this machine"):
+    with pytest.raises(
+        ValueError,
+        match=r"claims\.npz: array 'arr_0' is compressed and decompresses to [\d.]+ GiB, more than this machine",
+    ):
         NpzSource(path)
 
 

@@ -83,6 +83,7 @@ def test_exact_knn_matches_sklearn_brute_force(metric):
 
 
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
+@pytest.mark.slow
 def test_ivf_exhaustive_equals_exact_and_scans_agree(metric):
     x = _clustered(2, 3000, 24)
     q = _clustered(3, 400, 24)
@@ -90,12 +91,14 @@ def test_ivf_exhaustive_equals_exact_and_scans_agree(metric):
     results = {}
     for scan in ("blas", "faiss"):
         # nprobe = nlist searches every cell: an exhaustive search, so the answer is exact.
-        full = nearest_neighbors(q, x, 5, metric=metric, backend="faiss-ivf", nlist=20, nprobe=20,
-                                 ivf_scan=scan, progress=False)
+        full = nearest_neighbors(
+            q, x, 5, metric=metric, backend="faiss-ivf", nlist=20, nprobe=20, ivf_scan=scan, progress=False
+        )
         np.testing.assert_array_equal(full.indices, exact.indices)
         np.testing.assert_allclose(full.distances, exact.distances, rtol=1e-12)
-        results[scan] = nearest_neighbors(q, x, 5, metric=metric, backend="faiss-ivf", nlist=50, nprobe=2,
-                                          ivf_scan=scan, progress=False)
+        results[scan] = nearest_neighbors(
+            q, x, 5, metric=metric, backend="faiss-ivf", nlist=50, nprobe=2, ivf_scan=scan, progress=False
+        )
     # same trained cells (same seed), same probed cells: same candidates, same neighbours
     np.testing.assert_array_equal(results["blas"].indices, results["faiss"].indices)
     np.testing.assert_allclose(results["blas"].distances, results["faiss"].distances, rtol=1e-12)
@@ -253,8 +256,9 @@ def test_report_faiss_backend_agrees_with_exact():
     fake[:40] = train[:40] + 0.01
     test = _clustered(14, 500, 32, n_centres=30, spread=3.0)
     exact = memorization_report(train, fake, test, k=2, progress=False)
-    approx = memorization_report(train, fake, test, k=2, backend="faiss-ivf",
-                                 backend_options={"nlist": 30, "nprobe": 6}, progress=False)
+    approx = memorization_report(
+        train, fake, test, k=2, backend="faiss-ivf", backend_options={"nlist": 30, "nprobe": 6}, progress=False
+    )
     assert approx.backend == "faiss-ivf" and approx.params["nprobe"] == 6
     # measured: recall@1 0.99, identical flags and threshold (the planted copies decide them)
     assert np.mean(approx.distances[:, 0] <= exact.distances[:, 0] * (1 + 1e-9)) >= 0.95
@@ -357,12 +361,18 @@ def planted(tmp_path_factory):
     fake_img = np.concatenate([np.stack(copies), new_img])
     out = tmp_path_factory.mktemp("memo_caches")
     caches = {
-        name: extract(ArraySource(imgs, name=name), "pixels", out=out, progress=False, num_workers=0,
-                      batch_size=512, thumbnails=16)
+        name: extract(
+            ArraySource(imgs, name=name),
+            "pixels",
+            out=out,
+            progress=False,
+            num_workers=0,
+            batch_size=512,
+            thumbnails=16,
+        )
         for name, imgs in (("train", train_img), ("fake", fake_img), ("heldout", heldout_img))
     }
-    return {"caches": caches, "sources": sources, "kinds": np.array(kinds + ["new"] * 300),
-            "n_copies": len(copies)}
+    return {"caches": caches, "sources": sources, "kinds": np.array(kinds + ["new"] * 300), "n_copies": len(copies)}
 
 
 def _per_kind(values, kinds):
@@ -422,8 +432,14 @@ def test_flip_invariant_features_find_flips(planted):
         return (p + p[..., ::-1]).reshape(len(p), -1)
 
     c, kinds, n_copies = planted["caches"], planted["kinds"], planted["n_copies"]
-    rep = memorization_report(flip_invariant(c["train"]), flip_invariant(c["fake"]),
-                              flip_invariant(c["heldout"]), k=1, metric="cosine", progress=False)
+    rep = memorization_report(
+        flip_invariant(c["train"]),
+        flip_invariant(c["fake"]),
+        flip_invariant(c["heldout"]),
+        k=1,
+        metric="cosine",
+        progress=False,
+    )
     recall = _per_kind(rep.likely_copy, kinds)
     source_found = _per_kind(rep.train_rows[:n_copies, 0] == planted["sources"], kinds[:n_copies])
     # measured: flipped copies flagged 0.40 (0.033 with plain pixels), their source is the nearest

@@ -18,6 +18,7 @@ def mean_difference(real, fake):
     return float(fake[:, 0].mean() - real[:, 0].mean())
 
 
+@pytest.mark.slow
 def test_percentile_interval_covers_true_difference_of_means():
     # 200 independent experiments, N(0,1) vs N(0.3,1), n = 60 each: the 90% interval of the difference of
     # means should cover 0.3 in ~90% of them (percentile bootstrap slightly under-covers at this n).

@@ -8,8 +8,8 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from scipy.stats import mannwhitneyu, multivariate_normal
 from scipy.special import logsumexp
+from scipy.stats import mannwhitneyu, multivariate_normal
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
@@ -87,6 +87,7 @@ def test_mann_whitney_z_matches_scipy_with_ties():
     assert mann_whitney_z(fake, test) == pytest.approx(expected, rel=1e-12)
 
 
+@pytest.mark.slow
 def test_ct_detects_copies_and_accepts_fresh_samples():
     train = _clustered((300, 250, 200), seed=10)
     test = _clustered((150, 120, 100), seed=11)
@@ -210,6 +211,7 @@ def _reference_fld(train, test, fake, seed):
     return 100 * (nll - base), nll, base
 
 
+@pytest.mark.slow
 def test_fld_matches_reference_procedure():
     rng = np.random.default_rng(2)
     train = rng.standard_normal((400, 5)) * [1, 2, 1, 0.5, 1]
@@ -224,6 +226,7 @@ def test_fld_matches_reference_procedure():
     assert ours.fld == pytest.approx(value, abs=0.02)  # 100 x a difference of NLLs known to ~1e-4
 
 
+@pytest.mark.slow
 def test_fld_orders_copies_worse_than_fresh_samples():
     rng = np.random.default_rng(4)
     train, test = rng.standard_normal((1200, 8)), rng.standard_normal((300, 8))
@@ -246,6 +249,7 @@ def test_fld_orders_copies_worse_than_fresh_samples():
     assert exact > f_copy
 
 
+@pytest.mark.slow
 def test_fld_seed_and_inputs():
     rng = np.random.default_rng(5)
     train, test = rng.standard_normal((300, 4)), rng.standard_normal((80, 4))

@@ -3,7 +3,8 @@
 Tolerances: AuthPct and its per-sample flags must match the float64 reference exactly; distances
 ``rtol=1e-10``. MiFID: memorization distance ``rtol=1e-10`` vs float64, ``rtol=1e-5`` vs the
 float32-free torchmetrics formula run in float64 (its FD uses ``eigvals`` of a non-symmetric
-product), FD via ``pytorch_fid`` ``rtol=1e-6``.
+product), FD via ``pytorch_fid`` ``rtol=1e-6``. The peer comparisons are marked ``peers`` and skip
+when the peer is missing.
 """
 
 from __future__ import annotations
@@ -11,11 +12,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from pytorch_fid.fid_score import calculate_frechet_distance
 from scipy.spatial.distance import cdist
-from torchmetrics.image.mifid import _mifid_compute
 
 from workbench.metrics.authenticity import authenticity
+from workbench.metrics.frechet import fd
 from workbench.metrics.mifid import mifid
 
 # ----------------------------------------------------------------------------- AuthPct
@@ -96,6 +96,7 @@ def _naive_mifid(train, fake, fd_value, tau=0.1, eps=1e-14, absolute=True):
 
 
 def _pytorch_fid(train, fake):
+    calculate_frechet_distance = pytest.importorskip("pytorch_fid.fid_score").calculate_frechet_distance
     mu1, s1 = train.mean(0), np.cov(train, rowvar=False)
     mu2, s2 = fake.mean(0), np.cov(fake, rowvar=False)
     return float(calculate_frechet_distance(mu1, s1, mu2, s2))
@@ -111,13 +112,11 @@ def _nonneg_features(seed, n_copies):
     return train, fake
 
 
-@pytest.mark.filterwarnings("ignore:The `disp` argument:DeprecationWarning")  # pytorch_fid + SciPy
 @pytest.mark.parametrize("n_copies", [0, 390])
-def test_mifid_matches_kaggle_formula_pytorch_fid_and_torchmetrics(n_copies):
+def test_mifid_matches_kaggle_formula(n_copies):
     train, fake = _nonneg_features(4, n_copies)
     got = mifid(train, fake, block_size=128)
-    fd_ref = _pytorch_fid(train, fake)
-    assert got.fd == pytest.approx(fd_ref, rel=1e-6)
+    assert got.fd == pytest.approx(fd(train, fake), rel=1e-10)
     want, mem, per_fake, nearest = _naive_mifid(train, fake, got.fd)
     assert got.memorization_distance == pytest.approx(mem, rel=1e-10)
     assert got.mifid == pytest.approx(want, rel=1e-10)
@@ -130,13 +129,21 @@ def test_mifid_matches_kaggle_formula_pytorch_fid_and_torchmetrics(n_copies):
         assert got.memorization_distance > 0.1 and got.thresholded_distance == 1.0
         assert got.mifid == pytest.approx(got.fd / (1 + 1e-14), rel=1e-12)
 
+
+@pytest.mark.peers
+@pytest.mark.filterwarnings("ignore:The `disp` argument:DeprecationWarning")  # pytorch_fid + SciPy
+@pytest.mark.parametrize("n_copies", [0, 390])
+def test_mifid_matches_pytorch_fid_and_torchmetrics(n_copies):
+    _mifid_compute = pytest.importorskip("torchmetrics.image.mifid")._mifid_compute
+    train, fake = _nonneg_features(4, n_copies)
+    got = mifid(train, fake, block_size=128)
+    assert got.fd == pytest.approx(_pytorch_fid(train, fake), rel=1e-6)
+
     # torchmetrics' formula, called with the Kaggle orientation (features1 = generated):
     # its metric class passes the real features first, i.e. averages over *real* samples
     # (a disagreement with the Kaggle code, documented in workbench.metrics.mifid).
     tf, tt = torch.from_numpy(fake), torch.from_numpy(train)
-    tm_value = _mifid_compute(
-        tf.mean(0), torch.cov(tf.T), tf, tt.mean(0), torch.cov(tt.T), tt, cosine_distance_eps=0.1
-    )
+    tm_value = _mifid_compute(tf.mean(0), torch.cov(tf.T), tf, tt.mean(0), torch.cov(tt.T), tt, cosine_distance_eps=0.1)
     assert got.mifid == pytest.approx(float(tm_value), rel=1e-5)
 
 

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from scipy.spatial.distance import cdist
 from sklearn.neighbors import NearestNeighbors
-
-import torch
 
 from workbench.metrics import neighbors
 from workbench.metrics.neighbors import count_within_radii, knn, kth_neighbor_radii, max_radius_ratio
@@ -121,13 +120,19 @@ def test_knn_float64_fallback_separates_what_float32_cannot():
 
 
 @pytest.mark.parametrize("k", [1, 3, 5])
-def test_kth_neighbor_radii_vs_prdc_and_naive(k):
-    from prdc.prdc import compute_nearest_neighbour_distances
-
+def test_kth_neighbor_radii_vs_naive(k):
     x = _data(9, 400, 24)
     radii = kth_neighbor_radii(x, k, block_size=100)
     naive = np.sort(cdist(x.astype(np.float64), x.astype(np.float64)), axis=1)[:, k]
     np.testing.assert_allclose(radii, naive, rtol=RTOL)
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_kth_neighbor_radii_vs_prdc(k):
+    compute_nearest_neighbour_distances = pytest.importorskip("prdc.prdc").compute_nearest_neighbour_distances
+    x = _data(9, 400, 24)
+    radii = kth_neighbor_radii(x, k, block_size=100)
     # prdc: (k+1)-th smallest distance with the point itself included, float32 output
     np.testing.assert_allclose(radii, compute_nearest_neighbour_distances(x, k), rtol=1e-6)
 

@@ -10,6 +10,7 @@ Tolerances:
   for torch-fidelity (whose tolerance widens by one sample per such pair). Exact ties (a copied
   sample at exactly a radius, integer lattice distances) are decided identically by the peers:
   ``d < r`` is false for all.
+The peer comparisons are marked ``peers`` and skip when the peer is missing.
 """
 
 from __future__ import annotations
@@ -17,12 +18,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from prdc import compute_prdc
 from scipy.spatial.distance import cdist
-from torch_fidelity.metric_prc import calculate_precision_recall_full, calculate_precision_recall_part
 
-from workbench.metrics.precision_recall import precision_recall, realism_score
 from workbench.metrics.prdc import prdc
+from workbench.metrics.precision_recall import precision_recall, realism_score
 
 AMBIGUOUS_RTOL = 1e-6
 
@@ -88,7 +87,7 @@ def _naive(real, fake, k, inclusive):
 
 @pytest.mark.parametrize("name", sorted(DATASETS))
 @pytest.mark.parametrize("k", [3, 5])
-def test_prdc_matches_prdc_package_and_naive(name, k):
+def test_prdc_matches_naive(name, k):
     real, fake = DATASETS[name](k)
     got = prdc(real, fake, k, block_size=128)
     ref = _naive(real, fake, k, inclusive=False)
@@ -100,6 +99,15 @@ def test_prdc_matches_prdc_package_and_naive(name, k):
     np.testing.assert_array_equal(got.real_in_fake_manifold, ref["real_in_fake"])
     np.testing.assert_array_equal(got.real_covered, ref["real_covered"])
 
+
+@pytest.mark.peers
+@pytest.mark.parametrize("name", sorted(DATASETS))
+@pytest.mark.parametrize("k", [3, 5])
+def test_prdc_matches_prdc_package(name, k):
+    compute_prdc = pytest.importorskip("prdc").compute_prdc
+    real, fake = DATASETS[name](k)
+    got = prdc(real, fake, k, block_size=128)
+    ref = _naive(real, fake, k, inclusive=False)
     peer = compute_prdc(real, fake, nearest_k=k)
     assert ref["n_ambiguous"] == 0
     assert got.precision == peer["precision"]
@@ -119,24 +127,36 @@ def test_prdc_copies_are_counted_exactly():
 
 @pytest.mark.parametrize("name", sorted(DATASETS))
 @pytest.mark.parametrize("k", [3, 5])
-def test_precision_recall_matches_torch_fidelity(name, k):
+def test_precision_recall_matches_naive(name, k):
     real, fake = DATASETS[name](k + 10)
     got = precision_recall(real, fake, k, block_size=100)
     ref = _naive(real, fake, k, inclusive=True)
     np.testing.assert_array_equal(got.fake_in_real_manifold, ref["fake_in_real"])
     np.testing.assert_array_equal(got.real_in_fake_manifold, ref["real_in_fake"])
+    assert got.precision == pytest.approx(ref["fake_in_real"].mean(), rel=1e-12)
+    assert got.recall == pytest.approx(ref["real_in_fake"].mean(), rel=1e-12)
+    expected_f = 2 * got.precision * got.recall / (got.precision + got.recall)
+    assert got.f_score == pytest.approx(expected_f, rel=1e-12)
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("name", sorted(DATASETS))
+@pytest.mark.parametrize("k", [3, 5])
+def test_precision_recall_matches_torch_fidelity(name, k):
+    metric_prc = pytest.importorskip("torch_fidelity.metric_prc")
+    real, fake = DATASETS[name](k + 10)
+    got = precision_recall(real, fake, k, block_size=100)
+    ref = _naive(real, fake, k, inclusive=True)
 
     # torch-fidelity convention: features_1 = generated, features_2 = real
     f1, f2 = torch.from_numpy(fake), torch.from_numpy(real)
-    p_full, r_full = calculate_precision_recall_full(f1, f2, neighborhood=k, batch_size=10000)
-    p_part, r_part = calculate_precision_recall_part(f1, f2, neighborhood=k, batch_size=128)
+    p_full, r_full = metric_prc.calculate_precision_recall_full(f1, f2, neighborhood=k, batch_size=10000)
+    p_part, r_part = metric_prc.calculate_precision_recall_part(f1, f2, neighborhood=k, batch_size=128)
     n_amb = ref["n_ambiguous"]
     assert n_amb <= 1  # (one near-tie in "clustered", k=5; each can move one sample)
     for p, r in ((p_full, r_full), (p_part, r_part)):
         assert got.precision == pytest.approx(p, abs=n_amb / fake.shape[0] + 1e-6)  # float32 mean
         assert got.recall == pytest.approx(r, abs=n_amb / real.shape[0] + 1e-6)
-    expected_f = 2 * got.precision * got.recall / (got.precision + got.recall)
-    assert got.f_score == pytest.approx(expected_f, rel=1e-12)
 
 
 def _official_realism(real, fake, k, percentile=50.0, eps=1e-5):

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,8 +35,13 @@ from workbench.metrics.vendi import vendi
 
 
 def _pixels() -> PixelsExtractor:
-    return PixelsExtractor(name="pixels", variant="8px", dim=192, preprocessor=BoxResize(8),
-                           weights=WeightsInfo(spec="none", pretrained=False, identity="no-weights"))
+    return PixelsExtractor(
+        name="pixels",
+        variant="8px",
+        dim=192,
+        preprocessor=BoxResize(8),
+        weights=WeightsInfo(spec="none", pretrained=False, identity="no-weights"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -59,20 +63,33 @@ def caches(tmp_path_factory, fmnist_test):
 @pytest.fixture(scope="module")
 def sets() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(7)
-    return {"ref": rng.normal(size=(300, 10)), "ok": rng.normal(size=(250, 10)) + 0.2,
-            "tiny": rng.normal(size=(4, 10))}
+    return {"ref": rng.normal(size=(300, 10)), "ok": rng.normal(size=(250, 10)) + 0.2, "tiny": rng.normal(size=(4, 10))}
 
 
 # --------------------------------------------------------------------------- per-cell errors
 
 
+@pytest.mark.slow
 def test_black_images_with_all_metrics_keep_every_metric_and_name_the_rows(caches, tmp_path, capsys) -> None:
     from workbench.cli import main
 
     rep = evaluate_caches(caches["ref"], {"black": caches["black"]}, metrics="all")
     assert rep.errors == {}
-    assert list(rep.values.columns) == ["fd", "fd_inf", "kd", "kd_std", "cmmd", "precision", "recall", "density",
-                                        "coverage", "ipr_precision", "ipr_recall", "swd", "vendi"]
+    assert list(rep.values.columns) == [
+        "fd",
+        "fd_inf",
+        "kd",
+        "kd_std",
+        "cmmd",
+        "precision",
+        "recall",
+        "density",
+        "coverage",
+        "ipr_precision",
+        "ipr_recall",
+        "swd",
+        "vendi",
+    ]
     assert np.isfinite(rep.values.to_numpy()).all()
     feats = np.asarray(caches["black"].features)
     zero = np.flatnonzero(~feats.any(axis=1))
@@ -85,8 +102,20 @@ def test_black_images_with_all_metrics_keep_every_metric_and_name_the_rows(cache
     assert "2 all-zero row(s)" in note and "row(s) 0, 3" in note
 
     out_json = tmp_path / "all.json"
-    code = main(["metrics", "--ref", str(caches["ref"].path), "--gen", f"B={caches['black'].path}",
-                 "-m", "all", "--json", str(out_json), "-q"])
+    code = main(
+        [
+            "metrics",
+            "--ref",
+            str(caches["ref"].path),
+            "--gen",
+            f"B={caches['black'].path}",
+            "-m",
+            "all",
+            "--json",
+            str(out_json),
+            "-q",
+        ]
+    )
     assert code == 0
     assert "2 all-zero row(s)" in capsys.readouterr().out
     assert json.loads(out_json.read_text())["errors"] == []
@@ -169,8 +198,22 @@ def test_cli_exit_status_is_0_with_a_failed_cell_and_2_when_nothing_is_computed(
 
     ref = str(caches["ref"].path)
     out_json = tmp_path / "one-failed.json"
-    code = main(["metrics", "--ref", ref, "--gen", f"ok={caches['ok'].path}", "--gen", f"tiny={caches['tiny'].path}",
-                 "-m", "fd,prdc", "--json", str(out_json), "-q"])
+    code = main(
+        [
+            "metrics",
+            "--ref",
+            ref,
+            "--gen",
+            f"ok={caches['ok'].path}",
+            "--gen",
+            f"tiny={caches['tiny'].path}",
+            "-m",
+            "fd,prdc",
+            "--json",
+            str(out_json),
+            "-q",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0
     assert "ERROR(1)" in captured.out and "error (1) in prdc for tiny: ValueError: k=5" in captured.out
@@ -179,8 +222,9 @@ def test_cli_exit_status_is_0_with_a_failed_cell_and_2_when_nothing_is_computed(
     assert doc["rows"][0]["coverage"]["value"] is not None
 
     out_json = tmp_path / "none.json"
-    code = main(["metrics", "--ref", ref, "--gen", f"tiny={caches['tiny'].path}", "-m", "prdc",
-                 "--json", str(out_json), "-q"])
+    code = main(
+        ["metrics", "--ref", ref, "--gen", f"tiny={caches['tiny'].path}", "-m", "prdc", "--json", str(out_json), "-q"]
+    )
     captured = capsys.readouterr()
     assert code == 2
     assert captured.err.splitlines()[-1].startswith("workbench: error: no metric could be computed")
@@ -201,8 +245,9 @@ def test_repeated_metric_names_are_merged(sets, caches, capsys) -> None:
         resolve_metrics(" , ", {"ref"})
     rep = evaluate(sets["ref"], {"ok": sets["ok"]}, metrics="fd,fd")
     assert list(rep.values.columns) == ["fd"]
-    assert main(["metrics", "--ref", str(caches["ref"].path), "--gen", f"G={caches['ok'].path}", "-m", "fd,fd",
-                 "-q"]) == 0
+    assert (
+        main(["metrics", "--ref", str(caches["ref"].path), "--gen", f"G={caches['ok'].path}", "-m", "fd,fd", "-q"]) == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["model", "fd"]
     assert float(lines[2].split()[1]) == pytest.approx(fd(caches["ref"].features, caches["ok"].features), rel=1e-3)
@@ -229,23 +274,33 @@ def test_duplicate_gen_names_are_an_error(caches, capsys) -> None:
 @pytest.fixture(scope="module")
 def scaled() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(11)
-    return {"real": rng.normal(size=(240, 16)).astype(np.float32),
-            "fake": (rng.normal(size=(200, 16)) + 0.3).astype(np.float32),
-            "train": rng.normal(size=(260, 16)).astype(np.float32),
-            "test": rng.normal(size=(150, 16)).astype(np.float32)}
+    return {
+        "real": rng.normal(size=(240, 16)).astype(np.float32),
+        "fake": (rng.normal(size=(200, 16)) + 0.3).astype(np.float32),
+        "train": rng.normal(size=(260, 16)).astype(np.float32),
+        "test": rng.normal(size=(150, 16)).astype(np.float32),
+    }
 
 
 def _neighbour_metrics(d: dict[str, np.ndarray], s: float) -> dict[str, np.ndarray]:
     r, f, tr, te = (d[k] * d[k].dtype.type(s) for k in ("real", "fake", "train", "test"))
     p, ipr, auth = prdc(r, f), precision_recall(r, f), authenticity(tr, f)
     ct = ct_score(tr, te, f, pca_dim=8)
-    return {"prdc": np.array([p.precision, p.recall, p.density, p.coverage]),
-            "prdc_counts": p.fake_real_ball_counts, "pr": np.array([ipr.precision, ipr.recall]),
-            "auth": np.array([auth.auth_pct]), "authentic": auth.authentic, "nearest": auth.nearest_train,
-            "ct": np.array([ct.c_t]), "ct_z": ct.z,
-            "radii": p.real_radii / s, "auth_ratio": auth.ratio}
+    return {
+        "prdc": np.array([p.precision, p.recall, p.density, p.coverage]),
+        "prdc_counts": p.fake_real_ball_counts,
+        "pr": np.array([ipr.precision, ipr.recall]),
+        "auth": np.array([auth.auth_pct]),
+        "authentic": auth.authentic,
+        "nearest": auth.nearest_train,
+        "ct": np.array([ct.c_t]),
+        "ct_z": ct.z,
+        "radii": p.real_radii / s,
+        "auth_ratio": auth.ratio,
+    }
 
 
+@pytest.mark.slow
 def test_knn_metrics_are_scale_invariant(scaled) -> None:
     base = _neighbour_metrics(scaled, 1.0)
     assert base["prdc"][2] < 1.5  # the bug gave density 5.5+ at 1e19
@@ -376,8 +431,8 @@ def test_widgets_show_the_error_in_the_cell_and_keep_the_rest(caches, fmnist_tes
     pytest.importorskip("ipywidgets")
     pytest.importorskip("anywidget")
     from workbench.widgets.metric_table import MetricTable
-    from workbench.widgets.workspace import Workspace
-    from workbench.widgets.workspace_metrics import (
+    from workbench.workspace import Workspace
+    from workbench.workspace.reports import (
         long_metric_frame,
         report_from_json,
         report_to_json,
@@ -387,14 +442,26 @@ def test_widgets_show_the_error_in_the_cell_and_keep_the_rest(caches, fmnist_tes
     images, _ = fmnist_test
     # "other": a reference cache at 8 px and generated caches at 4 px, so this extractor's report
     # cannot be computed at all (incompatible caches); "pixels" has one failing cell (tiny, prdc)
-    small = PixelsExtractor(name="pixels", variant="4px", dim=48, preprocessor=BoxResize(4),
-                            weights=WeightsInfo(spec="none", pretrained=False, identity="no-weights"))
+    small = PixelsExtractor(
+        name="pixels",
+        variant="4px",
+        dim=48,
+        preprocessor=BoxResize(4),
+        weights=WeightsInfo(spec="none", pretrained=False, identity="no-weights"),
+    )
     ok4 = extract(images[500:700], small, out=tmp_path, name="ok", progress=False)
     tiny4 = extract(images[700:704], small, out=tmp_path, name="tiny", progress=False)
     ws = Workspace.from_caches(
-        {("ref", "pixels"): caches["ref"], ("ok", "pixels"): caches["ok"], ("tiny", "pixels"): caches["tiny"],
-         ("ref", "other"): caches["ref"], ("ok", "other"): ok4, ("tiny", "other"): tiny4},
-        state_dir=tmp_path / "state")
+        {
+            ("ref", "pixels"): caches["ref"],
+            ("ok", "pixels"): caches["ok"],
+            ("tiny", "pixels"): caches["tiny"],
+            ("ref", "other"): caches["ref"],
+            ("ok", "other"): ok4,
+            ("tiny", "other"): tiny4,
+        },
+        state_dir=tmp_path / "state",
+    )
     reports = workspace_reports(ws, metrics="fd,prdc")
     pixels, other = reports["pixels"], reports["other"]
     assert list(pixels.errors) == [("tiny", "prdc")] and np.isfinite(pixels.values.at["tiny", "fd"])
@@ -421,8 +488,11 @@ def test_widgets_show_the_error_in_the_cell_and_keep_the_rest(caches, fmnist_tes
     again = report_from_json(json.loads(json.dumps(report_to_json(pixels))))
     assert again.errors == pixels.errors
     tidy = long_metric_frame(reports)
-    assert tidy.loc[(tidy.model == "tiny") & (tidy.metric == "density") & (tidy.extractor == "pixels"),
-                    "error"].item().startswith("ValueError: k=5")
+    assert (
+        tidy.loc[(tidy.model == "tiny") & (tidy.metric == "density") & (tidy.extractor == "pixels"), "error"]
+        .item()
+        .startswith("ValueError: k=5")
+    )
     assert tidy.loc[(tidy.model == "ok") & (tidy.metric == "fd"), "error"].isna().all()
 
     failed = MetricTable()

@@ -59,7 +59,9 @@ def test_memorization_metrics_and_logits(sets) -> None:
     rep = evaluate(
         sets["ref"],
         {"copies": FeatureSet(copies, logits=logits), "fresh": FeatureSet(sets["close"], logits=logits)},
-        train=sets["train"], test=sets["test"], metrics="authpct,ct,is",
+        train=sets["train"],
+        test=sets["test"],
+        metrics="authpct,ct,is",
     )
     # measured: copies 0.0, fresh 61.0 (same-distribution samples in 12-d are often nearer a training
     # point than its own nearest neighbour, so AuthPct of real data is far from 100)
@@ -68,6 +70,7 @@ def test_memorization_metrics_and_logits(sets) -> None:
     assert rep.values.at["copies", "is"] == rep.values.at["fresh", "is"] > 1
 
 
+@pytest.mark.slow
 def test_bootstrap_intervals_are_seeded_and_contain_the_value(sets) -> None:
     gens = {"close": sets["close"], "shifted": sets["shifted"]}
     a = evaluate(sets["ref"], gens, metrics="fd,prdc", bootstrap=8, seed=5)
@@ -85,10 +88,16 @@ def test_bootstrap_intervals_are_seeded_and_contain_the_value(sets) -> None:
 
 
 def _make_pixels(identity: str = "no-weights", size: int = 8) -> PixelsExtractor:
-    return PixelsExtractor(name="pixels", variant=f"{size}px", dim=3 * size * size, preprocessor=BoxResize(size),
-                           weights=WeightsInfo(spec="none", pretrained=False, identity=identity))
+    return PixelsExtractor(
+        name="pixels",
+        variant=f"{size}px",
+        dim=3 * size * size,
+        preprocessor=BoxResize(size),
+        weights=WeightsInfo(spec="none", pretrained=False, identity=identity),
+    )
 
 
+@pytest.mark.slow
 def test_caches_cli_and_incompatible_extractors(tmp_path: Path, fmnist_test, capsys) -> None:
     from workbench.cli import main
 
@@ -104,8 +113,22 @@ def test_caches_cli_and_incompatible_extractors(tmp_path: Path, fmnist_test, cap
     assert "not the published pretrained" in rep.warnings[0]
 
     out_json = tmp_path / "m.json"
-    code = main(["metrics", "--ref", str(ref.path), "--gen", f"G={good.path}", "--gen", f"D={dark.path}",
-                 "-m", "fd,vendi", "--json", str(out_json), "-q"])
+    code = main(
+        [
+            "metrics",
+            "--ref",
+            str(ref.path),
+            "--gen",
+            f"G={good.path}",
+            "--gen",
+            f"D={dark.path}",
+            "-m",
+            "fd,vendi",
+            "--json",
+            str(out_json),
+            "-q",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert printed.splitlines()[0].split() == ["model", "fd", "vendi"]

@@ -1,4 +1,7 @@
-"""Vendi score, Inception Score and sliced Wasserstein against peers, naive references and closed forms."""
+"""Vendi score, Inception Score and sliced Wasserstein against peers, naive references and closed forms.
+
+The peer comparisons (vendi-score, torch-fidelity) are marked ``peers`` and skip when the peer is missing.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +17,15 @@ from workbench.metrics.sliced_wasserstein import random_directions, sliced_wasse
 from workbench.metrics.validation import SampleSizeWarning
 from workbench.metrics.vendi import VendiResult, vendi
 
-vendi_peer = pytest.importorskip("vendi_score.vendi")
-isc_peer = pytest.importorskip("torch_fidelity.metric_isc")
+
+@pytest.fixture(scope="module")
+def vendi_peer():
+    return pytest.importorskip("vendi_score.vendi")
+
+
+@pytest.fixture(scope="module")
+def isc_peer():
+    return pytest.importorskip("torch_fidelity.metric_isc")
 
 
 def _rng(seed: int = 0) -> np.random.Generator:
@@ -25,8 +35,9 @@ def _rng(seed: int = 0) -> np.random.Generator:
 # ----------------------------------------------------------------------------------------------- Vendi
 
 
+@pytest.mark.peers
 @pytest.mark.parametrize("q", [0.5, 1, 2, 3.5, "inf"])
-def test_vendi_matches_vendi_score_dual(q):
+def test_vendi_matches_vendi_score_dual(q, vendi_peer):
     # full-rank data (N > D, Gaussian): no rounding-noise eigenvalues, so both agree for every q
     x = _rng(1).standard_normal((400, 24)) + 0.3
     ours = vendi(x, q=q)
@@ -34,9 +45,10 @@ def test_vendi_matches_vendi_score_dual(q):
     assert ours == pytest.approx(peer, rel=1e-9)
 
 
+@pytest.mark.peers
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # vendi_score uses scipy.sparse.csr
 @pytest.mark.parametrize("q", [1, 2, "inf"])
-def test_vendi_n_smaller_than_d_matches_kernel_form(q):
+def test_vendi_n_smaller_than_d_matches_kernel_form(q, vendi_peer):
     # N < D goes through the N x N Gram matrix; compared with vendi_score.score_K on the explicit kernel.
     # (vendi_score.score_X would not do here: it ignores q and always returns the q = 1 score.)
     x = _rng(2).standard_normal((30, 80))
@@ -79,6 +91,15 @@ def test_vendi_per_class_scores():
     assert out.score == pytest.approx(vendi(x, q=2), rel=1e-12)
     assert sorted(out.per_class) == ["cat", "dog", "eel"]
     for name, start in (("cat", 0), ("dog", 50), ("eel", 100)):
+        assert out.per_class[name] == pytest.approx(vendi(x[start : start + 50], q=2), rel=1e-12)
+
+
+@pytest.mark.peers
+def test_vendi_per_class_scores_match_vendi_score(vendi_peer):
+    x = _rng(7).standard_normal((150, 16))
+    labels = np.repeat(np.array(["cat", "dog", "eel"]), 50)
+    out = vendi(x, q=2, labels=labels)
+    for name, start in (("cat", 0), ("dog", 50), ("eel", 100)):
         peer = vendi_peer.score_dual(x[start : start + 50], q=2)
         assert out.per_class[name] == pytest.approx(peer, rel=1e-9)
 
@@ -106,8 +127,9 @@ def _logits(n: int, c: int = 1008, seed: int = 0) -> np.ndarray:
     return (rng.standard_normal((n, c)) * 2.0 + 8.0 * np.eye(c)[rng.integers(0, c, n)]).astype(np.float32)
 
 
+@pytest.mark.peers
 @pytest.mark.parametrize("n,splits", [(2000, 10), (1003, 7), (500, 1)])
-def test_inception_score_matches_torch_fidelity_same_order(n, splits):
+def test_inception_score_matches_torch_fidelity_same_order(n, splits, isc_peer):
     logits = _logits(n, seed=n)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SampleSizeWarning)
@@ -118,7 +140,8 @@ def test_inception_score_matches_torch_fidelity_same_order(n, splits):
     assert ours.std == pytest.approx(peer["inception_score_std"], rel=1e-8, abs=1e-12)
 
 
-def test_inception_score_matches_torch_fidelity_default_shuffle():
+@pytest.mark.peers
+def test_inception_score_matches_torch_fidelity_default_shuffle(isc_peer):
     # torch-fidelity shuffles by default with RandomState(2020); permuting our input the same way matches it
     logits = _logits(1500, seed=11)
     perm = np.random.RandomState(2020).permutation(len(logits))

@@ -35,7 +35,16 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from browser_harness import NOTEBOOKS, NOTEBOOKS_DIR, REPO, kernel_env, missing_modules, small_demo, summary_of, widget_views
+from browser_harness import (
+    NOTEBOOKS,
+    NOTEBOOKS_DIR,
+    REPO,
+    kernel_env,
+    missing_modules,
+    small_demo,
+    summary_of,
+    widget_views,
+)
 
 _MISSING = missing_modules("nbformat", "nbclient", "ipykernel", "ipywidgets", "plotly", "anywidget")
 pytestmark = [
@@ -65,9 +74,11 @@ def run(demo_dir: Path):
         if name not in done:
             nb = nbformat.read(NOTEBOOKS_DIR / f"{name}.ipynb", as_version=4)
             assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), (
-                f"{name}.ipynb is committed with outputs; regenerate it with notebooks/make_notebooks.py")
-            client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
-                                    resources={"metadata": {"path": str(NOTEBOOKS_DIR)}})
+                f"{name}.ipynb is committed with outputs; regenerate it with notebooks/sync.py"
+            )
+            client = NotebookClient(
+                nb, timeout=CELL_TIMEOUT, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS_DIR)}}
+            )
             with pytest.MonkeyPatch.context() as mp:
                 for key, value in kernel_env(demo_dir).items():
                     mp.setenv(key, value)
@@ -83,23 +94,59 @@ def run(demo_dir: Path):
     return execute
 
 
-def test_notebooks_are_generated_and_committed_clean() -> None:
-    """The .ipynb files are exactly what make_notebooks.py writes (no outputs, stable ids)."""
+def _sync():
+    """``notebooks/sync.py``, the builder of the .ipynb files from their .py sources."""
     import importlib.util
 
-    import nbformat
-
-    spec = importlib.util.spec_from_file_location("make_notebooks", NOTEBOOKS_DIR / "make_notebooks.py")
+    pytest.importorskip("jupytext", reason="building the notebooks needs jupytext (pip install -e '.[lab]')")
+    spec = importlib.util.spec_from_file_location("notebooks_sync", NOTEBOOKS_DIR / "sync.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert sorted(module.NOTEBOOKS) == [f"{n}.ipynb" for n in NOTEBOOKS]
-    for file, make in module.NOTEBOOKS.items():
-        expected = module.with_ids(make(), file)
-        on_disk = nbformat.read(NOTEBOOKS_DIR / file, as_version=4)
-        assert [c.source for c in on_disk.cells] == [c.source for c in expected.cells], (
-            f"{file} differs from make_notebooks.py; run `python notebooks/make_notebooks.py`")
-        text = (NOTEBOOKS_DIR / file).read_text()
-        assert '"outputs": []' in text and '"output_type"' not in text
+    return module
+
+
+def test_notebooks_are_generated_and_committed_clean() -> None:
+    """Every .ipynb is byte for byte what notebooks/sync.py builds from its .py source: no outputs,
+    no execution counts, ids ``NN-II``, the same metadata."""
+    sync = _sync()
+    sources = sync.sources()
+    assert [s.stem for s in sources] == list(NOTEBOOKS)
+    assert sorted(p.stem for p in NOTEBOOKS_DIR.glob("*.ipynb")) == list(NOTEBOOKS)
+    for source in sources:
+        expected = sync.render(sync.build(source))
+        on_disk = source.with_suffix(".ipynb").read_text(encoding="utf-8")
+        assert on_disk == expected, (
+            f"{source.stem}.ipynb is not what {source.name} gives; edit {source.name} and run "
+            "`.venv/bin/python notebooks/sync.py`"
+        )
+        nb = json.loads(on_disk)
+        code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+        assert code and all(c["outputs"] == [] and c["execution_count"] is None for c in code)
+        ids = [c["id"] for c in nb["cells"]]
+        assert ids == [f"{source.stem[:2]}-{i:02d}" for i in range(len(ids))]
+        assert sum("summary" in c["metadata"].get("tags", []) for c in code) == 1
+
+
+def test_notebooks_share_their_opening_cells() -> None:
+    """The text that each notebook repeats (the stand-in extractors, finding the demo) is the same in all."""
+    sync = _sync()
+    cells = {s.stem: sync.build(s).cells for s in sync.sources()}
+    stand_ins = {
+        name: next(c.source for c in nb if c.source.startswith("**Stand-in extractors.**"))
+        for name, nb in cells.items()
+    }
+    find_demo = {
+        name: next(c.source for c in nb if "def find_demo" in c.source).split("def find_demo", 1)[1]
+        for name, nb in cells.items()
+    }
+    for shared in (stand_ins, find_demo):
+        assert len(shared) == len(NOTEBOOKS) and len(set(shared.values())) == 1, shared.keys()
+    # Notebook 3 reads the metric reports notebook 1 saved when it asks for the same metrics.
+    metrics = {
+        name: [line for c in nb for line in c.source.splitlines() if line.startswith("METRICS = ")]
+        for name, nb in cells.items()
+    }
+    assert metrics["01_quickstart"] == metrics["03_compare_extractors"] != []
 
 
 # ---------------------------------------------------------------------------------------------- 01

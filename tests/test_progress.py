@@ -18,7 +18,10 @@ def test_event_text_and_reporter_events() -> None:
         rep.say("halfway")
         rep.advance(2, "done now")
     assert [(e.task, e.done, e.total, e.message) for e in events] == [
-        ("task", 1, 3, ""), ("task", 1, 3, "halfway"), ("task", 3, 3, "done now")]
+        ("task", 1, 3, ""),
+        ("task", 1, 3, "halfway"),
+        ("task", 3, 3, "done now"),
+    ]
     assert str(events[0]) == "task: 1/3" and str(events[1]) == "halfway"
     assert str(ProgressEvent("t", 5, None)) == "t: 5"
 
@@ -44,13 +47,21 @@ def test_legacy_done_total_callables_still_work_with_a_warning() -> None:
 def test_same_contract_for_metrics_and_extraction(tmp_path, digits, capsys) -> None:
     rng = np.random.default_rng(1)
     events: list[ProgressEvent] = []
-    evaluate(rng.normal(size=(60, 4)), {"a": rng.normal(size=(50, 4)), "b": rng.normal(size=(50, 4))},
-             metrics="fd,kd", progress=events.append)
+    evaluate(
+        rng.normal(size=(60, 4)),
+        {"a": rng.normal(size=(50, 4)), "b": rng.normal(size=(50, 4))},
+        metrics="fd,kd",
+        progress=events.append,
+    )
     assert [str(e) for e in events] == ["fd · a", "fd · b", "kd · a", "kd · b"]
     assert [(e.done, e.total) for e in events] == [(1, 4), (2, 4), (3, 4), (4, 4)]
     printed = []
-    evaluate(rng.normal(size=(60, 4)), {"a": rng.normal(size=(50, 4))}, metrics="fd",
-             progress=lambda msg: printed.append(f"computing {msg}"))  # the old str-callback form
+    evaluate(
+        rng.normal(size=(60, 4)),
+        {"a": rng.normal(size=(50, 4))},
+        metrics="fd",
+        progress=lambda msg: printed.append(f"computing {msg}"),
+    )  # the old str-callback form
     assert printed == ["computing fd · a"]
 
     events.clear()

@@ -23,13 +23,13 @@ from workbench.analysis.topn_matching import (
     resample_to_histogram,
     topn_matching_weights,
 )
-from linear_head import lda_head
-
 from workbench.cache import extract
 from workbench.images.arrays import ArraySource
 from workbench.images.datasets import FASHION_MNIST_CLASSES
 from workbench.metrics.frechet import fd, fd_from_stats
 from workbench.metrics.validation import SampleSizeWarning
+
+from linear_head import lda_head
 
 pytestmark = pytest.mark.filterwarnings("ignore::workbench.metrics.validation.SampleSizeWarning")
 
@@ -42,8 +42,9 @@ def data(fmnist_test, tmp_path_factory):
     rng = np.random.default_rng(0)
     out = tmp_path_factory.mktemp("topn")
     opts = dict(out=out, progress=False, thumbnails=0, num_workers=0)
-    train = extract(ArraySource(images[:2000], labels[:2000], name="train"), "pixels",
-                    extractor_options={"size": 8}, **opts)
+    train = extract(
+        ArraySource(images[:2000], labels[:2000], name="train"), "pixels", extractor_options={"size": 8}, **opts
+    )
     head = lda_head(train.features, labels[:2000])
     pool = np.arange(4000, 10000)
     p = SKEW[labels[pool]] / SKEW[labels[pool]].sum()
@@ -113,7 +114,8 @@ def test_fd_moves_on_class_features_much_more_than_on_quality_dominated_features
     assert table.loc["probs", "relative_change"] < -0.9
     assert abs(table.loc["pixels", "relative_change"]) < 0.2
     assert table.loc["probs", "change"] == pytest.approx(
-        table.loc["probs", "fd_matched"] - table.loc["probs", "fd_uniform"], rel=1e-12)
+        table.loc["probs", "fd_matched"] - table.loc["probs", "fd_uniform"], rel=1e-12
+    )
 
 
 @pytest.mark.parametrize("n", [2, 3])
@@ -263,6 +265,7 @@ def test_count_weighted_statistics_take_frequency_weights(data) -> None:
         count_weighted_statistics(fake.features, np.full(len(x), 0.5 / len(x)))
 
 
+@pytest.mark.slow
 def test_fd_weighted_is_the_fd_of_the_pool_under_the_weights(data) -> None:
     real, fake = data
     res = match_topn_histogram(real, fake, seed=0)

@@ -22,12 +22,12 @@ pytest.importorskip("ipywidgets")
 pytest.importorskip("plotly")
 pytest.importorskip("anywidget")
 
-from workbench.cache import extract  # noqa: E402
-from workbench.extractors.base import Extractor, ExtractorOutput, WeightsInfo  # noqa: E402
-from workbench.extractors.pixels import BoxResize  # noqa: E402
-from workbench.images import ArraySource  # noqa: E402
-from workbench.images.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist  # noqa: E402
-from workbench.widgets import (  # noqa: E402
+from workbench.cache import extract
+from workbench.extractors.base import Extractor, ExtractorOutput, WeightsInfo
+from workbench.extractors.pixels import BoxResize
+from workbench.images import ArraySource
+from workbench.images.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
+from workbench.widgets import (
     ClassHistogram,
     EmbeddingMap,
     ExtractorComparison,
@@ -40,9 +40,9 @@ from workbench.widgets import (  # noqa: E402
     Workbench,
     Workspace,
 )
-from workbench.widgets.tasks import BackgroundTask  # noqa: E402
-from workbench.widgets.thumbnails import PNG_MAGIC, encode_png, encode_sprite, is_png, sprite_offsets  # noqa: E402
-from workbench.widgets.workspace_metrics import workspace_reports  # noqa: E402
+from workbench.widgets.tasks import BackgroundTask
+from workbench.widgets.thumbnails import PNG_MAGIC, encode_png, encode_sprite, is_png, sprite_offsets
+from workbench.workspace import workspace_reports
 
 METRICS = "fd,prdc,authpct"
 
@@ -63,8 +63,15 @@ def make_classifier(images: np.ndarray, labels: np.ndarray) -> CentroidClassifie
     pre = BoxResize(8)
     flat = np.stack([pre(np.repeat(im[:, :, None], 3, 2)).reshape(-1) for im in images])
     ext = CentroidClassifier(
-        name="centroid", variant="8px", dim=10, weights=WeightsInfo("none", False, "class-means"), preprocessor=pre,
-        num_classes=10, class_names=list(FASHION_MNIST_CLASSES), feature_layer="distances to class means")
+        name="centroid",
+        variant="8px",
+        dim=10,
+        weights=WeightsInfo("none", False, "class-means"),
+        preprocessor=pre,
+        num_classes=10,
+        class_names=list(FASHION_MNIST_CLASSES),
+        feature_layer="distances to class means",
+    )
     ext.centroids = torch.from_numpy(np.stack([flat[labels == c].mean(0) for c in range(10)]).astype(np.float32))
     return ext
 
@@ -94,10 +101,23 @@ def workspace_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     }
     clf = make_classifier(tx[1000:3000], ty[1000:3000])
     for name, (x, y) in sets.items():
-        extract(ArraySource(x, y, FASHION_MNIST_CLASSES, name=name), "pixels", out=root, thumbnails=28,
-                num_workers=0, progress=False, extractor_options={"size": 8})
-        extract(ArraySource(x, y, FASHION_MNIST_CLASSES, name=name), clf, out=root, thumbnails=0, num_workers=0,
-                progress=False)
+        extract(
+            ArraySource(x, y, FASHION_MNIST_CLASSES, name=name),
+            "pixels",
+            out=root,
+            thumbnails=28,
+            num_workers=0,
+            progress=False,
+            extractor_options={"size": 8},
+        )
+        extract(
+            ArraySource(x, y, FASHION_MNIST_CLASSES, name=name),
+            clf,
+            out=root,
+            thumbnails=0,
+            num_workers=0,
+            progress=False,
+        )
     return root
 
 
@@ -120,8 +140,10 @@ def click_points(fig, event: str, picks: dict[int, list[int]]) -> None:
     """Deliver a plotly.js points event to a FigureWidget as the browser does."""
     traces = [t for t, pts in picks.items() for _ in pts]
     points = [p for pts in picks.values() for p in pts]
-    msg = {"event_type": event, "points": {"xs": [0] * len(points), "ys": [0] * len(points),
-                                           "point_indexes": points, "trace_indexes": traces}}
+    msg = {
+        "event_type": event,
+        "points": {"xs": [0] * len(points), "ys": [0] * len(points), "point_indexes": points, "trace_indexes": traces},
+    }
     if event == "plotly_selected":
         msg["selector"] = {"type": "lasso", "selector_state": {"xs": [0, 1, 1], "ys": [0, 0, 1]}}
     if event in ("plotly_click", "plotly_hover"):
@@ -145,8 +167,17 @@ def test_workspace_scan_index_and_roles(workspace_dir: Path, ws: Workspace, tmp_
     logits = np.asarray(ws.cache("dropper", "centroid").logits)
     np.testing.assert_array_equal(ws.classes("dropper").codes, logits.argmax(1))
     # workspace.json (the demo's index format) is read instead of scanning.
-    index = {"caches": [{"set": e.set, "extractor": e.extractor, "role": "pool" if e.set == "noisy" else e.role,
-                         "path": str(e.path.relative_to(workspace_dir))} for e in ws.entries]}
+    index = {
+        "caches": [
+            {
+                "set": e.set,
+                "extractor": e.extractor,
+                "role": "pool" if e.set == "noisy" else e.role,
+                "path": str(e.path.relative_to(workspace_dir)),
+            }
+            for e in ws.entries
+        ]
+    }
     (workspace_dir / "workspace.json").write_text(json.dumps(index))
     try:
         indexed = Workspace.open(workspace_dir)
@@ -170,7 +201,7 @@ def test_thumbnails_are_png_bytes_and_sprites_place_cells(ws: Workspace) -> None
     sprite = decode_png(encode_sprite(thumbs, columns=2))
     assert sprite.shape == (56, 56, 3)
     for img, (x, y) in zip(thumbs, sprite_offsets(3, 2, 28)):
-        np.testing.assert_array_equal(sprite[y:y + 28, x:x + 28], img)
+        np.testing.assert_array_equal(sprite[y : y + 28, x : x + 28], img)
     assert (sprite[28:, 28:] == 255).all()  # the empty fourth cell is white
 
 
@@ -210,7 +241,7 @@ def test_metric_table_ranks_highlights_sorting_and_linking(ws: Workspace, report
     assert "wb-metric-table" in table._dom_classes
     frame = table.table
     assert len(frame) == 3 * 2 and {"fd", "precision", "authpct", "rank_fd"} <= set(frame.columns)
-    for ext, part in frame.groupby("extractor"):
+    for _ext, part in frame.groupby("extractor"):
         # rank 1 = lowest FD, highest precision: compare with an independent ordering
         assert part.sort_values("fd")["model"].tolist() == part.sort_values("rank_fd")["model"].tolist()
         best_precision = part.loc[part["precision"].idxmax(), "model"]
@@ -293,9 +324,11 @@ def test_embedding_map_pca_lasso_hover_and_umap(ws: Workspace) -> None:
         np.testing.assert_allclose(sign * got[:, k], ref[:, k], atol=1e-3 * ref[:, k].std())
     # lasso over points of two traces -> the grid pages through those samples
     click_points(emap.figure, "plotly_selected", {0: [0, 2], 3: [1]})
-    expected = [(emap.points.sets[0], int(emap.points.by_set()[emap.points.sets[0]][0])),
-                (emap.points.sets[0], int(emap.points.by_set()[emap.points.sets[0]][2])),
-                (emap.points.sets[3], int(emap.points.by_set()[emap.points.sets[3]][1]))]
+    expected = [
+        (emap.points.sets[0], int(emap.points.by_set()[emap.points.sets[0]][0])),
+        (emap.points.sets[0], int(emap.points.by_set()[emap.points.sets[0]][2])),
+        (emap.points.sets[3], int(emap.points.by_set()[emap.points.sets[3]][1])),
+    ]
     assert list(sel.samples) == expected and list(grid.items) == expected
     click_points(emap.figure, "plotly_deselect", {})
     assert sel.samples is None
@@ -403,6 +436,7 @@ def test_human_agreement_view_matches_the_analysis() -> None:
     assert view.column == "inception_fd_rank" and view.extractor == "inception"
 
 
+@pytest.mark.slow
 def test_dashboard_links_views_and_writes_offline_report(workspace_dir: Path, tmp_path: Path) -> None:
     bench = Workbench.open(workspace_dir, background=False, metrics=METRICS, human_n_boot=50, umap_reducer=fake_umap)
     assert [bench.tabs.get_title(i) for i in range(6)][:3] == ["Metrics", "Embeddings", "Classes"]
@@ -425,8 +459,9 @@ def test_dashboard_links_views_and_writes_offline_report(workspace_dir: Path, tm
     assert not re.search(r"""<(script|img|link|iframe)[^>]*(src|href)\s*=\s*["']?https?:""", text, re.I)
     assert not re.search(r"""<script[^>]*\bsrc\s*=""", text, re.I)
     # a second opening reuses the saved metric tables (no recomputation: same numbers at once)
-    again = Workbench.open(workspace_dir, background=True, metrics=METRICS, human_n_boot=50, umap_reducer=fake_umap,
-                           memorization=False).wait(60)
+    again = Workbench.open(
+        workspace_dir, background=True, metrics=METRICS, human_n_boot=50, umap_reducer=fake_umap, memorization=False
+    ).wait(60)
     assert again.reports["pixels"].values.equals(bench.reports["pixels"].values)
 
 

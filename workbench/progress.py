@@ -84,8 +84,16 @@ class ProgressReporter:
         initial: steps already done (a resumed task).
     """
 
-    def __init__(self, progress: Progress, task: str, total: int | None = None, *, unit: str = "it",
-                 leave: bool = True, initial: int = 0) -> None:
+    def __init__(
+        self,
+        progress: Progress,
+        task: str,
+        total: int | None = None,
+        *,
+        unit: str = "it",
+        leave: bool = True,
+        initial: int = 0,
+    ) -> None:
         check_progress(progress)
         self.task, self.total, self.done = task, total, int(initial)
         self._bar: Any = None
@@ -94,13 +102,17 @@ class ProgressReporter:
         if progress is True:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=total, initial=initial, desc=task, unit=unit, leave=leave, file=sys.stderr,
-                             smoothing=0.1)
+            self._bar = tqdm(
+                total=total, initial=initial, desc=task, unit=unit, leave=leave, file=sys.stderr, smoothing=0.1
+            )
         elif callable(progress):
             if _is_legacy(progress):
                 warnings.warn(
                     "progress callables of the form fn(done, total) are deprecated; take one ProgressEvent "
-                    "argument instead (event.done, event.total, event.message)", DeprecationWarning, stacklevel=3)
+                    "argument instead (event.done, event.total, event.message)",
+                    DeprecationWarning,
+                    stacklevel=3,
+                )
                 legacy = cast(Callable[[int, int], None], progress)
                 self._legacy = True
 

@@ -7,8 +7,8 @@ with 2 OpenBLAS threads, 8 ms with 1).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 
 @contextmanager

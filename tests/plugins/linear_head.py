@@ -30,9 +30,16 @@ def lda_head(features: np.ndarray, labels: np.ndarray) -> PixelsWithLinearHead:
     """Fit LDA on 8x8-pixel ``features`` and wrap it as a 10-class Fashion-MNIST extractor."""
     clf = LinearDiscriminantAnalysis(solver="lsqr", shrinkage=0.1).fit(np.asarray(features), labels)
     return PixelsWithLinearHead(
-        name="pixels-lda", variant="8px", dim=192, preprocessor=BoxResize(8), num_classes=10,
-        class_names=list(FASHION_MNIST_CLASSES), feature_layer="input pixels",
-        weights=WeightsInfo(spec="file", pretrained=False,
-                            identity="sha256:" + hashlib.sha256(clf.coef_.tobytes()).hexdigest()),
-        weight=torch.from_numpy(clf.coef_.astype(np.float32)), bias=torch.from_numpy(clf.intercept_.astype(np.float32)),
+        name="pixels-lda",
+        variant="8px",
+        dim=192,
+        preprocessor=BoxResize(8),
+        num_classes=10,
+        class_names=list(FASHION_MNIST_CLASSES),
+        feature_layer="input pixels",
+        weights=WeightsInfo(
+            spec="file", pretrained=False, identity="sha256:" + hashlib.sha256(clf.coef_.tobytes()).hexdigest()
+        ),
+        weight=torch.from_numpy(clf.coef_.astype(np.float32)),
+        bias=torch.from_numpy(clf.intercept_.astype(np.float32)),
     )

@@ -48,14 +48,41 @@ METHODS: tuple[str, ...] = ("spearman", "kendall")
 POOLED = "pooled"
 MIN_MODELS = 3
 
-_LOWER_IS_BETTER = frozenset({
-    "fd", "fid", "fd_inf", "fid_inf", "fd_infinity", "sfid", "kd", "kid", "mmd", "cmmd", "sw", "asw",
-    "swd", "energy", "fd_dinov2", "fid_dinov2",
-})
-_HIGHER_IS_BETTER = frozenset({
-    "precision", "recall", "density", "coverage", "fls", "is", "inception_score", "vendi",
-    "vendi_score", "realism", "inception_fd_rank",
-})
+_LOWER_IS_BETTER = frozenset(
+    {
+        "fd",
+        "fid",
+        "fd_inf",
+        "fid_inf",
+        "fd_infinity",
+        "sfid",
+        "kd",
+        "kid",
+        "mmd",
+        "cmmd",
+        "sw",
+        "asw",
+        "swd",
+        "energy",
+        "fd_dinov2",
+        "fid_dinov2",
+    }
+)
+_HIGHER_IS_BETTER = frozenset(
+    {
+        "precision",
+        "recall",
+        "density",
+        "coverage",
+        "fls",
+        "is",
+        "inception_score",
+        "vendi",
+        "vendi_score",
+        "realism",
+        "inception_fd_rank",
+    }
+)
 # Memorization diagnostics: they measure copying of training data, not realism.
 _NO_ORIENTATION = frozenset({"authpct", "ct", "ct_mod", "fls_pog"})
 
@@ -170,8 +197,12 @@ class HumanAgreementResult(AnalysisResult):
 
         def cell(row: pd.Series) -> str:
             known = row["higher_is_better"] is not None
-            v, lo, hi = (row[c] for c in (("agreement", "agreement_low", "agreement_high") if known
-                                          else ("correlation", "ci_low", "ci_high")))
+            v, lo, hi = (
+                row[c]
+                for c in (
+                    ("agreement", "agreement_low", "agreement_high") if known else ("correlation", "ci_low", "ci_high")
+                )
+            )
             if not np.isfinite(v):
                 return ""
             ci = f" [{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) else ""
@@ -257,8 +288,7 @@ def human_agreement(
     if not 0.0 < float(ci) < 1.0:
         raise ValueError(f"ci must be a confidence level in (0, 1), e.g. 0.95; got {ci!r}")
     rng = check_seed(seed)
-    wanted = None if dataset is None else (
-        [dataset] if isinstance(dataset, str) else list(dataset))
+    wanted = None if dataset is None else ([dataset] if isinstance(dataset, str) else list(dataset))
     if wanted is not None:
         wanted = list(dict.fromkeys(canonical_dataset(d, strict=False) for d in wanted))
 
@@ -338,8 +368,17 @@ def human_agreement(
     )
 
 
-def _row(metric: str, dataset: str, method: str, n: int, n_datasets: int, point: float,
-         reps: np.ndarray, orientation: bool | None, ci: float) -> dict:
+def _row(
+    metric: str,
+    dataset: str,
+    method: str,
+    n: int,
+    n_datasets: int,
+    point: float,
+    reps: np.ndarray,
+    orientation: bool | None,
+    ci: float,
+) -> dict:
     lo = hi = np.nan
     finite = reps[np.isfinite(reps)]
     if len(finite) and np.isfinite(point):
@@ -348,9 +387,18 @@ def _row(metric: str, dataset: str, method: str, n: int, n_datasets: int, point:
     sign = {True: 1.0, False: -1.0, None: np.nan}[orientation]
     a_lo, a_hi = sorted((sign * lo, sign * hi)) if orientation is not None else (np.nan, np.nan)
     return {
-        "metric": metric, "dataset": dataset, "method": method, "n_models": n, "n_datasets": n_datasets,
-        "correlation": point, "ci_low": lo, "ci_high": hi, "higher_is_better": orientation,
-        "agreement": sign * point, "agreement_low": a_lo, "agreement_high": a_hi,
+        "metric": metric,
+        "dataset": dataset,
+        "method": method,
+        "n_models": n,
+        "n_datasets": n_datasets,
+        "correlation": point,
+        "ci_low": lo,
+        "ci_high": hi,
+        "higher_is_better": orientation,
+        "agreement": sign * point,
+        "agreement_low": a_lo,
+        "agreement_high": a_hi,
     }
 
 
@@ -384,8 +432,10 @@ def _prepare_metric_table(table: pd.DataFrame, metrics: Iterable[str] | None) ->
     else:
         dup = out.duplicated(["model"], keep=False)
     if dup.any():
-        raise ValueError(f"metric_table has several rows for the same (dataset, model): "
-                         f"{out.loc[dup, [c for c in ('dataset', 'model') if c in out.columns]].values.tolist()[:6]}")
+        raise ValueError(
+            f"metric_table has several rows for the same (dataset, model): "
+            f"{out.loc[dup, [c for c in ('dataset', 'model') if c in out.columns]].values.tolist()[:6]}"
+        )
     return out
 
 
@@ -415,8 +465,10 @@ def _participant_scores(table: pd.DataFrame) -> pd.DataFrame:
     values = pd.to_numeric(table[value], errors="coerce").to_numpy(dtype=np.float64)
     bad = np.flatnonzero(~np.isfinite(values))
     if len(bad):
-        raise ValueError(f"human_table column {value!r} has a missing or non-numeric value at row {bad[0]} "
-                         f"({table[value].iloc[bad[0]]!r})")
+        raise ValueError(
+            f"human_table column {value!r} has a missing or non-numeric value at row {bad[0]} "
+            f"({table[value].iloc[bad[0]]!r})"
+        )
     out = pd.DataFrame({"model": table["model"].astype(str).to_numpy(), "value": values})
     if "dataset" in table.columns:
         out.insert(0, "dataset", table["dataset"].map(lambda d: canonical_dataset(d, strict=False)).to_numpy())
@@ -429,6 +481,7 @@ def _participant_scores(table: pd.DataFrame) -> pd.DataFrame:
 
 def _align_datasets(metric: pd.DataFrame, units: pd.DataFrame, wanted: list[str] | None):
     """Give both tables a dataset column when one (or both) lacks it."""
+
     def single(frame_name: str, other: pd.DataFrame | None) -> str:
         if wanted is not None and len(wanted) == 1:
             return wanted[0]
@@ -459,8 +512,15 @@ def _human_means(units: pd.DataFrame, n_boot: int, rng: np.random.Generator):
         v = group["value"].to_numpy(dtype=np.float64)
         n = len(v)
         se = float(v.std(ddof=1) / np.sqrt(n)) if n > 1 else np.nan
-        rows.append({"dataset": ds, "model": model, "n_participants": n,
-                     "human_error_rate": float(np.round(v.mean(), 12)), "human_error_se": se})
+        rows.append(
+            {
+                "dataset": ds,
+                "model": model,
+                "n_participants": n,
+                "human_error_rate": float(np.round(v.mean(), 12)),
+                "human_error_se": se,
+            }
+        )
         if n_boot:
             boot[(ds, model)] = np.round(v[rng.integers(0, n, size=(n_boot, n))].mean(axis=1), 12)
     human = pd.DataFrame(rows)

@@ -79,8 +79,12 @@ FD_METHODS: tuple[str, ...] = ("gradient", "leave_one_out")
 KNN_METRICS: dict[str, tuple[str, int, str]] = {
     "precision": ("fake", 5, "1 when the fake lies inside some real k-NN ball (PRDC precision, k=5)"),
     "density": ("fake", 5, "number of real k-NN balls containing the fake / k (PRDC density, k=5)"),
-    "prdc": ("fake", 5, "number of real k-NN balls containing the fake / k (PRDC density, k=5); "
-                        "column in_real_manifold is the precision flag"),
+    "prdc": (
+        "fake",
+        5,
+        "number of real k-NN balls containing the fake / k (PRDC density, k=5); "
+        "column in_real_manifold is the precision flag",
+    ),
     "recall": ("real", 5, "1 when the real sample lies inside some fake k-NN ball (PRDC recall, k=5)"),
     "coverage": ("real", 5, "1 when the real sample's k-NN ball contains some fake (PRDC coverage, k=5)"),
     "ipr_precision": ("fake", 3, "1 when the fake lies inside some real k-NN ball (improved precision, k=3)"),
@@ -203,7 +207,11 @@ def _rank_one_sqrt_change(b: np.ndarray, c: float, z: np.ndarray) -> np.ndarray:
 
 
 def frechet_decomposition(
-    real: Any, fake: Any, *, block_rows: int = DEFAULT_BLOCK_ROWS, real_stats: GaussianStats | None = None,
+    real: Any,
+    fake: Any,
+    *,
+    block_rows: int = DEFAULT_BLOCK_ROWS,
+    real_stats: GaussianStats | None = None,
     real_factor: np.ndarray | None = None,
 ) -> FrechetDecomposition:
     """Statistics and eigen-decomposition of ``FD(real, fake)`` for per-sample attribution.
@@ -270,7 +278,7 @@ def range_factor(cov: np.ndarray) -> np.ndarray:
 
 def _blocks(arr: np.ndarray, block_rows: int) -> Iterator[tuple[int, np.ndarray]]:
     for start in range(0, arr.shape[0], block_rows):
-        yield start, np.asarray(arr[start:start + block_rows], dtype=np.float64)
+        yield start, np.asarray(arr[start : start + block_rows], dtype=np.float64)
 
 
 # --------------------------------------------------------------------------- result
@@ -291,8 +299,18 @@ class AttributionResult(AnalysisResult):
         meaning: what a high score means.
     """
 
-    def __init__(self, frame: pd.DataFrame, *, metric: str, method: str, value: float, sample_set: str,
-                 meaning: str, title: str, summary: str) -> None:
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        *,
+        metric: str,
+        method: str,
+        value: float,
+        sample_set: str,
+        meaning: str,
+        title: str,
+        summary: str,
+    ) -> None:
         super().__init__({"samples": frame}, title=title, summary=summary, main="samples")
         self.metric = metric
         self.method = method
@@ -411,22 +429,32 @@ def fd_contributions(
     change = np.empty(fake_arr.shape[0])
     step = dec.removal_exact if method == "leave_one_out" else dec.removal_first_order
     for start, block in _blocks(fake_arr, int(block_rows)):
-        change[start:start + block.shape[0]] = step(block)
+        change[start : start + block.shape[0]] = step(block)
     frame = _sample_frame(fake, fake_arr.shape[0])
     frame["score"] = -change
     frame["fd_without"] = dec.fd + change
     label = "exact leave-one-out" if method == "leave_one_out" else "first-order (gradient) leave-one-out"
     return AttributionResult(
-        frame, metric="fd", method=method, value=dec.fd, sample_set="fake",
+        frame,
+        metric="fd",
+        method=method,
+        value=dec.fd,
+        sample_set="fake",
         meaning="how much the sample raises FD: FD - FD without it",
         title="FD contribution of each generated sample",
-        summary=(f"FD = {dec.fd:.6g} over {dec.n} generated samples (D = {dec.fake.dim}); score = FD - FD without "
-                 f"the sample ({label}); positive = removing it lowers FD."),
+        summary=(
+            f"FD = {dec.fd:.6g} over {dec.n} generated samples (D = {dec.fake.dim}); score = FD - FD without "
+            f"the sample ({label}); positive = removing it lowers FD."
+        ),
     )
 
 
 def fd_sample_gradients(
-    real: Any, fake: Any, rows: Any = None, *, block_rows: int = DEFAULT_BLOCK_ROWS,
+    real: Any,
+    fake: Any,
+    rows: Any = None,
+    *,
+    block_rows: int = DEFAULT_BLOCK_ROWS,
 ) -> np.ndarray:
     """``dFD/dx_i`` for fake rows ``rows`` (default all): shape ``(len(rows), D)`` float64.
 
@@ -442,14 +470,15 @@ def fd_sample_gradients(
     fake_arr = as_features(_features(fake), "fake", min_samples=3)
     idx = np.arange(fake_arr.shape[0]) if rows is None else np.asarray(rows)
     if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
-        raise ValueError(f"rows must be a 1-D array of integer row numbers; got {np.asarray(rows).dtype} "
-                         f"shape {np.shape(rows)}")
+        raise ValueError(
+            f"rows must be a 1-D array of integer row numbers; got {np.asarray(rows).dtype} shape {np.shape(rows)}"
+        )
     if idx.size and (idx.min() < -fake_arr.shape[0] or idx.max() >= fake_arr.shape[0]):
         raise ValueError(f"rows must lie in [0, {fake_arr.shape[0]}); got values from {idx.min()} to {idx.max()}")
     out = np.empty((idx.size, fake_arr.shape[1]))
     for start in range(0, idx.size, block_rows):
-        part = idx[start:start + block_rows]
-        out[start:start + part.size] = dec.gradients(np.asarray(fake_arr[part], dtype=np.float64))
+        part = idx[start : start + block_rows]
+        out[start : start + part.size] = dec.gradients(np.asarray(fake_arr[part], dtype=np.float64))
     return out
 
 
@@ -545,7 +574,12 @@ def metric_contributions(
             value, value_name = res.coverage, "coverage"
     meaning = meaning.replace(f"k={default_k}", f"k={kk}")
     return AttributionResult(
-        frame, metric=metric, method="k-NN", value=value, sample_set=side, meaning=meaning,
+        frame,
+        metric=metric,
+        method="k-NN",
+        value=value,
+        sample_set=side,
+        meaning=meaning,
         title=f"Per-sample {metric} of the {side} samples",
         summary=f"{value_name} = {value:.6g}; score: {meaning}. {len(frame)} {side} samples.",
     )

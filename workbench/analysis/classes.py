@@ -128,8 +128,10 @@ def resolve_classes(x: Any, name: str, top: int = 1) -> ClassAssignment:
             )
         names = x.manifest.get("extractor_class_names")
         return ClassAssignment(
-            top_classes(x.logits, top, name=f"{name}.logits"), int(x.logits.shape[1]),
-            list(names) if names else None, "scores",
+            top_classes(x.logits, top, name=f"{name}.logits"),
+            int(x.logits.shape[1]),
+            list(names) if names else None,
+            "scores",
         )
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch tensor, without importing torch
         x = x.detach().cpu().numpy()
@@ -246,8 +248,16 @@ class ClassHistogram(AnalysisResult):
     """
 
     def __init__(
-        self, tables: dict[str, pd.DataFrame], *, real: np.ndarray, fake: np.ndarray, class_names: list[str],
-        top: int, divergences: dict[str, float], title: str, summary: str,
+        self,
+        tables: dict[str, pd.DataFrame],
+        *,
+        real: np.ndarray,
+        fake: np.ndarray,
+        class_names: list[str],
+        top: int,
+        divergences: dict[str, float],
+        title: str,
+        summary: str,
     ) -> None:
         super().__init__(tables, title=title, summary=summary, main="classes")
         self.real = real
@@ -310,25 +320,29 @@ def class_histogram(
     p = real_votes / real_votes.sum()
     q = fake_votes / fake_votes.sum()
     div = histogram_divergences(real_votes, fake_votes, smoothing=smoothing)
-    frame = pd.DataFrame({
-        "class": np.arange(k),
-        "class_name": names,
-        "real_count": real_votes,
-        "fake_count": fake_votes,
-        "real_share": p,
-        "fake_share": q,
-        "difference": q - p,
-        "ratio": np.divide(q, p, out=np.full(k, np.nan), where=p > 0),
-    })
+    frame = pd.DataFrame(
+        {
+            "class": np.arange(k),
+            "class_name": names,
+            "real_count": real_votes,
+            "fake_count": fake_votes,
+            "real_share": p,
+            "fake_share": q,
+            "difference": q - p,
+            "ratio": np.divide(q, p, out=np.full(k, np.nan), where=p > 0),
+        }
+    )
     if not include_empty:
         frame = frame[(real_votes > 0) | (fake_votes > 0)]
     frame = frame.sort_values(["real_share", "fake_share", "class"], ascending=[False, False, True], kind="stable")
     frame = frame.reset_index(drop=True)
-    divergence = pd.DataFrame({
-        "divergence": list(div),
-        "value": list(div.values()),
-        "description": [_DIVERGENCE_TEXT[key] for key in div],
-    })
+    divergence = pd.DataFrame(
+        {
+            "divergence": list(div),
+            "value": list(div.values()),
+            "description": [_DIVERGENCE_TEXT[key] for key in div],
+        }
+    )
     missing = int(((real_votes > 0) & (fake_votes == 0)).sum())
     extra = int(((fake_votes > 0) & (real_votes == 0)).sum())
     label = "Top-1" if top == 1 else f"Top-{top}"
@@ -340,8 +354,13 @@ def class_histogram(
     )
     return ClassHistogram(
         {"classes": frame, "divergence": divergence},
-        real=p, fake=q, class_names=names, top=top, divergences=div,
-        title=f"{label} class histogram", summary=summary,
+        real=p,
+        fake=q,
+        class_names=names,
+        top=top,
+        divergences=div,
+        title=f"{label} class histogram",
+        summary=summary,
     )
 
 

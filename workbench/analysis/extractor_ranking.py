@@ -40,8 +40,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from workbench.analysis.attribution import FrechetDecomposition, frechet_decomposition, real_factor_of
 from workbench.analysis.agreement import kendall_rows, metric_orientation, spearman_rows
+from workbench.analysis.attribution import FrechetDecomposition, frechet_decomposition, real_factor_of
 from workbench.analysis.human_data import canonical_dataset, load_published_metrics
 from workbench.analysis.result import AnalysisResult
 from workbench.cache.reader import EmbeddingCache
@@ -84,8 +84,18 @@ class ExtractorComparison(AnalysisResult):
     (sample-size warnings of the metrics), ``resampling`` (what the bootstrap resampled).
     """
 
-    def __init__(self, tables: dict[str, pd.DataFrame], *, extractors: list[str], models: list[str],
-                 metrics: list[str], warnings_: list[str], resampling: str, title: str, summary: str) -> None:
+    def __init__(
+        self,
+        tables: dict[str, pd.DataFrame],
+        *,
+        extractors: list[str],
+        models: list[str],
+        metrics: list[str],
+        warnings_: list[str],
+        resampling: str,
+        title: str,
+        summary: str,
+    ) -> None:
         super().__init__(tables, title=title, summary=summary, main="scores")
         self.extractors = extractors
         self.models = models
@@ -135,8 +145,9 @@ class ExtractorComparison(AnalysisResult):
         matrix = matrix.reindex(columns=[e for e in self.extractors if e in matrix.columns])
         return matrix.sort_values(list(matrix.columns), kind="stable")
 
-    def agreement_matrix(self, metric: str, method: str = "kendall", dataset: str | None = None,
-                         value: str = "correlation") -> pd.DataFrame:
+    def agreement_matrix(
+        self, metric: str, method: str = "kendall", dataset: str | None = None, value: str = "correlation"
+    ) -> pd.DataFrame:
         """Symmetric extractor x extractor matrix of ``value`` ("correlation", "ci_low",
         "ci_high") for one metric and method; 1 on the diagonal for the correlation."""
         if method not in METHODS:
@@ -212,8 +223,9 @@ def fd_resampled(real: Any, fake: Any, counts: Any, *, block_rows: int = DEFAULT
         ``(B,)`` float64 FD values.
     """
     fake_arr = as_features(_features(fake), "fake", min_samples=3)
-    dec = real if isinstance(real, FrechetDecomposition) else frechet_decomposition(real, fake_arr,
-                                                                                      block_rows=block_rows)
+    dec = (
+        real if isinstance(real, FrechetDecomposition) else frechet_decomposition(real, fake_arr, block_rows=block_rows)
+    )
     c = np.asarray(counts)
     n = fake_arr.shape[0]
     if c.ndim != 2 or c.shape[1] != n:
@@ -232,14 +244,14 @@ def _fd_replicates(dec: FrechetDecomposition, fake_arr: np.ndarray, counts: np.n
     out = np.empty(counts.shape[0])
     group = max(1, min(counts.shape[0], _SCATTER_BUDGET_BYTES // max(8 * r * r, 1)))
     for g0 in range(0, counts.shape[0], group):
-        c = counts[g0:g0 + group].astype(np.float64)
+        c = counts[g0 : g0 + group].astype(np.float64)
         g = c.shape[0]
         sum_d, sum_y, sum_dd = np.zeros((g, dim)), np.zeros((g, r)), np.zeros(g)
         scatter = np.zeros((g, r, r))
         for start in range(0, n, block_rows):
-            d = np.asarray(fake_arr[start:start + block_rows], dtype=np.float64) - mu
+            d = np.asarray(fake_arr[start : start + block_rows], dtype=np.float64) - mu
             y = d @ f
-            cb = c[:, start:start + d.shape[0]]
+            cb = c[:, start : start + d.shape[0]]
             sum_d += cb @ d
             sum_y += cb @ y
             sum_dd += cb @ np.einsum("ij,ij->i", d, d)
@@ -265,29 +277,39 @@ def _features(x: Any) -> Any:
 
 def _check_table(table: Any) -> dict[str, dict[str, tuple[Any, Any]]]:
     if not isinstance(table, Mapping) or not table:
-        raise ValueError("table must be a non-empty mapping {extractor: {model: (real, fake)}} or a long "
-                         f"DataFrame with columns {list(LONG_COLUMNS)}; got {type(table).__name__}")
+        raise ValueError(
+            "table must be a non-empty mapping {extractor: {model: (real, fake)}} or a long "
+            f"DataFrame with columns {list(LONG_COLUMNS)}; got {type(table).__name__}"
+        )
     out: dict[str, dict[str, tuple[Any, Any]]] = {}
     for ext, models in table.items():
         if not isinstance(models, Mapping) or not models:
-            raise ValueError(f"table[{ext!r}] must be a non-empty mapping {{model: (real, fake)}}; "
-                             f"got {type(models).__name__}")
+            raise ValueError(
+                f"table[{ext!r}] must be a non-empty mapping {{model: (real, fake)}}; got {type(models).__name__}"
+            )
         out[str(ext)] = {}
         for model, pair in models.items():
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                raise ValueError(f"table[{ext!r}][{model!r}] must be a (real, fake) pair of features or caches; "
-                                 f"got {type(pair).__name__}")
+                raise ValueError(
+                    f"table[{ext!r}][{model!r}] must be a (real, fake) pair of features or caches; "
+                    f"got {type(pair).__name__}"
+                )
             real, fake = pair
             if isinstance(real, EmbeddingCache) and isinstance(fake, EmbeddingCache) and not real.compatible_with(fake):
-                raise ValueError(f"table[{ext!r}][{model!r}]: the real and fake caches were made by different "
-                                 "extractors or weights; their features cannot be compared")
+                raise ValueError(
+                    f"table[{ext!r}][{model!r}]: the real and fake caches were made by different "
+                    "extractors or weights; their features cannot be compared"
+                )
             out[str(ext)][str(model)] = (real, fake)
     return out
 
 
 def _check_metrics(metrics: str | Sequence[str] | None) -> list[str]:
-    names = list(DEFAULT_METRICS) if metrics is None else (
-        [m.strip() for m in metrics.split(",") if m.strip()] if isinstance(metrics, str) else list(metrics))
+    names = (
+        list(DEFAULT_METRICS)
+        if metrics is None
+        else ([m.strip() for m in metrics.split(",") if m.strip()] if isinstance(metrics, str) else list(metrics))
+    )
     if not names:
         raise ValueError("metrics must name at least one metric")
     usable = [n for n, s in METRICS.items() if s.pairwise and s.needs <= {"ref"}]
@@ -295,8 +317,10 @@ def _check_metrics(metrics: str | Sequence[str] | None) -> list[str]:
         if name not in METRICS:
             raise ValueError(f"unknown metric {name!r}; choose from {usable}")
         if name not in usable:
-            raise ValueError(f"metric {name!r} needs training/test data or logits, but compare_extractors takes "
-                             f"(real, fake) pairs only; choose from {usable}")
+            raise ValueError(
+                f"metric {name!r} needs training/test data or logits, but compare_extractors takes "
+                f"(real, fake) pairs only; choose from {usable}"
+            )
     return list(dict.fromkeys(names))
 
 
@@ -424,8 +448,12 @@ def compare_extractors(
             real = entries[ext][members[0]][0]
             say(f"{ext}: {', '.join(names)} for {len(members)} model(s)")
             try:
-                report = evaluate(_features(real), {m: _features(entries[ext][m][1]) for m in members},
-                                  metrics=names, seed=metric_seed)
+                report = evaluate(
+                    _features(real),
+                    {m: _features(entries[ext][m][1]) for m in members},
+                    metrics=names,
+                    seed=metric_seed,
+                )
             except ValueError as exc:
                 raise ValueError(f"extractor {ext!r}: {exc}") from exc
             if report.errors:  # a ranking with a hole would mislead: fail, naming every failed cell
@@ -434,8 +462,9 @@ def compare_extractors(
             columns = list(report.values.columns)
             for model in members:
                 for col in columns:
-                    rows.append({"extractor": ext, "model": model, "metric": col,
-                                 "value": float(report.values.at[model, col])})
+                    rows.append(
+                        {"extractor": ext, "model": model, "metric": col, "value": float(report.values.at[model, col])}
+                    )
     values = pd.DataFrame(rows)
     orientation = {c: suite_orientation(c) for c in columns}
 
@@ -443,11 +472,12 @@ def compare_extractors(
     reps: dict[tuple[str, str, str], np.ndarray] = {}
     resampling = "none"
     if n_boot:
-        resampling = (f"generated samples of each model resampled with replacement ({n_boot} replicates, "
-                      f"{'same rows under every extractor' if paired else 'independently per extractor'}); "
-                      f"real sets fixed; FD replicates {'exact' if fd_bootstrap == 'exact' else 'linearised'}")
-        reps = _bootstrap(entries, names, n_boot, rng, metric_seed, paired, fd_bootstrap, block_rows, say,
-                          collected)
+        resampling = (
+            f"generated samples of each model resampled with replacement ({n_boot} replicates, "
+            f"{'same rows under every extractor' if paired else 'independently per extractor'}); "
+            f"real sets fixed; FD replicates {'exact' if fd_bootstrap == 'exact' else 'linearised'}"
+        )
+        reps = _bootstrap(entries, names, n_boot, rng, metric_seed, paired, fd_bootstrap, block_rows, say, collected)
 
     scores = _scores(values, orientation, reps, ci, keys=[])
     # columns without a better direction (e.g. kd_std, the spread of KD over subsets) rank nothing
@@ -457,13 +487,20 @@ def compare_extractors(
     summary = (
         f"{len(models)} model(s) under {len(extractors)} extractor(s) ({', '.join(extractors)}); metrics "
         f"{', '.join(columns)}. Rank 1 = best. Agreement: Kendall tau-b and Spearman rho between extractors' "
-        + (f"values with {ci:.0%} bootstrap intervals ({resampling})." if n_boot
-           else "values (no intervals: n_boot=0).")
+        + (
+            f"values with {ci:.0%} bootstrap intervals ({resampling})."
+            if n_boot
+            else "values (no intervals: n_boot=0)."
+        )
     )
     return ExtractorComparison(
-        {"scores": scores, "agreement": agreement, "replicates": replicates}, extractors=extractors, models=models,
+        {"scores": scores, "agreement": agreement, "replicates": replicates},
+        extractors=extractors,
+        models=models,
         metrics=columns,
-        warnings_=collected, resampling=resampling, title="Rank agreement between feature extractors",
+        warnings_=collected,
+        resampling=resampling,
+        title="Rank agreement between feature extractors",
         summary=summary,
     )
 
@@ -479,14 +516,18 @@ def _bootstrap(entries, names, n_boot, rng, metric_seed, paired, fd_bootstrap, b
             present = [e for e in extractors if model in entries[e]]
             sizes = {e: len(_features(entries[e][model][1])) for e in present}
             if len(set(sizes.values())) > 1:
-                raise ValueError(f"paired=True needs the same generated samples of model {model!r} under every "
-                                 f"extractor, but the row counts differ: {sizes}; pass paired=False")
+                raise ValueError(
+                    f"paired=True needs the same generated samples of model {model!r} under every "
+                    f"extractor, but the row counts differ: {sizes}; pass paired=False"
+                )
             keys = [(e, _row_keys(entries[e][model][1], sizes[e])) for e in present]
             keys = [(e, k) for e, k in keys if k is not None]
             for e, k in keys[1:]:
                 if not np.array_equal(k, keys[0][1]):
-                    raise ValueError(f"paired=True: the caches of model {model!r} under {keys[0][0]!r} and {e!r} "
-                                     "hold different images (or another order); pass paired=False")
+                    raise ValueError(
+                        f"paired=True: the caches of model {model!r} under {keys[0][0]!r} and {e!r} "
+                        "hold different images (or another order); pass paired=False"
+                    )
     reps: dict[tuple[str, str, str], np.ndarray] = {}
     real_cache: dict[int, tuple[Any, Any]] = {}
     for ext in extractors:
@@ -507,14 +548,19 @@ def _bootstrap(entries, names, n_boot, rng, metric_seed, paired, fd_bootstrap, b
                             stats = feature_statistics(real_arr, block_rows=block_rows)
                             real_cache[id(real)] = (stats, real_factor_of(stats.cov))
                         stats, factor = real_cache[id(real)]
-                        dec = frechet_decomposition(None, fake_arr, block_rows=block_rows, real_stats=stats,
-                                                    real_factor=factor)
+                        dec = frechet_decomposition(
+                            None, fake_arr, block_rows=block_rows, real_stats=stats, real_factor=factor
+                        )
                         counts = np.stack([np.bincount(row, minlength=n) for row in idx])
                         if fd_bootstrap == "exact":
                             values = _fd_replicates(dec, fake_arr, counts, block_rows)
                         else:
-                            phi = np.concatenate([dec.influence(np.asarray(fake_arr[s:s + block_rows]))
-                                                  for s in range(0, n, block_rows)])
+                            phi = np.concatenate(
+                                [
+                                    dec.influence(np.asarray(fake_arr[s : s + block_rows]))
+                                    for s in range(0, n, block_rows)
+                                ]
+                            )
                             values = dec.fd + (counts - 1.0) @ phi
                         reps[(ext, model, "fd")] = values
                         continue
@@ -542,8 +588,10 @@ def _replicate_frame(reps: Mapping[tuple[str, str, str], np.ndarray], n_boot: in
     columns = ["extractor", "model", "metric", "replicate", "value"]
     if not reps:
         return pd.DataFrame({c: pd.Series(dtype=float if c == "value" else object) for c in columns})
-    parts = [pd.DataFrame({"extractor": e, "model": m, "metric": c, "replicate": np.arange(n_boot), "value": v})
-             for (e, m, c), v in reps.items()]
+    parts = [
+        pd.DataFrame({"extractor": e, "model": m, "metric": c, "replicate": np.arange(n_boot), "value": v})
+        for (e, m, c), v in reps.items()
+    ]
     return pd.concat(parts, ignore_index=True)[columns]
 
 
@@ -573,7 +621,7 @@ def _percentiles(reps: np.ndarray, ci: float) -> tuple[float, float]:
 
 def _scores(values: pd.DataFrame, orientation: Mapping[str, bool | None], reps, ci: float, keys: list[str]):
     frames = []
-    for group_key, part in values.groupby([*keys, "extractor", "metric"], sort=False):
+    for _group_key, part in values.groupby([*keys, "extractor", "metric"], sort=False):
         metric = part["metric"].iloc[0]
         part = part.copy()
         part["higher_is_better"] = orientation.get(metric)
@@ -598,8 +646,9 @@ def _agreement(values: pd.DataFrame, extractors: list[str], reps, ci: float, key
     groups = values.groupby(keys, sort=False) if keys else [((), values)]
     for group_key, part in groups:
         key_values = dict(zip(keys, group_key if isinstance(group_key, tuple) else (group_key,)))
-        wide = part.pivot_table(index="model", columns=["metric", "extractor"], values="value",
-                                aggfunc="first", sort=False, dropna=False)
+        wide = part.pivot_table(
+            index="model", columns=["metric", "extractor"], values="value", aggfunc="first", sort=False, dropna=False
+        )
         for metric in pd.unique(part["metric"]):
             having = set(part.loc[part["metric"] == metric, "extractor"])
             present = [e for e in extractors if e in having]
@@ -618,24 +667,51 @@ def _agreement(values: pd.DataFrame, extractors: list[str], reps, ci: float, key
                     if n >= MIN_MODELS:
                         point = float(corr(xa[ok], xb[ok][None, :])[0])
                         if boot_a is not None:
-                            series = np.array([
-                                corr(ra, rb[None, :])[0] if np.isfinite(ra).all() and np.isfinite(rb).all() else np.nan
-                                for ra, rb in zip(boot_a, boot_b)
-                            ])
+                            series = np.array(
+                                [
+                                    corr(ra, rb[None, :])[0]
+                                    if np.isfinite(ra).all() and np.isfinite(rb).all()
+                                    else np.nan
+                                    for ra, rb in zip(boot_a, boot_b)
+                                ]
+                            )
                             used = int(np.isfinite(series).sum())
                             lo, hi = _percentiles(series, ci)
-                    rows.append({**key_values, "metric": metric, "extractor_a": a, "extractor_b": b, "method": method,
-                                 "n_models": n, "correlation": point, "ci_low": lo, "ci_high": hi, "n_boot": used})
-    columns = [*keys, "metric", "extractor_a", "extractor_b", "method", "n_models", "correlation", "ci_low",
-               "ci_high", "n_boot"]
+                    rows.append(
+                        {
+                            **key_values,
+                            "metric": metric,
+                            "extractor_a": a,
+                            "extractor_b": b,
+                            "method": method,
+                            "n_models": n,
+                            "correlation": point,
+                            "ci_low": lo,
+                            "ci_high": hi,
+                            "n_boot": used,
+                        }
+                    )
+    columns = [
+        *keys,
+        "metric",
+        "extractor_a",
+        "extractor_b",
+        "method",
+        "n_models",
+        "correlation",
+        "ci_low",
+        "ci_high",
+        "n_boot",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
 def _compare_long(table: pd.DataFrame, metrics, overrides, ci: float) -> ExtractorComparison:
     missing = [c for c in LONG_COLUMNS if c not in table.columns]
     if missing:
-        raise ValueError(f"a DataFrame table needs the columns {list(LONG_COLUMNS)} (and optionally 'dataset'); "
-                         f"missing {missing}")
+        raise ValueError(
+            f"a DataFrame table needs the columns {list(LONG_COLUMNS)} (and optionally 'dataset'); missing {missing}"
+        )
     keys = ["dataset"] if "dataset" in table.columns else []
     frame = table[[*keys, *LONG_COLUMNS]].copy()
     for col in [*keys, "extractor", "model", "metric"]:
@@ -645,21 +721,25 @@ def _compare_long(table: pd.DataFrame, metrics, overrides, ci: float) -> Extract
     value = pd.to_numeric(frame["value"], errors="coerce")
     bad = frame["value"].notna() & value.isna()
     if bad.any():
-        raise ValueError(f"column 'value' must be numeric; row {int(np.flatnonzero(bad)[0])} holds "
-                         f"{frame['value'][bad].iloc[0]!r}")
+        raise ValueError(
+            f"column 'value' must be numeric; row {int(np.flatnonzero(bad)[0])} holds {frame['value'][bad].iloc[0]!r}"
+        )
     frame["value"] = value.astype(np.float64)
     if metrics is not None:
         wanted = [m.strip() for m in metrics.split(",")] if isinstance(metrics, str) else [str(m) for m in metrics]
         unknown = [m for m in wanted if m not in set(frame["metric"])]
         if unknown:
-            raise ValueError(f"metrics {unknown} do not occur in the table's 'metric' column "
-                             f"{sorted(set(frame['metric']))}")
+            raise ValueError(
+                f"metrics {unknown} do not occur in the table's 'metric' column {sorted(set(frame['metric']))}"
+            )
         frame = frame[frame["metric"].isin(wanted)]
     key_cols = [*keys, "extractor", "model", "metric"]
     dup = frame.duplicated(key_cols, keep=False)
     if dup.any():
-        raise ValueError(f"the table has several values for the same ({', '.join(key_cols)}): "
-                         f"{frame.loc[dup, key_cols].values.tolist()[:4]}")
+        raise ValueError(
+            f"the table has several values for the same ({', '.join(key_cols)}): "
+            f"{frame.loc[dup, key_cols].values.tolist()[:4]}"
+        )
     if frame.empty:
         raise ValueError("the table has no rows")
     names = list(pd.unique(frame["metric"]))
@@ -679,14 +759,20 @@ def _compare_long(table: pd.DataFrame, metrics, overrides, ci: float) -> Extract
     scores = _scores(frame, orientation, {}, ci, keys)
     agreement = _agreement(frame, extractors, {}, ci, keys)
     datasets = f" on {', '.join(pd.unique(frame['dataset']))}" if keys else ""
-    summary = (f"{frame['model'].nunique()} model(s) under {len(extractors)} extractor(s) ({', '.join(extractors)})"
-               f"{datasets}; metrics {', '.join(names)}. Rank 1 = best. Agreement: Kendall tau-b and Spearman rho "
-               "between extractors' values (precomputed values: no bootstrap intervals).")
+    summary = (
+        f"{frame['model'].nunique()} model(s) under {len(extractors)} extractor(s) ({', '.join(extractors)})"
+        f"{datasets}; metrics {', '.join(names)}. Rank 1 = best. Agreement: Kendall tau-b and Spearman rho "
+        "between extractors' values (precomputed values: no bootstrap intervals)."
+    )
     return ExtractorComparison(
-        {"scores": scores, "agreement": agreement, "replicates": _replicate_frame({}, 0)}, extractors=extractors,
+        {"scores": scores, "agreement": agreement, "replicates": _replicate_frame({}, 0)},
+        extractors=extractors,
         models=list(pd.unique(frame["model"])),
-        metrics=names, warnings_=[], resampling="none (precomputed values)",
-        title="Rank agreement between feature extractors", summary=summary,
+        metrics=names,
+        warnings_=[],
+        resampling="none (precomputed values)",
+        title="Rank agreement between feature extractors",
+        summary=summary,
     )
 
 
@@ -715,8 +801,10 @@ def published_extractor_table(dataset: str | Sequence[str] | None = None) -> pd.
         rows.append(part.assign(extractor="dinov2", metric=metric))
     order = published[["dataset", "model", "inception_fd_rank"]].dropna()
     n_models = order.groupby("dataset")["model"].transform("count")
-    rows.append(order.assign(extractor="inception", metric="fd",
-                             value=n_models + 1 - order["inception_fd_rank"])[["dataset", "model", "value",
-                                                                                "extractor", "metric"]])
+    rows.append(
+        order.assign(extractor="inception", metric="fd", value=n_models + 1 - order["inception_fd_rank"])[
+            ["dataset", "model", "value", "extractor", "metric"]
+        ]
+    )
     out = pd.concat(rows, ignore_index=True)
     return out[["dataset", "extractor", "model", "metric", "value"]]

@@ -1,6 +1,7 @@
 """Loaders for human realism judgments and published per-model metrics, as tidy pandas frames.
 
-Shipped data (``data/`` of the repository, found with :func:`workbench.paths.data_dir`), from the
+Shipped data (``workbench/data/``, installed with the package and read with ``importlib.resources``
+through :func:`workbench.paths.data_dir`; ``$WORKBENCH_DATA_DIR`` overrides it), from the
 dgm-eval repository by Layer 6 AI (MIT license), for Stein et al., "Exposing flaws of generative
 model evaluation metrics and their unfair treatment of diffusion models", NeurIPS 2023:
 
@@ -49,16 +50,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from workbench.paths import data_dir
 
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
 #: Canonical names of the four datasets of the shipped human study.
 DATASETS: tuple[str, ...] = ("cifar10", "imagenet256", "lsun256", "ffhq256")
 
-# Per-image files use short names: data/human-eval-realism/per-image/<name>_labeled_data.csv
+# Per-image files use short names: workbench/data/human-eval-realism/per-image/<name>_labeled_data.csv
 _PER_IMAGE_STEM = {"cifar10": "cifar10", "imagenet256": "imagenet", "lsun256": "lsun", "ffhq256": "ffhq"}
 
 _ALIASES = {
@@ -79,18 +84,42 @@ _ALIASES = {
 }
 
 PARTICIPANT_COLUMNS: tuple[str, ...] = (
-    "dataset", "model", "participant", "num_correct", "err_rt", "f_err_rt", "r_err_rt",
-    "r_ans_rt", "resp_time", "f_resp_time", "r_resp_time",
+    "dataset",
+    "model",
+    "participant",
+    "num_correct",
+    "err_rt",
+    "f_err_rt",
+    "r_err_rt",
+    "r_ans_rt",
+    "resp_time",
+    "f_resp_time",
+    "r_resp_time",
 )
 IMAGE_COLUMNS: tuple[str, ...] = (
-    "dataset", "model", "generated", "image_path", "number_guesses", "number_guesses_generated",
+    "dataset",
+    "model",
+    "generated",
+    "image_path",
+    "number_guesses",
+    "number_guesses_generated",
     "soft_label",
 )
 #: Metric columns of :func:`load_published_metrics` (all on DINOv2-ViT-L/14 features, plus the rank).
 PUBLISHED_METRICS: tuple[str, ...] = (
-    "fd_dinov2", "fd_inf_dinov2", "kd_dinov2", "fls_dinov2", "precision_dinov2", "recall_dinov2",
-    "density_dinov2", "coverage_dinov2", "authpct_dinov2", "ct_dinov2", "ct_mod_dinov2",
-    "fls_pog_dinov2", "inception_fd_rank",
+    "fd_dinov2",
+    "fd_inf_dinov2",
+    "kd_dinov2",
+    "fls_dinov2",
+    "precision_dinov2",
+    "recall_dinov2",
+    "density_dinov2",
+    "coverage_dinov2",
+    "authpct_dinov2",
+    "ct_dinov2",
+    "ct_mod_dinov2",
+    "fls_pog_dinov2",
+    "inception_fd_rank",
 )
 USER_REQUIRED: tuple[str, ...] = ("model", "score")
 USER_OPTIONAL: tuple[str, ...] = ("participant", "dataset", "image")
@@ -122,6 +151,14 @@ def _datasets_arg(dataset: str | Iterable[str] | None) -> list[str]:
     if not names:
         raise ValueError("dataset must be None, a dataset name or a non-empty list of names")
     return list(dict.fromkeys(canonical_dataset(n) for n in names))
+
+
+def _read_csv(resource: Traversable, **kwargs) -> pd.DataFrame:
+    """Read one shipped CSV through its resource object (works for any install, not only a checkout)."""
+    if not resource.is_file():
+        raise FileNotFoundError(f"shipped data file not found: {resource}")
+    with resource.open("rb") as fh:
+        return pd.read_csv(fh, **kwargs)
 
 
 def load_human_study(dataset: str | Iterable[str] | None = None, *, level: str = "participants") -> pd.DataFrame:
@@ -157,14 +194,14 @@ def load_human_study(dataset: str | Iterable[str] | None = None, *, level: str =
     frames = []
     if level == "participants":
         for name in names:
-            raw = pd.read_csv(root / "participants" / f"{name}.csv")
+            raw = _read_csv(root / "participants" / f"{name}.csv")
             raw = raw.rename(columns={"id": "participant"})
             raw.insert(0, "dataset", name)
             raw["num_correct"] = raw["num_correct"].round().astype(np.int64)
             frames.append(raw[list(PARTICIPANT_COLUMNS)])
     elif level == "images":
         for name in names:
-            raw = pd.read_csv(root / "per-image" / f"{_PER_IMAGE_STEM[name]}_labeled_data.csv", index_col=0)
+            raw = _read_csv(root / "per-image" / f"{_PER_IMAGE_STEM[name]}_labeled_data.csv", index_col=0)
             raw.insert(0, "dataset", name)
             raw["generated"] = raw["generated"].astype(bool)
             frames.append(raw[list(IMAGE_COLUMNS)])
@@ -181,7 +218,7 @@ def load_published_metrics(
 ) -> pd.DataFrame:
     """Per-model metrics published by Stein et al. (NeurIPS 2023), one row per model.
 
-    Joins ``data/published/dgm_eval_dinov2_leaderboard.csv`` (metrics on DINOv2-ViT-L/14
+    Joins ``published/dgm_eval_dinov2_leaderboard.csv`` of the shipped data (metrics on DINOv2-ViT-L/14
     features) with ``dgm_eval_inception_fd_order.csv`` (the models' order by Inception-FD).
 
     Columns: ``dataset, model, label`` (display name), then :data:`PUBLISHED_METRICS`: the
@@ -206,8 +243,8 @@ def load_published_metrics(
     """
     names = _datasets_arg(dataset)
     root = data_dir() / "published"
-    board = pd.read_csv(root / "dgm_eval_dinov2_leaderboard.csv")
-    order = pd.read_csv(root / "dgm_eval_inception_fd_order.csv")
+    board = _read_csv(root / "dgm_eval_dinov2_leaderboard.csv")
+    order = _read_csv(root / "dgm_eval_inception_fd_order.csv")
     unknown = order.merge(board[["dataset", "model"]], how="left", indicator=True)
     unknown = unknown[unknown["_merge"] == "left_only"]
     if len(unknown):  # the two files must name the same models
@@ -217,9 +254,25 @@ def load_published_metrics(
         )
     board = board.merge(order, on=["dataset", "model"], how="left", validate="one_to_one")
     board["dataset"] = board["dataset"].map(canonical_dataset)
-    board = board.rename(columns={c: f"{c}_dinov2" for c in
-                                  ("fd", "fd_inf", "kd", "fls", "precision", "recall", "density",
-                                   "coverage", "authpct", "ct", "ct_mod", "fls_pog")})
+    board = board.rename(
+        columns={
+            c: f"{c}_dinov2"
+            for c in (
+                "fd",
+                "fd_inf",
+                "kd",
+                "fls",
+                "precision",
+                "recall",
+                "density",
+                "coverage",
+                "authpct",
+                "ct",
+                "ct_mod",
+                "fls_pog",
+            )
+        }
+    )
     if not include_reference_sets:
         board = board[~board["model"].isin(_REFERENCE_SETS)]
     board = board[board["dataset"].isin(names)]
@@ -255,7 +308,9 @@ def load_user_study(path: str | Path) -> pd.DataFrame:
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except pd.errors.EmptyDataError:
-        raise ValueError(f"{path}: the file is empty; expected a header row with columns {list(USER_REQUIRED)}") from None
+        raise ValueError(
+            f"{path}: the file is empty; expected a header row with columns {list(USER_REQUIRED)}"
+        ) from None
     except pd.errors.ParserError as exc:
         raise ValueError(f"{path}: not a readable CSV file ({exc})") from None
     raw.columns = [str(c).strip() for c in raw.columns]

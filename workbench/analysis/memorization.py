@@ -301,8 +301,18 @@ class MemorizationReport(AnalysisResult):
             raise ValueError(f"n must be a non-negative integer; got {n!r}")
         frame = self.tables["samples"]
         order = np.lexsort((frame["distance"].to_numpy(), frame["score"].to_numpy()))[: int(n)]
-        cols = ["fake_row", "fake_id", "train_row", "train_id", "distance", "train_nn_distance", "ratio",
-                "likely_copy", "fake_thumbnail", "train_thumbnail"]
+        cols = [
+            "fake_row",
+            "fake_id",
+            "train_row",
+            "train_id",
+            "distance",
+            "train_nn_distance",
+            "ratio",
+            "likely_copy",
+            "fake_thumbnail",
+            "train_thumbnail",
+        ]
         return frame.iloc[order][cols].reset_index(drop=True)
 
     def display_frame(self) -> pd.DataFrame:
@@ -326,7 +336,7 @@ class MemorizationReport(AnalysisResult):
         values = self.test_distance if criterion == "distance" else self.test_ratio
         return float(np.quantile(values, _check_quantile(quantile)))
 
-    def with_threshold(self, threshold: float, criterion: str | None = None) -> "MemorizationReport":
+    def with_threshold(self, threshold: float, criterion: str | None = None) -> MemorizationReport:
         """A report with flags for another threshold (and criterion), without searching again.
 
         ``threshold`` is a distance for ``criterion="distance"`` and a ratio for ``"ratio"``;
@@ -463,7 +473,12 @@ def memorization_report(
 
     with limit_threads(threads):
         searcher = build_searcher(
-            x_train, metric=metric, backend=backend, block_size=block_size, seed=seed, progress=progress,
+            x_train,
+            metric=metric,
+            backend=backend,
+            block_size=block_size,
+            seed=seed,
+            progress=progress,
             **(backend_options or {}),
         )
         dist, rows = searcher.search(x_fake, int(k), progress=progress)
@@ -498,11 +513,18 @@ def memorization_report(
     else:
         criterion, used_quantile, threshold = "ratio", None, 1.0
     settings = {
-        "metric": metric, "k": int(k), "backend": backend, "params": dict(searcher.params),
+        "metric": metric,
+        "k": int(k),
+        "backend": backend,
+        "params": dict(searcher.params),
         "n_train": int(x_train.shape[0]),
     }
     return MemorizationReport(
-        arrays=arrays, sources=sources, criterion=criterion, threshold=threshold, quantile=used_quantile,
+        arrays=arrays,
+        sources=sources,
+        criterion=criterion,
+        threshold=threshold,
+        quantile=used_quantile,
         settings=settings,
     )
 

@@ -67,8 +67,8 @@ import torch
 from workbench.analysis.result import AnalysisResult
 from workbench.cache.reader import EmbeddingCache, open_cache
 from workbench.metrics.neighbors import knn
-from workbench.progress import Progress, ProgressReporter
 from workbench.metrics.validation import as_features, check_same_dim, check_seed
+from workbench.progress import Progress, ProgressReporter
 from workbench.threads import limit_threads
 
 BACKENDS = ("exact", "faiss-ivf", "faiss-hnsw")
@@ -160,8 +160,7 @@ def _import_faiss() -> Any:
         import faiss
     except ImportError as exc:
         raise ImportError(
-            "the faiss backends need the faiss package: `pip install faiss-cpu` (or faiss-gpu), "
-            "or use backend='exact'"
+            "the faiss backends need the faiss package: `pip install faiss-cpu` (or faiss-gpu), or use backend='exact'"
         ) from exc
     return faiss
 
@@ -187,9 +186,7 @@ def _rows64(x: Any, normalize: bool) -> np.ndarray:
     return out
 
 
-def _exact_rerank(
-    query: Any, index: Any, cand: np.ndarray, k: int, metric: str
-) -> tuple[np.ndarray, np.ndarray]:
+def _exact_rerank(query: Any, index: Any, cand: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
     """Float64 distances of candidate rows (``-1`` = none), sorted; the best ``k`` per query."""
     n, m = cand.shape
     normalize = metric == "cosine"
@@ -255,8 +252,15 @@ class _ExactSearcher(_Searcher):
         if self_rows is not None:
             if query is not self.index or not np.array_equal(self_rows, np.arange(self.n)):
                 raise ValueError("exclude_self=True needs the query to be the index set itself")
-            return knn(query, self.index, k, metric=self.metric, exclude_self=True,
-                       block_size=self.block_size, progress=progress)
+            return knn(
+                query,
+                self.index,
+                k,
+                metric=self.metric,
+                exclude_self=True,
+                block_size=self.block_size,
+                progress=progress,
+            )
         return knn(query, self.index, k, metric=self.metric, block_size=self.block_size, progress=progress)
 
 
@@ -329,8 +333,13 @@ class _IVFSearcher(_ApproxSearcher):
         sample_rows = np.sort(rng.choice(n, size=train_size, replace=False))
         sample = _rows32(self.index[sample_rows], self.normalize, "index")
         kmeans = faiss.Kmeans(
-            self.dim, nlist, niter=int(niter), seed=int(rng.integers(2**31 - 1)), verbose=False,
-            min_points_per_centroid=1, max_points_per_centroid=max(1, train_size),
+            self.dim,
+            nlist,
+            niter=int(niter),
+            seed=int(rng.integers(2**31 - 1)),
+            verbose=False,
+            min_points_per_centroid=1,
+            max_points_per_centroid=max(1, train_size),
         )
         kmeans.train(sample)
         self.centroids = kmeans.centroids
@@ -360,8 +369,12 @@ class _IVFSearcher(_ApproxSearcher):
         finally:
             steps.close()
         self.params = {
-            "nlist": nlist, "nprobe": self.nprobe, "train_size": train_size, "niter": int(niter),
-            "ivf_scan": ivf_scan, "block_rows": block_rows,
+            "nlist": nlist,
+            "nprobe": self.nprobe,
+            "train_size": train_size,
+            "niter": int(niter),
+            "ivf_scan": ivf_scan,
+            "block_rows": block_rows,
             "imbalance": round(float(nlist * np.sum(sizes**2) / n**2), 3),
         }
 
@@ -416,8 +429,9 @@ class _IVFSearcher(_ApproxSearcher):
                         v, j = torch.topk(tile, mm, dim=1, largest=False, sorted=False)
                         i = rows_t[j]
                         if r0 > 0:  # merge with the cell's earlier chunks (which filled all m slots)
-                            v, sel = torch.topk(torch.cat([vals[qi, si], v], dim=1), m, dim=1, largest=False,
-                                                sorted=False)
+                            v, sel = torch.topk(
+                                torch.cat([vals[qi, si], v], dim=1), m, dim=1, largest=False, sorted=False
+                            )
                             i = torch.gather(torch.cat([cand[qi, si], i], dim=1), 1, sel)
                         vals[qi, si, : v.shape[1]] = v
                         cand[qi, si, : v.shape[1]] = i
@@ -459,7 +473,10 @@ class _HNSWSearcher(_ApproxSearcher):
         finally:
             steps.close()
         self.params = {
-            "M": M, "ef_construction": ef_construction, "ef_search": self.ef_search, "block_rows": block_rows,
+            "M": M,
+            "ef_construction": ef_construction,
+            "ef_search": self.ef_search,
+            "block_rows": block_rows,
         }
 
     def _candidates(self, q, m, progress):
@@ -519,11 +536,24 @@ def build_searcher(
     if backend == "faiss-ivf":
         _check_positive_int(niter, "niter")
         return _IVFSearcher(
-            index, metric, nlist=nlist, nprobe=nprobe, train_size=train_size, niter=niter, ivf_scan=ivf_scan,
-            block_rows=block_rows, seed=seed, progress=progress,
+            index,
+            metric,
+            nlist=nlist,
+            nprobe=nprobe,
+            train_size=train_size,
+            niter=niter,
+            ivf_scan=ivf_scan,
+            block_rows=block_rows,
+            seed=seed,
+            progress=progress,
         )
     return _HNSWSearcher(
-        index, metric, M=M, ef_construction=ef_construction, ef_search=ef_search, block_rows=block_rows,
+        index,
+        metric,
+        M=M,
+        ef_construction=ef_construction,
+        ef_search=ef_search,
+        block_rows=block_rows,
         progress=progress,
     )
 
@@ -680,14 +710,31 @@ def nearest_neighbors(
         raise ValueError(f"k={k} but the index has only {available} candidate neighbours; lower k or add samples")
     with limit_threads(threads):
         searcher = build_searcher(
-            x, metric=metric, backend=backend, block_size=block_size, nlist=nlist, nprobe=nprobe,
-            train_size=train_size, niter=niter, ivf_scan=ivf_scan, M=M, ef_construction=ef_construction,
-            ef_search=ef_search, block_rows=block_rows, seed=seed, progress=progress,
+            x,
+            metric=metric,
+            backend=backend,
+            block_size=block_size,
+            nlist=nlist,
+            nprobe=nprobe,
+            train_size=train_size,
+            niter=niter,
+            ivf_scan=ivf_scan,
+            M=M,
+            ef_construction=ef_construction,
+            ef_search=ef_search,
+            block_rows=block_rows,
+            seed=seed,
+            progress=progress,
         )
         self_rows = np.arange(q.shape[0]) if exclude_self else None
         dist, idx = searcher.search(q, k, self_rows=self_rows, progress=progress)
     return NeighborsResult(
-        dist, idx, query_ids=q_src.ids, index_ids=x_src.ids, metric=metric, backend=backend,
+        dist,
+        idx,
+        query_ids=q_src.ids,
+        index_ids=x_src.ids,
+        metric=metric,
+        backend=backend,
         params=dict(searcher.params),
     )
 

@@ -41,8 +41,14 @@ class PerClassMetric(AnalysisResult):
     """
 
     def __init__(
-        self, tables: dict[str, pd.DataFrame], *, metric_name: str, values: dict[int, Any],
-        skipped: dict[int, str], title: str, summary: str,
+        self,
+        tables: dict[str, pd.DataFrame],
+        *,
+        metric_name: str,
+        values: dict[int, Any],
+        skipped: dict[int, str],
+        title: str,
+        summary: str,
     ) -> None:
         super().__init__(tables, title=title, summary=summary, main="classes")
         self.metric_name = metric_name
@@ -161,12 +167,19 @@ def per_class_metric(
         f"{metric_name} per class: {n_eval} of {n_classes} classes evaluated, "
         f"{sum(1 for c in skipped if c != -1)} skipped (< {min_samples} samples on a side); "
         f"{len(real_y)} real, {len(fake_y)} generated samples"
-        + (f" ({int((real_y < 0).sum())} real, {int((fake_y < 0).sum())} generated unlabelled, left out)"
-           if (real_y < 0).any() or (fake_y < 0).any() else "")
+        + (
+            f" ({int((real_y < 0).sum())} real, {int((fake_y < 0).sum())} generated unlabelled, left out)"
+            if (real_y < 0).any() or (fake_y < 0).any()
+            else ""
+        )
     )
     return PerClassMetric(
-        {"classes": frame}, metric_name=metric_name, values=values, skipped=skipped,
-        title=f"{metric_name} per class", summary=summary,
+        {"classes": frame},
+        metric_name=metric_name,
+        values=values,
+        skipped=skipped,
+        title=f"{metric_name} per class",
+        summary=summary,
     )
 
 
@@ -221,4 +234,3 @@ def _as_float(v: Any, key: Any) -> float:
             f"the metric returned {type(v).__name__} for {key!r}; it must return a number, a MetricValue, "
             "or a mapping of names to numbers"
         ) from exc
-

@@ -85,8 +85,17 @@ from workbench.metrics.frechet import GaussianStats, fd_from_stats, feature_stat
 from workbench.metrics.validation import as_features, check_seed
 
 OBJECTIVES = ("histogram", "fd")
-FD_COLUMNS = ("extractor", "dim", "fd_original", "fd_weighted", "weighted_relative_change", "fd_uniform",
-              "fd_matched", "change", "relative_change")
+FD_COLUMNS = (
+    "extractor",
+    "dim",
+    "fd_original",
+    "fd_weighted",
+    "weighted_relative_change",
+    "fd_uniform",
+    "fd_matched",
+    "change",
+    "relative_change",
+)
 SAMPLINGS = ("auto", "multinomial", "stratified", "prefix")
 _BLOCK_ROWS = 4096
 
@@ -172,8 +181,16 @@ class TopNMatching(AnalysisResult):
     """
 
     def __init__(
-        self, tables: dict[str, pd.DataFrame], *, main: str, matching: MatchingWeights, indices: np.ndarray,
-        uniform_indices: np.ndarray, n: int, title: str, summary: str,
+        self,
+        tables: dict[str, pd.DataFrame],
+        *,
+        main: str,
+        matching: MatchingWeights,
+        indices: np.ndarray,
+        uniform_indices: np.ndarray,
+        n: int,
+        title: str,
+        summary: str,
     ) -> None:
         super().__init__(tables, title=title, summary=summary, main=main)
         self.matching = matching
@@ -281,22 +298,30 @@ def match_topn_histogram(
         "weighted (expected)": topn_histogram(fa.top, k, matching.weights),
         "matched resample": topn_histogram(fa.top[indices], k),
     }
-    counts = {"generated (original)": n_fake, "uniform resample": size, "weighted (expected)": n_fake,
-              "matched resample": size}
-    divergence = pd.DataFrame([
-        {"set": key, **histogram_divergences(real_votes, h * counts[key] * n, smoothing=smoothing)}
-        for key, h in hists.items()
-    ])
+    counts = {
+        "generated (original)": n_fake,
+        "uniform resample": size,
+        "weighted (expected)": n_fake,
+        "matched resample": size,
+    }
+    divergence = pd.DataFrame(
+        [
+            {"set": key, **histogram_divergences(real_votes, h * counts[key] * n, smoothing=smoothing)}
+            for key, h in hists.items()
+        ]
+    )
     real_share = real_votes / real_votes.sum()
-    classes = pd.DataFrame({
-        "class": np.arange(k),
-        "class_name": names,
-        "real_share": real_share,
-        "fake_share": hists["generated (original)"],
-        "weighted_share": hists["weighted (expected)"],
-        "matched_share": hists["matched resample"],
-        "target_share": matching.target,
-    })
+    classes = pd.DataFrame(
+        {
+            "class": np.arange(k),
+            "class_name": names,
+            "real_share": real_share,
+            "fake_share": hists["generated (original)"],
+            "weighted_share": hists["weighted (expected)"],
+            "matched_share": hists["matched resample"],
+            "target_share": matching.target,
+        }
+    )
     classes = classes[(classes["real_share"] > 0) | (classes["fake_share"] > 0)]
     classes = classes.sort_values(["real_share", "fake_share", "class"], ascending=[False, False, True], kind="stable")
     classes = classes.reset_index(drop=True)
@@ -306,8 +331,11 @@ def match_topn_histogram(
         for name, (real_f, fake_f) in feature_sets.items()
     ]
     fd_table = pd.DataFrame(fd_rows, columns=list(FD_COLUMNS))
-    tables = {"fd": fd_table, "divergence": divergence, "classes": classes} if fd_rows else {
-        "divergence": divergence, "classes": classes, "fd": fd_table}
+    tables = (
+        {"fd": fd_table, "divergence": divergence, "classes": classes}
+        if fd_rows
+        else {"divergence": divergence, "classes": classes, "fd": fd_table}
+    )
     label = f"Top-{n}"
     tv0 = float(divergence["tv"].iloc[0])
     tv1 = float(divergence["tv"].iloc[3])
@@ -320,14 +348,23 @@ def match_topn_histogram(
         f"drew {size} {'with' if replace else 'without'} replacement"
         + ("; " if isinstance(seed, np.random.Generator) else f" (seed {0 if seed is None else seed}); ")
         + f"TV {tv0:.4f} -> {tv1:.4f}; {matching.n_zero} zero weights"
-        + (f"; {matching.unmatchable_share:.2%} of the real histogram unmatchable"
-           if matching.unmatchable_share > 0 else "")
+        + (
+            f"; {matching.unmatchable_share:.2%} of the real histogram unmatchable"
+            if matching.unmatchable_share > 0
+            else ""
+        )
         + ("" if matching.converged else f"; NOT converged (residual TV {matching.residual_tv:.2e})")
         + (f"; {fd_text}" if fd_text else "")
     )
     return TopNMatching(
-        tables, main=next(iter(tables)), matching=matching, indices=indices, uniform_indices=uniform, n=n,
-        title=f"{label} class histogram matching", summary=summary,
+        tables,
+        main=next(iter(tables)),
+        matching=matching,
+        indices=indices,
+        uniform_indices=uniform,
+        n=n,
+        title=f"{label} class histogram matching",
+        summary=summary,
     )
 
 
@@ -412,7 +449,7 @@ def _histogram_weights(
         log_target = np.log(target, where=matchable, out=np.zeros(k))
         potential = np.zeros(k)
         converged = False
-        for iterations in range(1, max_iter + 1):
+        for iterations in range(1, max_iter + 1):  # noqa: B007  (reported after the loop)
             log_w = potential[top].mean(axis=1)
             w_alive = np.exp(log_w - log_w.max())
             current = topn_histogram(top, k, w_alive)
@@ -425,8 +462,15 @@ def _histogram_weights(
     weights *= len(weights) / weights.sum()
     residual = 0.5 * float(np.abs(topn_histogram(fake_top, k, weights) - target).sum())
     return MatchingWeights(
-        weights=weights, target=target, objective="histogram", iterations=iterations, converged=converged,
-        residual_tv=residual, unmatchable_share=unmatchable, n_zero=int((weights == 0).sum()), loss=residual,
+        weights=weights,
+        target=target,
+        objective="histogram",
+        iterations=iterations,
+        converged=converged,
+        residual_tv=residual,
+        unmatchable_share=unmatchable,
+        n_zero=int((weights == 0).sum()),
+        loss=residual,
     )
 
 
@@ -449,8 +493,9 @@ def _fd_weights(real_top: np.ndarray, fake_top: np.ndarray, k: int, *, steps: in
 
     # Samples with the same set of Top-N classes have the same binarised vector, hence the same
     # gradient from the same start: one log-weight per distinct set is the same optimisation.
-    groups, group_of, group_size = np.unique(np.sort(column[fake_top], axis=1), axis=0, return_inverse=True,
-                                             return_counts=True)
+    groups, group_of, group_size = np.unique(
+        np.sort(column[fake_top], axis=1), axis=0, return_inverse=True, return_counts=True
+    )
     group_of = group_of.ravel()
     g = len(groups)
     cols = torch.from_numpy(groups)  # -1 marks a class left out of the comparison
@@ -465,7 +510,6 @@ def _fd_weights(real_top: np.ndarray, fake_top: np.ndarray, k: int, *, steps: in
     log_size = torch.from_numpy(np.log(group_size.astype(np.float64)))
 
     mu_r = torch.from_numpy(real_mean)
-    cov_r = torch.from_numpy(real_cov)
     sqrt_r = torch.from_numpy(sqrt_real)
     log_w = torch.zeros(g, dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.Adam([log_w], lr=lr)
@@ -500,8 +544,14 @@ def _fd_weights(real_top: np.ndarray, fake_top: np.ndarray, k: int, *, steps: in
     real_hist = topn_histogram(real_top, k)
     residual = 0.5 * float(np.abs(topn_histogram(fake_top, k, weights) - real_hist).sum())
     return MatchingWeights(
-        weights=weights, target=real_hist, objective="fd", iterations=steps, converged=True,
-        residual_tv=residual, unmatchable_share=float(real_hist[~present].sum()), n_zero=int((weights == 0).sum()),
+        weights=weights,
+        target=real_hist,
+        objective="fd",
+        iterations=steps,
+        converged=True,
+        residual_tv=residual,
+        unmatchable_share=float(real_hist[~present].sum()),
+        n_zero=int((weights == 0).sum()),
         loss=final_fd,
     )
 
@@ -542,7 +592,11 @@ def _draw(
 
 
 def _draw_stratified(
-    matching: MatchingWeights, fake_class: np.ndarray, size: int, replace: bool, rng: np.random.Generator,
+    matching: MatchingWeights,
+    fake_class: np.ndarray,
+    size: int,
+    replace: bool,
+    rng: np.random.Generator,
     prefix: bool = False,
 ) -> np.ndarray:
     target = matching.target
@@ -603,9 +657,14 @@ def _fd_row(
     def relative(a: float, b: float) -> float:
         return a / b - 1 if b != 0 else np.nan
 
-    return {"extractor": name, "dim": dim, **results,
-            "weighted_relative_change": relative(results["fd_weighted"], results["fd_original"]),
-            "change": change, "relative_change": relative(results["fd_matched"], results["fd_uniform"])}
+    return {
+        "extractor": name,
+        "dim": dim,
+        **results,
+        "weighted_relative_change": relative(results["fd_weighted"], results["fd_original"]),
+        "change": change,
+        "relative_change": relative(results["fd_matched"], results["fd_uniform"]),
+    }
 
 
 def count_weighted_statistics(x: Any, counts: np.ndarray, *, block_rows: int = _BLOCK_ROWS) -> GaussianStats:

@@ -56,8 +56,14 @@ class ZeroShotLabels(AnalysisResult):
     """
 
     def __init__(
-        self, tables: dict[str, pd.DataFrame], *, labels: np.ndarray, logits: np.ndarray, class_names: list[str],
-        title: str, summary: str,
+        self,
+        tables: dict[str, pd.DataFrame],
+        *,
+        labels: np.ndarray,
+        logits: np.ndarray,
+        class_names: list[str],
+        title: str,
+        summary: str,
     ) -> None:
         super().__init__(tables, title=title, summary=summary, main="classes")
         self.labels = labels
@@ -174,19 +180,25 @@ def zero_shot_labels(
     z = logits - logits.max(axis=1, keepdims=True)
     assigned_prob = 1.0 / np.exp(z).sum(axis=1)  # softmax probability of the argmax class
     conf_sum = np.bincount(labels, weights=assigned_prob, minlength=k)
-    frame = pd.DataFrame({
-        "class": np.arange(k),
-        "class_name": prompts,
-        "count": counts,
-        "share": counts / counts.sum(),
-        "mean_confidence": np.divide(conf_sum, counts, out=np.full(k, np.nan), where=counts > 0),
-    })
+    frame = pd.DataFrame(
+        {
+            "class": np.arange(k),
+            "class_name": prompts,
+            "count": counts,
+            "share": counts / counts.sum(),
+            "mean_confidence": np.divide(conf_sum, counts, out=np.full(k, np.nan), where=counts > 0),
+        }
+    )
     frame = frame.sort_values(["count", "class"], ascending=[False, True], kind="stable").reset_index(drop=True)
     summary = (
         f"{len(labels)} images labelled among {k} classes by CLIP zero-shot "
         f"(logit scale {logit_scale:g}); {int((counts == 0).sum())} class(es) received no image"
     )
     return ZeroShotLabels(
-        {"classes": frame}, labels=labels, logits=logits, class_names=prompts,
-        title="Zero-shot class labels", summary=summary,
+        {"classes": frame},
+        labels=labels,
+        logits=logits,
+        class_names=prompts,
+        title="Zero-shot class labels",
+        summary=summary,
     )

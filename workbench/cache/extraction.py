@@ -88,7 +88,10 @@ DEFAULT_THUMBNAILS = 64
 
 
 def content_options(
-    *, limit: int | None = None, labels: Any = "auto", thumbnails: int = DEFAULT_THUMBNAILS,
+    *,
+    limit: int | None = None,
+    labels: Any = "auto",
+    thumbnails: int = DEFAULT_THUMBNAILS,
     max_pixels: int | None = None,
 ) -> dict[str, Any]:
     """The extraction options that change what a cache holds, those that differ from the defaults.
@@ -262,9 +265,7 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> str:
     return "; ".join(out) or "other inputs"
 
 
-def _check_finished(
-    cache_dir: Path, key: str, wanted: dict[str, Any], force: bool, say: Any
-) -> bool:
+def _check_finished(cache_dir: Path, key: str, wanted: dict[str, Any], force: bool, say: Any) -> bool:
     """Decide what to do with a finished cache in ``cache_dir``: True means reuse it.
 
     The same key and intact sizes: reuse. Damaged (unreadable manifest, a file of the wrong
@@ -400,15 +401,19 @@ def extract(
     if limit is not None:
         src = SubsetSource(src, np.arange(int(limit)))
     ext = (
-        extractor.to(device) if isinstance(extractor, Extractor) and device
-        else extractor if isinstance(extractor, Extractor)
+        extractor.to(device)
+        if isinstance(extractor, Extractor) and device
+        else extractor
+        if isinstance(extractor, Extractor)
         else create_extractor(extractor, weights=weights, device=device, **(extractor_options or {}))
     )
 
     n_total = len(src)
     shard_ij = parse_shard(shard)
-    start, stop = (0, n_total) if shard_ij is None else (
-        shard_ij[0] * n_total // shard_ij[1], (shard_ij[0] + 1) * n_total // shard_ij[1]
+    start, stop = (
+        (0, n_total)
+        if shard_ij is None
+        else (shard_ij[0] * n_total // shard_ij[1], (shard_ij[0] + 1) * n_total // shard_ij[1])
     )
     if start == stop:
         assert shard_ij is not None  # only a shard can be empty: the source itself is not
@@ -466,8 +471,21 @@ def extract(
         t0 = time.perf_counter()
         if todo:
             _run_chunks(src, ext, partial, todo, batch_size, num_workers, thumbnails, progress, n_done, stop - start)
-        cache = _finalize(plan, partial, ranges, src, ext, hashes, listing_fp, content_fp, thumbnails, shard_ij,
-                          n_total, options, duplicates)
+        cache = _finalize(
+            plan,
+            partial,
+            ranges,
+            src,
+            ext,
+            hashes,
+            listing_fp,
+            content_fp,
+            thumbnails,
+            shard_ij,
+            n_total,
+            options,
+            duplicates,
+        )
     elapsed = time.perf_counter() - t0
     if cache.skipped:
         names = ", ".join(s["id"] for s in cache.skipped[:10])
@@ -535,7 +553,9 @@ def _write_chunk(partial: Path, start: int, stop: int, acc: dict[str, list[Any]]
     rows = np.concatenate(acc["rows"]) if acc["rows"] else np.zeros(0, np.int64)
     arrays = {
         "rows": rows,
-        "features": np.concatenate(acc["features"]).astype(np.float32) if acc["features"] else np.zeros((0, dim), np.float32),
+        "features": np.concatenate(acc["features"]).astype(np.float32)
+        if acc["features"]
+        else np.zeros((0, dim), np.float32),
     }
     if acc["logits"]:
         arrays["logits"] = np.concatenate(acc["logits"]).astype(np.float32)
@@ -544,10 +564,17 @@ def _write_chunk(partial: Path, start: int, stop: int, acc: dict[str, list[Any]]
     npz, marker = _chunk_paths(partial, start)
     save_npz_atomic(npz, **arrays)
     bad = [{"index": int(i), "id": src.sample_id(int(i)), "reason": reason} for i, reason in acc["bad"]]
-    write_json_atomic(marker, {
-        "start": start, "stop": stop, "n": int(rows.shape[0]), "skipped": bad,
-        "bytes": os.path.getsize(npz), "sha256": file_sha256(npz),
-    })
+    write_json_atomic(
+        marker,
+        {
+            "start": start,
+            "stop": stop,
+            "n": int(rows.shape[0]),
+            "skipped": bad,
+            "bytes": os.path.getsize(npz),
+            "sha256": file_sha256(npz),
+        },
+    )
 
 
 def _finalize(
@@ -592,7 +619,8 @@ def _finalize(
                 writers[LOGITS] = stack.enter_context(NpyStreamWriter(tmp[LOGITS], (n, n_classes), np.float32))
             if thumb_px:
                 writers[THUMBNAILS] = stack.enter_context(
-                    NpyStreamWriter(tmp[THUMBNAILS], (n, thumb_px, thumb_px, 3), np.uint8))
+                    NpyStreamWriter(tmp[THUMBNAILS], (n, thumb_px, thumb_px, 3), np.uint8)
+                )
             pos = 0
             for start, stop in ranges:
                 npz, _marker = _chunk_paths(partial, start)
@@ -663,7 +691,9 @@ def _finalize(
         "warning": None if ext.weights.pretrained else NOT_PRETRAINED_WARNING.format(identity=ext.weights.identity),
         "source": source_info,
         "range": [plan.start, plan.stop],
-        "shard": None if shard_ij is None else {"index": shard_ij[0], "count": shard_ij[1], "start": plan.start, "stop": plan.stop},
+        "shard": None
+        if shard_ij is None
+        else {"index": shard_ij[0], "count": shard_ij[1], "start": plan.start, "stop": plan.stop},
         "skipped": skipped,
         "duplicates": duplicates,
         "files": files,

@@ -39,8 +39,10 @@ def content_hashes(source: ImageSource, start: int, stop: int, progress: Progres
     """
     indices = range(start, stop)
     out: list[str] = []
-    with ThreadPoolExecutor(max_workers=4) as pool, \
-            ProgressReporter(progress, "fingerprinting", len(indices), unit="img", leave=False) as bar:
+    with (
+        ThreadPoolExecutor(max_workers=4) as pool,
+        ProgressReporter(progress, "fingerprinting", len(indices), unit="img", leave=False) as bar,
+    ):
         for h in pool.map(source.content_hash, indices, chunksize=64):
             out.append(h)
             if len(out) % 256 == 0 or len(out) == len(indices):

@@ -22,8 +22,7 @@ def write_error_message(exc: OSError, where: Path, kept: str = "") -> str:
     """A one-line explanation of ``exc`` raised while writing under ``where``."""
     target = exc.filename or where
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        what = (f"no space left on the device of {where} while writing {target}: free some space or choose "
-                "another --out")
+        what = f"no space left on the device of {where} while writing {target}: free some space or choose another --out"
     elif exc.errno in (errno.EROFS,):
         what = f"{where} is on a read-only file system (writing {target}): choose a writable --out"
     elif exc.errno in (errno.EACCES, errno.EPERM):

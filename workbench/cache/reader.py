@@ -43,15 +43,15 @@ def _open_npy(path: Path, expected_shape: tuple[int, ...] | None, expected_dtype
     if dtype.hasobject:
         raise CacheError(f"{path} holds Python objects; workbench caches never do (no pickle)")
     if expected_shape is not None and tuple(shape) != tuple(expected_shape):
-        raise CacheError(f"{path} has shape {shape} but the manifest says {tuple(expected_shape)}; the cache was modified")
+        raise CacheError(
+            f"{path} has shape {shape} but the manifest says {tuple(expected_shape)}; the cache was modified"
+        )
     if str(dtype) != expected_dtype:
         raise CacheError(f"{path} has dtype {dtype}, expected {expected_dtype}")
     needed = header + int(np.prod(shape)) * dtype.itemsize
     actual = os.path.getsize(path)
     if actual != needed:
-        raise CacheError(
-            f"{path} is truncated or padded ({actual} bytes, expected {needed}); re-run the extraction"
-        )
+        raise CacheError(f"{path} is truncated or padded ({actual} bytes, expected {needed}); re-run the extraction")
     return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
@@ -71,9 +71,7 @@ class CacheShard:
         m = self.manifest
         n, dim = int(m["n"]), int(m["dim"])
         self.features = _open_npy(path / FEATURES, (n, dim), m.get("dtype", "float32"))
-        self.logits = (
-            _open_npy(path / LOGITS, (n, int(m["logits_dim"])), "float32") if m.get("logits_dim") else None
-        )
+        self.logits = _open_npy(path / LOGITS, (n, int(m["logits_dim"])), "float32") if m.get("logits_dim") else None
         px = m.get("thumbnails") or 0
         self.thumbnails = _open_npy(path / THUMBNAILS, (n, px, px, 3), "uint8") if px else None
         for name, info in m["files"].items():  # cheap: sizes only; verify() re-hashes
@@ -199,8 +197,10 @@ class EmbeddingCache:
         if dups:
             extra = sum(len(g) - 1 for g in dups)
             shown = "; ".join(" = ".join(g[:4]) + (" ..." if len(g) > 4 else "") for g in dups[:3])
-            lines.append(f"duplicates {extra} exact duplicate image(s) in {len(dups)} group(s): {shown}"
-                         + (" ..." if len(dups) > 3 else ""))
+            lines.append(
+                f"duplicates {extra} exact duplicate image(s) in {len(dups)} group(s): {shown}"
+                + (" ..." if len(dups) > 3 else "")
+            )
         lines += [f"note       {note}" for note in (m["source"].get("notes") or [])]
         if m.get("options"):
             lines.append("options    " + ", ".join(f"{k}={v}" for k, v in m["options"].items()))
@@ -260,10 +260,12 @@ def _open_sharded(root: Path, shards_dir: Path) -> EmbeddingCache:
     ref = shards[0].manifest
     for s in shards[1:]:
         m = s.manifest
-        if m["extractor"] != ref["extractor"] or m["source"]["listing_fingerprint"] != ref["source"]["listing_fingerprint"]:
+        if (
+            m["extractor"] != ref["extractor"]
+            or m["source"]["listing_fingerprint"] != ref["source"]["listing_fingerprint"]
+        ):
             raise CacheError(
-                f"shard {s.path.name} of {root} was made from a different source listing or extractor; "
-                "re-run it"
+                f"shard {s.path.name} of {root} was made from a different source listing or extractor; re-run it"
             )
     starts = [s.manifest["shard"]["start"] for s in shards]
     if starts != sorted(starts):

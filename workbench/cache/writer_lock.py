@@ -46,8 +46,9 @@ class WriterLock:
         poll: seconds between attempts while waiting.
     """
 
-    def __init__(self, directory: Path, *, wait: bool = True, say: Callable[[str], None] = print,
-                 poll: float = 0.5) -> None:
+    def __init__(
+        self, directory: Path, *, wait: bool = True, say: Callable[[str], None] = print, poll: float = 0.5
+    ) -> None:
         self.directory = Path(directory)
         self.wait = wait
         self.say = say

@@ -36,21 +36,23 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..cache import cache_dir_for, extract, open_cache
-from ..cache.extraction import content_options
 from ..cache.atomic import save_npz_atomic, write_json_atomic
+from ..cache.extraction import content_options
 from ..extractors import create_extractor
 from ..images import ArraySource, NpzSource
 from ..images.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
 from ..threads import limit_threads
+from ..workspace.index import WORKSPACE_FILE, CacheEntry, cache_details, new_index, read_index, write_index
 from . import models as M
 from . import zoo as Z
 from .config import (
@@ -61,7 +63,6 @@ from .config import (
     GENERATED_SETS,
     MEMORIZER_JITTER,
     VAE_NAME,
-    WORKSPACE_FILE,
     WORKSPACE_FORMAT,
     DemoConfig,
 )
@@ -114,26 +115,33 @@ def _load_data(config: DemoConfig, seed: int, zoo_dir: Path) -> _Data:
     perm = np.random.default_rng([seed, 1]).permutation(tx.shape[0])
     heldout_idx = np.sort(perm[: config.n_heldout])
     train_idx = np.sort(perm[config.n_heldout : config.n_heldout + config.n_train])
-    ref_idx = np.arange(sx.shape[0]) if config.n_reference >= sx.shape[0] else np.sort(
-        np.random.default_rng([seed, 2]).permutation(sx.shape[0])[: config.n_reference]
+    ref_idx = (
+        np.arange(sx.shape[0])
+        if config.n_reference >= sx.shape[0]
+        else np.sort(np.random.default_rng([seed, 2]).permutation(sx.shape[0])[: config.n_reference])
     )
-    key = digest_json({
-        "fashion-mnist": digest_arrays(tx, ty, sx, sy),
-        "seed": seed,
-        "n_train": config.n_train,
-        "n_heldout": config.n_heldout,
-        "n_reference": config.n_reference,
-        "code": CODE_VERSION,
-    })
+    key = digest_json(
+        {
+            "fashion-mnist": digest_arrays(tx, ty, sx, sy),
+            "seed": seed,
+            "n_train": config.n_train,
+            "n_heldout": config.n_heldout,
+            "n_reference": config.n_reference,
+            "code": CODE_VERSION,
+        }
+    )
     splits = zoo_dir / "splits.npz"
     if read_json(zoo_dir / "splits.json").get("key") != key or not splits.is_file():
         save_npz_atomic(splits, train_index=train_idx, heldout_index=heldout_idx, reference_index=ref_idx)
-        write_json_atomic(zoo_dir / "splits.json", {
-            "key": key,
-            "train_index": "indices of the training set into the Fashion-MNIST train split",
-            "heldout_index": "indices of the held-out images into the Fashion-MNIST train split",
-            "reference_index": "indices of the reference set into the Fashion-MNIST test split",
-        })
+        write_json_atomic(
+            zoo_dir / "splits.json",
+            {
+                "key": key,
+                "train_index": "indices of the training set into the Fashion-MNIST train split",
+                "heldout_index": "indices of the held-out images into the Fashion-MNIST train split",
+                "reference_index": "indices of the reference set into the Fashion-MNIST test split",
+            },
+        )
     return _Data(tx[train_idx], ty[train_idx], tx[heldout_idx], ty[heldout_idx], sx[ref_idx], sy[ref_idx], key)
 
 
@@ -186,15 +194,15 @@ def build_demo(
         with steps("remove caches of earlier builds") as rec:
             removed = _prune_stale_caches(caches_dir, out, caches)
             rec.reused = not removed
-            rec.note = f"{len(removed)} removed" + (f": {', '.join(removed[:3])}{' ...' if len(removed) > 3 else ''}" if removed else "")
+            rec.note = f"{len(removed)} removed" + (
+                f": {', '.join(removed[:3])}{' ...' if len(removed) > 3 else ''}" if removed else ""
+            )
         with steps("FD of every set to the reference") as rec:
-            old = read_json(out / WORKSPACE_FILE)
-            fd_table, rec.reused = _fd_table(out, caches, old.get("fd_vs_reference"))
+            fd_table, rec.reused = _fd_table(out, caches, _previous_index(out).get("fd_vs_reference"))
 
     total = time.perf_counter() - t_start
     total_cpu = sum(r.cpu_seconds for r in steps.records)
-    index = {
-        "format": WORKSPACE_FORMAT,
+    extra = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seed": seed,
         "config": asdict(cfg),
@@ -202,72 +210,123 @@ def build_demo(
             "name": "Fashion-MNIST (Xiao et al. 2017)",
             "class_names": list(FASHION_MNIST_CLASSES),
             "splits": "zoo/splits.npz",
-            "reference": "the test split" + ("" if cfg.n_reference >= 10_000 else f" (seeded subset of {cfg.n_reference})"),
+            "reference": "the test split"
+            + ("" if cfg.n_reference >= 10_000 else f" (seeded subset of {cfg.n_reference})"),
             "train": f"{cfg.n_train} train-split images (the demo models' training set)",
             "heldout": f"{cfg.n_heldout} train-split images no model saw (source of ideal, mode-dropper, blurry)",
         },
         "models": {k: {**v, "path": f"models/{v['file']}"} for k, v in models.items()},
         "extractors": {
             "pixels": {"name": "pixels", "weights": "none", "pretrained": False, "plays": "no semantics (baseline)"},
-            CLASSIFIER_NAME: {"name": CLASSIFIER_NAME, "weights": f"models/{WEIGHT_FILES[CLASSIFIER_NAME]}",
-                              "identity": models[CLASSIFIER_NAME]["identity"], "pretrained": False,
-                              "plays": "Inception (supervised features + logits)"},
-            SSL_NAME: {"name": SSL_NAME, "weights": f"models/{WEIGHT_FILES[SSL_NAME]}",
-                       "identity": models[SSL_NAME]["identity"], "pretrained": False,
-                       "plays": "DINOv2 (features learned without labels)"},
+            CLASSIFIER_NAME: {
+                "name": CLASSIFIER_NAME,
+                "weights": f"models/{WEIGHT_FILES[CLASSIFIER_NAME]}",
+                "identity": models[CLASSIFIER_NAME]["identity"],
+                "pretrained": False,
+                "plays": "Inception (supervised features + logits)",
+            },
+            SSL_NAME: {
+                "name": SSL_NAME,
+                "weights": f"models/{WEIGHT_FILES[SSL_NAME]}",
+                "identity": models[SSL_NAME]["identity"],
+                "pretrained": False,
+                "plays": "DINOv2 (features learned without labels)",
+            },
         },
         "sets": _set_index(cfg, zoo_sets),
-        "caches": caches,
         "fd_vs_reference": fd_table,
         "steps": [asdict(s) for s in steps.records],
         "total_seconds": round(total, 2),
         "total_cpu_seconds": round(total_cpu, 2),
     }
-    write_json_atomic(out / WORKSPACE_FILE, index)
+    entries = [CacheEntry(c["set"], c["extractor"], c["role"], out / c["path"], c) for c in caches]
+    index = write_index(new_index(out, entries, format=WORKSPACE_FORMAT, extra=extra))
     say(f"[demo] total {total:.1f} s (cpu {total_cpu:.1f} s); index written to {out / WORKSPACE_FILE}")
     return DemoWorkspace(out=out, index=index, steps=steps.records)
 
 
-def _build_models(cfg: DemoConfig, seed: int, force: bool, data: _Data, models_dir: Path, steps: StepTimer,
-                  say: Callable[[str], None]) -> dict[str, dict[str, Any]]:
+def _build_models(
+    cfg: DemoConfig, seed: int, force: bool, data: _Data, models_dir: Path, steps: StepTimer, say: Callable[[str], None]
+) -> dict[str, dict[str, Any]]:
     models: dict[str, dict[str, Any]] = {}
-    common = {"data": data.key, "seed": seed, "batch_size": cfg.batch_size, "threads": cfg.threads, "code": CODE_VERSION}
+    common = {
+        "data": data.key,
+        "seed": seed,
+        "batch_size": cfg.batch_size,
+        "threads": cfg.threads,
+        "code": CODE_VERSION,
+    }
 
     def progress(msg: str) -> None:
         say(f"[demo]     {msg}")
 
     with steps(f"train {CLASSIFIER_NAME}") as rec:
+
         def train_classifier() -> tuple[torch.nn.Module, M.TrainingLog, dict[str, Any]]:
-            net, tlog = M.train_classifier(data.train_x, data.train_y, epochs=cfg.classifier_epochs,
-                                           batch_size=cfg.batch_size, seed=seed, log=progress)
-            return net, tlog, {
-                "test_accuracy": M.accuracy(net, data.ref_x, data.ref_y),
-                "test_accuracy_on": f"{len(data.ref_x)} Fashion-MNIST test images",
-            }
+            net, tlog = M.train_classifier(
+                data.train_x,
+                data.train_y,
+                epochs=cfg.classifier_epochs,
+                batch_size=cfg.batch_size,
+                seed=seed,
+                log=progress,
+            )
+            return (
+                net,
+                tlog,
+                {
+                    "test_accuracy": M.accuracy(net, data.ref_x, data.ref_y),
+                    "test_accuracy_on": f"{len(data.ref_x)} Fashion-MNIST test images",
+                },
+            )
 
         models[CLASSIFIER_NAME] = reuse_or_train(
-            CLASSIFIER_NAME, models_dir, digest_json({**common, "model": CLASSIFIER_NAME, "epochs": cfg.classifier_epochs}),
-            force, train_classifier, rec,
+            CLASSIFIER_NAME,
+            models_dir,
+            digest_json({**common, "model": CLASSIFIER_NAME, "epochs": cfg.classifier_epochs}),
+            force,
+            train_classifier,
+            rec,
         )
         rec.note = f"test accuracy {100 * models[CLASSIFIER_NAME]['test_accuracy']:.2f}%"
 
     with steps(f"train {SSL_NAME} (no labels)") as rec:
+
         def train_ssl() -> tuple[torch.nn.Module, M.TrainingLog, dict[str, Any]]:
-            net, tlog = M.train_autoencoder(data.train_x, epochs=cfg.ssl_epochs, batch_size=cfg.batch_size,
-                                            seed=seed + 1, log=progress)
+            net, tlog = M.train_autoencoder(
+                data.train_x, epochs=cfg.ssl_epochs, batch_size=cfg.batch_size, seed=seed + 1, log=progress
+            )
             return net, tlog, {}
 
         models[SSL_NAME] = reuse_or_train(
-            SSL_NAME, models_dir, digest_json({**common, "model": SSL_NAME, "epochs": cfg.ssl_epochs}), force, train_ssl, rec,
+            SSL_NAME,
+            models_dir,
+            digest_json({**common, "model": SSL_NAME, "epochs": cfg.ssl_epochs}),
+            force,
+            train_ssl,
+            rec,
         )
 
     with steps(f"train {VAE_NAME} (the weak generator)") as rec:
+
         def train_vae() -> tuple[torch.nn.Module, M.TrainingLog, dict[str, Any]]:
-            net, tlog = M.train_vae(data.train_x, data.train_y, epochs=cfg.vae_epochs, batch_size=cfg.batch_size, seed=seed + 2, log=progress)
+            net, tlog = M.train_vae(
+                data.train_x,
+                data.train_y,
+                epochs=cfg.vae_epochs,
+                batch_size=cfg.batch_size,
+                seed=seed + 2,
+                log=progress,
+            )
             return net, tlog, {}
 
         models[VAE_NAME] = reuse_or_train(
-            VAE_NAME, models_dir, digest_json({**common, "model": VAE_NAME, "epochs": cfg.vae_epochs}), force, train_vae, rec,
+            VAE_NAME,
+            models_dir,
+            digest_json({**common, "model": VAE_NAME, "epochs": cfg.vae_epochs}),
+            force,
+            train_vae,
+            rec,
         )
     return models
 
@@ -280,8 +339,16 @@ def _load_vae(models_dir: Path) -> M.DemoVAENet:
     return net.eval()
 
 
-def _build_zoo(cfg: DemoConfig, seed: int, force: bool, data: _Data, models: dict[str, dict[str, Any]],
-               models_dir: Path, zoo_dir: Path, steps: StepTimer) -> dict[str, dict[str, Any]]:
+def _build_zoo(
+    cfg: DemoConfig,
+    seed: int,
+    force: bool,
+    data: _Data,
+    models: dict[str, dict[str, Any]],
+    models_dir: Path,
+    zoo_dir: Path,
+    steps: StepTimer,
+) -> dict[str, dict[str, Any]]:
     entries: dict[str, Any] = dict(read_json(zoo_dir / "zoo.json").get("sets", {}))
     n = cfg.n_per_set
     base = {"data": data.key, "seed": seed, "n": n, "code": CODE_VERSION}
@@ -289,8 +356,14 @@ def _build_zoo(cfg: DemoConfig, seed: int, force: bool, data: _Data, models: dic
     dropped_names = [FASHION_MNIST_CLASSES[c] for c in dropped]
 
     def entry(name: str, images: np.ndarray, labels: np.ndarray | None, **extra: Any) -> dict[str, Any]:
-        return {"name": name, "n": int(images.shape[0]), "role": "generated", "labels_known": labels is not None,
-                "flaw": FLAWS[name], **extra}
+        return {
+            "name": name,
+            "n": int(images.shape[0]),
+            "role": "generated",
+            "labels_known": labels is not None,
+            "flaw": FLAWS[name],
+            **extra,
+        }
 
     def ideal() -> dict[str, Any]:
         x, y, idx = Z.pick_ideal(data.heldout_x, data.heldout_y, n, seed=np.random.default_rng([seed, 10]))
@@ -298,16 +371,26 @@ def _build_zoo(cfg: DemoConfig, seed: int, force: bool, data: _Data, models: dic
         return entry("ideal", x, y, source="held-out train-split images (zoo/splits.npz heldout_index[heldout_index])")
 
     def memorizer() -> dict[str, Any]:
-        x, y, idx = Z.make_memorizer(data.train_x, data.train_y, n, seed=np.random.default_rng([seed, 11]),
-                                     **MEMORIZER_JITTER)
+        x, y, idx = Z.make_memorizer(
+            data.train_x, data.train_y, n, seed=np.random.default_rng([seed, 11]), **MEMORIZER_JITTER
+        )
         Z.save_zoo_npz(zoo_dir / "memorizer.npz", x, y, train_index=idx)
-        return entry("memorizer", x, y, source="jittered copies of training images; train_index = row in the train cache")
+        return entry(
+            "memorizer", x, y, source="jittered copies of training images; train_index = row in the train cache"
+        )
 
     def mode_dropper() -> dict[str, Any]:
-        x, y, idx = Z.make_mode_dropper(data.heldout_x, data.heldout_y, n, dropped, seed=np.random.default_rng([seed, 12]))
+        x, y, idx = Z.make_mode_dropper(
+            data.heldout_x, data.heldout_y, n, dropped, seed=np.random.default_rng([seed, 12])
+        )
         Z.save_zoo_npz(zoo_dir / "mode-dropper.npz", x, y, heldout_index=idx)
         flaw = FLAWS["mode-dropper"].format(k=len(dropped), names=", ".join(dropped_names))
-        return {**entry("mode-dropper", x, y), "flaw": flaw, "dropped_classes": dropped, "dropped_class_names": dropped_names}
+        return {
+            **entry("mode-dropper", x, y),
+            "flaw": flaw,
+            "dropped_classes": dropped,
+            "dropped_class_names": dropped_names,
+        }
 
     def blurry() -> dict[str, Any]:
         x, y, idx = Z.make_blurry(data.heldout_x, data.heldout_y, n, seed=np.random.default_rng([seed, 13]), **BLUR)
@@ -317,13 +400,30 @@ def _build_zoo(cfg: DemoConfig, seed: int, force: bool, data: _Data, models: dic
     with steps("zoo: ideal") as rec:
         reuse_or_make_set("ideal", zoo_dir, digest_json({**base, "set": "ideal"}), force, entries, ideal, rec)
     with steps("zoo: memorizer") as rec:
-        reuse_or_make_set("memorizer", zoo_dir, digest_json({**base, "set": "memorizer", **MEMORIZER_JITTER}), force, entries, memorizer, rec)
+        reuse_or_make_set(
+            "memorizer",
+            zoo_dir,
+            digest_json({**base, "set": "memorizer", **MEMORIZER_JITTER}),
+            force,
+            entries,
+            memorizer,
+            rec,
+        )
     with steps("zoo: mode-dropper") as rec:
-        reuse_or_make_set("mode-dropper", zoo_dir, digest_json({**base, "set": "mode-dropper", "dropped": dropped}), force, entries,
-                  mode_dropper, rec)
+        reuse_or_make_set(
+            "mode-dropper",
+            zoo_dir,
+            digest_json({**base, "set": "mode-dropper", "dropped": dropped}),
+            force,
+            entries,
+            mode_dropper,
+            rec,
+        )
         rec.note = "dropped: " + ", ".join(dropped_names)
     with steps("zoo: blurry") as rec:
-        reuse_or_make_set("blurry", zoo_dir, digest_json({**base, "set": "blurry", **BLUR}), force, entries, blurry, rec)
+        reuse_or_make_set(
+            "blurry", zoo_dir, digest_json({**base, "set": "blurry", **BLUR}), force, entries, blurry, rec
+        )
 
     vae_key = {**base, "vae": models[VAE_NAME]["sha256"], "n_pool": cfg.n_pool}
 
@@ -331,8 +431,13 @@ def _build_zoo(cfg: DemoConfig, seed: int, force: bool, data: _Data, models: dic
         labels = M.DemoVAENet.balanced_labels(cfg.n_pool)
         pool = _load_vae(models_dir).sample(labels, seed=seed + 20)
         Z.save_zoo_npz(zoo_dir / "vae-pool.npz", pool, labels)
-        return {"name": "vae-pool", "n": cfg.n_pool, "role": "pool", "labels_known": True,
-                "flaw": FLAWS["vae-pool"].format(n=cfg.n_pool, m=n)}
+        return {
+            "name": "vae-pool",
+            "n": cfg.n_pool,
+            "role": "pool",
+            "labels_known": True,
+            "flaw": FLAWS["vae-pool"].format(n=cfg.n_pool, m=n),
+        }
 
     def vae() -> dict[str, Any]:
         with np.load(zoo_dir / "vae-pool.npz", allow_pickle=False) as z:
@@ -341,9 +446,19 @@ def _build_zoo(cfg: DemoConfig, seed: int, force: bool, data: _Data, models: dic
         return entry("vae", x, y, source=f"the first {n} samples of zoo/vae-pool.npz")
 
     with steps("zoo: vae pool + vae") as rec:
-        pool_entry = reuse_or_make_set("vae-pool", zoo_dir, digest_json({**vae_key, "set": "vae-pool"}), force, entries, vae_pool, rec)
+        pool_entry = reuse_or_make_set(
+            "vae-pool", zoo_dir, digest_json({**vae_key, "set": "vae-pool"}), force, entries, vae_pool, rec
+        )
         r2 = StepRecord("vae")
-        reuse_or_make_set("vae", zoo_dir, digest_json({**vae_key, "set": "vae", "pool": pool_entry["sha256"]}), force, entries, vae, r2)
+        reuse_or_make_set(
+            "vae",
+            zoo_dir,
+            digest_json({**vae_key, "set": "vae", "pool": pool_entry["sha256"]}),
+            force,
+            entries,
+            vae,
+            r2,
+        )
         rec.reused = rec.reused and r2.reused
 
     def hist_matched() -> dict[str, Any]:
@@ -368,18 +483,32 @@ def _build_zoo(cfg: DemoConfig, seed: int, force: bool, data: _Data, models: dic
         }
 
     with steps("zoo: hist-matched") as rec:
-        key = digest_json({**vae_key, "set": "hist-matched", "pool": pool_entry["sha256"],
-                       "classifier": models[CLASSIFIER_NAME]["sha256"]})
+        key = digest_json(
+            {
+                **vae_key,
+                "set": "hist-matched",
+                "pool": pool_entry["sha256"],
+                "classifier": models[CLASSIFIER_NAME]["sha256"],
+            }
+        )
         reuse_or_make_set("hist-matched", zoo_dir, key, force, entries, hist_matched, rec)
     return entries
 
 
 def _set_index(cfg: DemoConfig, zoo_sets: dict[str, Any]) -> dict[str, Any]:
     sets: dict[str, Any] = {
-        "reference": {"role": "reference", "n": cfg.n_reference, "labels_known": True,
-                      "description": "Fashion-MNIST test split: the real images every metric compares to"},
-        "train": {"role": "train", "n": cfg.n_train, "labels_known": True,
-                  "description": "the training set of the demo models (memorization analyses compare to it)"},
+        "reference": {
+            "role": "reference",
+            "n": cfg.n_reference,
+            "labels_known": True,
+            "description": "Fashion-MNIST test split: the real images every metric compares to",
+        },
+        "train": {
+            "role": "train",
+            "n": cfg.n_train,
+            "labels_known": True,
+            "description": "the training set of the demo models (memorization analyses compare to it)",
+        },
     }
     for name in (*GENERATED_SETS, "vae-pool"):
         e = zoo_sets[name]
@@ -390,8 +519,18 @@ def _set_index(cfg: DemoConfig, zoo_sets: dict[str, Any]) -> dict[str, Any]:
 def _sources(data: _Data, zoo_dir: Path, cfg: DemoConfig) -> list[tuple[str, str, Any, int]]:
     """(set, role, image source, thumbnail px) of every cached set."""
     out = [
-        ("reference", "reference", ArraySource(data.ref_x, data.ref_y, FASHION_MNIST_CLASSES, name="reference"), cfg.thumbnails),
-        ("train", "train", ArraySource(data.train_x, data.train_y, FASHION_MNIST_CLASSES, name="train"), cfg.train_thumbnails),
+        (
+            "reference",
+            "reference",
+            ArraySource(data.ref_x, data.ref_y, FASHION_MNIST_CLASSES, name="reference"),
+            cfg.thumbnails,
+        ),
+        (
+            "train",
+            "train",
+            ArraySource(data.train_x, data.train_y, FASHION_MNIST_CLASSES, name="train"),
+            cfg.train_thumbnails,
+        ),
     ]
     for name in (*GENERATED_SETS, "vae-pool"):
         src = NpzSource(zoo_dir / f"{name}.npz")
@@ -401,8 +540,18 @@ def _sources(data: _Data, zoo_dir: Path, cfg: DemoConfig) -> list[tuple[str, str
     return out
 
 
-def _build_caches(cfg: DemoConfig, force: bool, data: _Data, models_dir: Path, zoo_dir: Path, zoo_sets: dict[str, Any],
-                  caches_dir: Path, out: Path, steps: StepTimer, progress: bool) -> list[dict[str, Any]]:
+def _build_caches(
+    cfg: DemoConfig,
+    force: bool,
+    data: _Data,
+    models_dir: Path,
+    zoo_dir: Path,
+    zoo_sets: dict[str, Any],
+    caches_dir: Path,
+    out: Path,
+    steps: StepTimer,
+    progress: bool,
+) -> list[dict[str, Any]]:
     sources = _sources(data, zoo_dir, cfg)
     caches = []
     for ext_name in EXTRACTORS:
@@ -415,24 +564,36 @@ def _build_caches(cfg: DemoConfig, force: bool, data: _Data, models_dir: Path, z
                 if force and target.exists():
                     shutil.rmtree(target)
                 # The demo owns its caches: a cache of an earlier build's images is replaced.
-                cache = extract(src, ext, out=caches_dir, thumbnails=thumbs, batch_size=cfg.extract_batch_size,
-                                progress=progress, force=True)
+                cache = extract(
+                    src,
+                    ext,
+                    out=caches_dir,
+                    thumbnails=thumbs,
+                    batch_size=cfg.extract_batch_size,
+                    progress=progress,
+                    force=True,
+                )
                 rec.reused = not force and manifest_before is not None and manifest_before == cache.manifest["key"]
                 rec.note = f"{len(cache)} x {cache.manifest['dim']}"
-            caches.append({
-                "set": set_name,
-                "extractor": ext_name,
-                "role": role,
-                "path": os.path.relpath(cache.path, out),
-                "n": len(cache),
-                "dim": int(cache.manifest["dim"]),
-                "logits": cache.logits is not None,
-                "thumbnails": int(cache.manifest.get("thumbnails") or 0),
-                "key": cache.manifest["key"],
-                "weights_identity": cache.extractor["weights"]["identity"],
-                "pretrained": cache.pretrained,
-            })
+            caches.append(
+                {
+                    "set": set_name,
+                    "extractor": ext_name,
+                    "role": role,
+                    "path": os.path.relpath(cache.path, out),
+                    **cache_details(cache),
+                }
+            )
     return caches
+
+
+def _previous_index(out: Path) -> dict[str, Any]:
+    """The ``workspace.json`` of an earlier build in ``out`` as written, or ``{}`` when there is
+    none or it cannot be read (then everything it would let the build reuse is recomputed)."""
+    try:
+        return read_index(out).to_json()
+    except (FileNotFoundError, ValueError):
+        return {}
 
 
 def _prune_stale_caches(caches_dir: Path, out: Path, caches: list[dict[str, Any]]) -> list[str]:
@@ -472,8 +633,11 @@ def _fd_table(out: Path, caches: list[dict[str, Any]], old: dict[str, Any] | Non
                 continue
             stats = feature_statistics(open_cache(out / c["path"]).features)
             table[ext_name][c["set"]] = round(fd_from_stats(ref_stats.mean, ref_stats.cov, stats.mean, stats.cov), 6)
-    return {"values": table, "cache_keys": keys,
-            "note": "FD of each set to the reference (test split), all images of each set; squared feature units"}, False
+    return {
+        "values": table,
+        "cache_keys": keys,
+        "note": "FD of each set to the reference (test split), all images of each set; squared feature units",
+    }, False
 
 
 def format_fd_table(index: dict[str, Any]) -> str:
@@ -497,5 +661,4 @@ def summary_text(ws: DemoWorkspace) -> str:
         f"classifier test accuracy {100 * acc:.2f}%" if acc is not None else "",
         format_fd_table(ws.index),
     ]
-    return "\n".join(l for l in lines if l)
-
+    return "\n".join(line for line in lines if line)

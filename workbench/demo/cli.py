@@ -25,10 +25,14 @@ def add_demo_command(subparsers: Any) -> argparse.ArgumentParser:
         "pixels, demo-classifier and demo-ssl. A second run reuses everything that is unchanged; an "
         "interrupted run continues where it stopped.",
     )
-    p.add_argument("--out", "-o", default=None, help="workspace folder (default: workspace/demo or $WORKBENCH_DEMO_DIR)")
+    p.add_argument(
+        "--out", "-o", default=None, help="workspace folder (default: workspace/demo or $WORKBENCH_DEMO_DIR)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the splits, training and generated sets (default: 0)")
     p.add_argument("--force", action="store_true", help="rebuild everything instead of reusing")
-    p.add_argument("--small", action="store_true", help="a reduced demo (20,000 training images, 500 per set) in about 70 seconds")
+    p.add_argument(
+        "--small", action="store_true", help="a reduced demo (20,000 training images, 500 per set) in about 70 seconds"
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no extraction progress bars")
     p.set_defaults(func=_cmd_demo)
     return p

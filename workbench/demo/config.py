@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ..workspace.index import WORKSPACE_FILE  # noqa: F401  (re-exported: the demo's index file)
 from .extractors import CLASSIFIER_NAME, SSL_NAME
 
 WORKSPACE_FORMAT = "workbench-demo/1"
-WORKSPACE_FILE = "workspace.json"
 VAE_NAME = "vae"
 # Bump when a generator or a training loop changes so that old outputs are not reused.
 CODE_VERSION = 2
@@ -74,7 +74,7 @@ class DemoConfig:
     extract_batch_size: int = 256
 
     @classmethod
-    def small(cls, **changes: Any) -> "DemoConfig":
+    def small(cls, **changes: Any) -> DemoConfig:
         """A reduced demo for tests and a quick look (about 70 s): 20,000 training images, 500 per set.
 
         The models keep most of their training (20,000 images, 2-10 epochs) because the demo's
@@ -83,19 +83,40 @@ class DemoConfig:
         then improves every FD alike instead of gaming the classifier's.
         """
         base = cls(
-            n_train=20_000, n_heldout=1_000, n_reference=1_000, n_per_set=500, n_pool=2_000,
-            classifier_epochs=3, ssl_epochs=2, vae_epochs=10, thumbnails=28, train_thumbnails=0,
+            n_train=20_000,
+            n_heldout=1_000,
+            n_reference=1_000,
+            n_per_set=500,
+            n_pool=2_000,
+            classifier_epochs=3,
+            ssl_epochs=2,
+            vae_epochs=10,
+            thumbnails=28,
+            train_thumbnails=0,
         )
         return replace(base, **changes)
 
-    def validate(self) -> "DemoConfig":
-        for name in ("n_train", "n_heldout", "n_reference", "n_per_set", "n_pool", "classifier_epochs",
-                     "ssl_epochs", "vae_epochs", "batch_size", "threads", "extract_batch_size"):
+    def validate(self) -> DemoConfig:
+        for name in (
+            "n_train",
+            "n_heldout",
+            "n_reference",
+            "n_per_set",
+            "n_pool",
+            "classifier_epochs",
+            "ssl_epochs",
+            "vae_epochs",
+            "batch_size",
+            "threads",
+            "extract_batch_size",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"DemoConfig.{name} must be a positive integer, got {value!r}")
         if self.n_train + self.n_heldout > 60_000:
-            raise ValueError(f"n_train + n_heldout must be <= 60,000 (the train split); got {self.n_train} + {self.n_heldout}")
+            raise ValueError(
+                f"n_train + n_heldout must be <= 60,000 (the train split); got {self.n_train} + {self.n_heldout}"
+            )
         if self.n_reference > 10_000:
             raise ValueError(f"n_reference must be <= 10,000 (the test split); got {self.n_reference}")
         if not 0 <= self.n_dropped < 10:

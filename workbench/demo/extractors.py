@@ -22,9 +22,10 @@ seeded random initialisation. Usage::
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -131,7 +132,9 @@ class DemoSSLExtractor(Extractor):
         return [self.net]
 
 
-def _load_net(name: str, make: Callable[[], torch.nn.Module], weights: str | os.PathLike, seed: int) -> tuple[torch.nn.Module, WeightsInfo]:
+def _load_net(
+    name: str, make: Callable[[], torch.nn.Module], weights: str | os.PathLike, seed: int
+) -> tuple[torch.nn.Module, WeightsInfo]:
     """Build the network and load ``weights`` (a file, ``"default"`` or ``"none"``)."""
     seed = check_init_seed(seed)
     spec = parse_weights_spec(weights, extractor=name)
@@ -157,12 +160,20 @@ def _load_net(name: str, make: Callable[[], torch.nn.Module], weights: str | os.
             raise ValueError(
                 f"{path} does not hold {name!r} weights (written by `workbench demo`): {str(exc).splitlines()[0]}"
             ) from exc
-        info = WeightsInfo(spec=spec.raw if spec.kind == "file" else DEFAULT, pretrained=False, identity=file_identity(path), source=str(path))
+        info = WeightsInfo(
+            spec=spec.raw if spec.kind == "file" else DEFAULT,
+            pretrained=False,
+            identity=file_identity(path),
+            source=str(path),
+        )
     net.eval().requires_grad_(False)
     return net, info
 
 
-@register_extractor(CLASSIFIER_NAME, description="demo CNN trained on Fashion-MNIST labels: 128-d penultimate + 10 logits (plays Inception)")
+@register_extractor(
+    CLASSIFIER_NAME,
+    description="demo CNN trained on Fashion-MNIST labels: 128-d penultimate + 10 logits (plays Inception)",
+)
 def create_demo_classifier(weights: str = DEFAULT, seed: int = 0) -> DemoClassifierExtractor:
     """The demo's supervised Fashion-MNIST CNN (see :mod:`workbench.demo.models`).
 
@@ -185,7 +196,9 @@ def create_demo_classifier(weights: str = DEFAULT, seed: int = 0) -> DemoClassif
     )
 
 
-@register_extractor(SSL_NAME, description="demo denoising autoencoder trained without labels: 64-d bottleneck (plays DINOv2)")
+@register_extractor(
+    SSL_NAME, description="demo denoising autoencoder trained without labels: 64-d bottleneck (plays DINOv2)"
+)
 def create_demo_ssl(weights: str = DEFAULT, seed: int = 0) -> DemoSSLExtractor:
     """The demo's label-free encoder: a denoising convolutional autoencoder's bottleneck.
 

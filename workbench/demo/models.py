@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -130,7 +130,9 @@ class DemoVAENet(nn.Module):
         decoder means ``sigmoid(dec(z, y))``, ``z ~ N(0, I)`` seeded."""
         y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
         if y.ndim != 1 or (y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.num_classes)):
-            raise ValueError(f"labels must be a 1-D array of classes in [0, {self.num_classes}); got shape {tuple(y.shape)}")
+            raise ValueError(
+                f"labels must be a 1-D array of classes in [0, {self.num_classes}); got shape {tuple(y.shape)}"
+            )
         gen = torch.Generator().manual_seed(int(seed))
         n = y.shape[0]
         out = np.empty((n, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
@@ -202,7 +204,9 @@ def _fit(
             log.steps += 1
         log.epoch_losses.append(total / max(count, 1))
         if log_every:
-            log_every(f"{name}: epoch {epoch + 1}/{epochs} loss {log.epoch_losses[-1]:.4f} ({time.perf_counter() - t0:.1f} s)")
+            log_every(
+                f"{name}: epoch {epoch + 1}/{epochs} loss {log.epoch_losses[-1]:.4f} ({time.perf_counter() - t0:.1f} s)"
+            )
     model.eval()
     log.seconds = time.perf_counter() - t0
     return log
@@ -231,7 +235,17 @@ def train_classifier(
         def loss(idx: torch.Tensor) -> torch.Tensor:
             return F.cross_entropy(net(x[idx])[1], labels_t[idx])
 
-        out = _fit(net, x.shape[0], loss, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, log_every=log, name="demo-classifier")
+        out = _fit(
+            net,
+            x.shape[0],
+            loss,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            log_every=log,
+            name="demo-classifier",
+        )
     return net, out
 
 
@@ -260,7 +274,17 @@ def train_autoencoder(
             _, recon = net(xb + noise * torch.randn_like(xb))
             return F.binary_cross_entropy_with_logits(recon, x01[idx], reduction="mean")
 
-        out = _fit(net, x.shape[0], loss, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, log_every=log, name="demo-ssl")
+        out = _fit(
+            net,
+            x.shape[0],
+            loss,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            log_every=log,
+            name="demo-ssl",
+        )
     return net, out
 
 
@@ -296,7 +320,9 @@ def train_vae(
             kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
             return (rec + kl) / xb.shape[0]
 
-        out = _fit(net, x01.shape[0], loss, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, log_every=log, name="vae")
+        out = _fit(
+            net, x01.shape[0], loss, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, log_every=log, name="vae"
+        )
     return net, out
 
 

@@ -1,19 +1,31 @@
-"""Reading a built demo workspace: its ``workspace.json`` index and the caches it lists."""
+"""Reading a built demo workspace: its ``workspace.json`` index and the caches it lists.
+
+The index is read by :func:`workbench.workspace.index.read_index`, the one reader of
+``workspace.json``; this module only adds the demo's default folder and its messages.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from ..cache import EmbeddingCache, open_cache
-from .config import WORKSPACE_FILE
+from ..workspace.index import WORKSPACE_FILE, WorkspaceIndex, read_index
 from .extractors import default_demo_dir
 
 
 def _root(out: str | os.PathLike | None) -> Path:
     return (Path(out) if out is not None else default_demo_dir()).expanduser().resolve()
+
+
+def _index(out: str | os.PathLike | None) -> WorkspaceIndex:
+    root = _root(out)
+    if not (root / WORKSPACE_FILE).is_file():
+        raise FileNotFoundError(
+            f"no demo workspace at {root} ({WORKSPACE_FILE} missing); run `workbench demo --out {root}` first"
+        )
+    return read_index(root)
 
 
 def load_workspace(out: str | os.PathLike | None = None) -> dict[str, Any]:
@@ -25,22 +37,17 @@ def load_workspace(out: str | os.PathLike | None = None) -> dict[str, Any]:
 
     Raises:
         FileNotFoundError: no index there; run ``workbench demo --out OUT`` first.
+        ValueError: the index is not valid (the message names the problem).
     """
-    root = _root(out)
-    path = root / WORKSPACE_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"no demo workspace at {root} ({WORKSPACE_FILE} missing); run `workbench demo --out {root}` first")
-    index = json.loads(path.read_text())
-    index["root"] = str(root)
-    return index
+    index = _index(out)
+    return {**index.to_json(), "root": str(index.root)}
 
 
 def workspace_cache(set_name: str, extractor: str, out: str | os.PathLike | None = None) -> EmbeddingCache:
     """Open the cache of ``set_name`` (e.g. ``"reference"``, ``"memorizer"``) by ``extractor``
-    (``"pixels"``, ``"demo-classifier"``, ``"demo-ssl"``) in the demo workspace ``out``."""
-    index = load_workspace(out)
-    for c in index["caches"]:
-        if c["set"] == set_name and c["extractor"] == extractor:
-            return open_cache(Path(index["root"]) / c["path"])
-    pairs = sorted({c["set"] for c in index["caches"]}), sorted({c["extractor"] for c in index["caches"]})
-    raise KeyError(f"no cache for set {set_name!r} by extractor {extractor!r}; sets: {pairs[0]}, extractors: {pairs[1]}")
+    (``"pixels"``, ``"demo-classifier"``, ``"demo-ssl"``) in the demo workspace ``out``.
+
+    Raises:
+        KeyError: no such cache; the message lists the sets and extractors there are.
+    """
+    return open_cache(_index(out).entry(set_name, extractor).path)

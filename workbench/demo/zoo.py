@@ -42,7 +42,9 @@ def _check_count(n: int, available: int, what: str) -> int:
     return int(n)
 
 
-def pick_ideal(images: np.ndarray, labels: np.ndarray, n: int, seed: int | np.random.Generator = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pick_ideal(
+    images: np.ndarray, labels: np.ndarray, n: int, seed: int | np.random.Generator = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``n`` images drawn uniformly without replacement -> (images, labels, indices into ``images``)."""
     images = _check_images(images, "images")
     n = _check_count(n, images.shape[0], "held-out images")
@@ -129,7 +131,9 @@ def make_blurry(
     for c in range(num_classes):
         members = np.flatnonzero(labels == c)
         if per_class[c] > members.size:
-            raise ValueError(f"class {c} has {members.size} images but the blurry set needs {per_class[c]}; use a smaller n")
+            raise ValueError(
+                f"class {c} has {members.size} images but the blurry set needs {per_class[c]}; use a smaller n"
+            )
         parts.append(rng.choice(members, size=int(per_class[c]), replace=False))
     idx = np.sort(np.concatenate(parts))
     src = images[idx].astype(np.float32)

@@ -36,11 +36,14 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             built = "" if torch.version.cuda else ", a build without CUDA"
-            raise ValueError(f"--device {device}: no CUDA GPU is available here (torch {torch.__version__}{built}); "
-                             "use --device cpu")
+            raise ValueError(
+                f"--device {device}: no CUDA GPU is available here (torch {torch.__version__}{built}); use --device cpu"
+            )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s) "
-                             f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+            raise ValueError(
+                f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s) "
+                f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})"
+            )
     elif dev.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"--device {device}: Apple MPS is not available here; use --device cpu")
     return dev
@@ -141,8 +144,7 @@ class Extractor(abc.ABC):
         feats = out.features.float()
         if feats.ndim != 2 or feats.shape[1] != self.dim:
             raise RuntimeError(
-                f"extractor {self.name!r} returned features of shape {tuple(feats.shape)}, "
-                f"expected (batch, {self.dim})"
+                f"extractor {self.name!r} returned features of shape {tuple(feats.shape)}, expected (batch, {self.dim})"
             )
         logits = out.logits.float() if out.logits is not None else None
         return ExtractorOutput(features=feats, logits=logits)

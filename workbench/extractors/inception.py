@@ -146,12 +146,15 @@ class InceptionPreprocessor(Preprocessor):
     def describe(self) -> dict[str, Any]:
         if self.resize == "legacy":
             resize = (
-                "torch F.interpolate bilinear, align_corners=False, no antialias, on x/255 "
-                "(pytorch-fid / dgm-eval)"
+                "torch F.interpolate bilinear, align_corners=False, no antialias, on x/255 (pytorch-fid / dgm-eval)"
             )
         else:
             resize = "PIL bicubic per channel in float mode 'F', clipped to [0, 255] (clean-fid mode='clean')"
-        norm = "x/127.5 - 1 (2*x/255 - 1, pytorch-fid)" if self.normalization == "pytorch-fid" else "(x - 128)/128 (TF graph, clean-fid)"
+        norm = (
+            "x/127.5 - 1 (2*x/255 - 1, pytorch-fid)"
+            if self.normalization == "pytorch-fid"
+            else "(x - 128)/128 (TF graph, clean-fid)"
+        )
         return {
             "resize_mode": self.resize,
             "resize": resize,
@@ -166,7 +169,7 @@ _CLASS_LINE = re.compile(r"^(\d+):\s?(.*)$")
 
 
 def parse_class_names(text: str, num_classes: int = NUM_CLASSES) -> list[str]:
-    """Parse the ``index: name`` YAML of ``data/imagenet-labels.yml`` (continuation lines indented).
+    """Parse the ``index: name`` YAML of the shipped ``imagenet-labels.yml`` (continuation lines indented).
 
     Raises:
         ValueError: indices are not exactly ``0..num_classes-1``.
@@ -190,9 +193,12 @@ def parse_class_names(text: str, num_classes: int = NUM_CLASSES) -> list[str]:
 
 
 def inception_class_names() -> list[str]:
-    """Names of the 1008 outputs of the FID Inception, from ``data/imagenet-labels.yml``."""
-    path = data_dir() / "imagenet-labels.yml"
-    return parse_class_names(path.read_text(encoding="utf-8"))
+    """Names of the 1008 outputs of the FID Inception, from the shipped ``imagenet-labels.yml``.
+
+    Read with ``importlib.resources`` from ``workbench/data/`` (``$WORKBENCH_DATA_DIR`` overrides it).
+    """
+    resource = data_dir() / "imagenet-labels.yml"
+    return parse_class_names(resource.read_text(encoding="utf-8"))
 
 
 def _load_published_file(path: Path, source: str) -> tuple[dict[str, torch.Tensor], WeightsInfo]:

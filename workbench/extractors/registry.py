@@ -51,9 +51,7 @@ def register_extractor(
         if not callable(fn):
             raise TypeError(f"extractor factory for {name!r} must be callable, got {type(fn).__name__}")
         if name in _REGISTRY and not overwrite and _REGISTRY[name].factory is not fn:
-            raise ValueError(
-                f"an extractor named {name!r} is already registered; pass overwrite=True to replace it"
-            )
+            raise ValueError(f"an extractor named {name!r} is already registered; pass overwrite=True to replace it")
         doc = description or (inspect.getdoc(fn) or "").split("\n")[0]
         _REGISTRY[name] = RegisteredExtractor(name=name, factory=fn, description=doc)
         return fn
@@ -103,9 +101,7 @@ def create_extractor(
     _check_options(name, factory, options)
     extractor = factory(weights=weights, **options)
     if not isinstance(extractor, Extractor):
-        raise TypeError(
-            f"factory for extractor {name!r} returned {type(extractor).__name__}, expected an Extractor"
-        )
+        raise TypeError(f"factory for extractor {name!r} returned {type(extractor).__name__}, expected an Extractor")
     return extractor.to(target)
 
 

@@ -147,11 +147,15 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     except Exception as exc:  # UnpicklingError, RuntimeError, SafetensorError, EOFError, OSError ...
         text = str(exc)
         if "Unsupported global" in text:
-            why = ("it holds pickled Python objects other than tensors, which the workbench never unpickles; "
-                   "save a plain state dict (torch.save(model.state_dict(), path)) or a .safetensors file")
+            why = (
+                "it holds pickled Python objects other than tensors, which the workbench never unpickles; "
+                "save a plain state dict (torch.save(model.state_dict(), path)) or a .safetensors file"
+            )
         else:
-            why = (f"it is not a PyTorch (.pt/.pth/.bin) or .safetensors weights file, or it is damaged "
-                   f"({type(exc).__name__})")
+            why = (
+                f"it is not a PyTorch (.pt/.pth/.bin) or .safetensors weights file, or it is damaged "
+                f"({type(exc).__name__})"
+            )
         raise WeightsError(f"weights file {p} cannot be loaded: {why}") from exc
     if isinstance(state, dict):
         for key in ("state_dict", "model"):

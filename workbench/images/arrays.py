@@ -75,7 +75,9 @@ def _check_labels(labels: Any, n: int, origin: str) -> np.ndarray | None:
         return None
     lab = _as_numpy(labels)
     if lab.ndim != 1 or lab.shape[0] != n or not np.issubdtype(lab.dtype, np.integer):
-        raise ValueError(f"{origin}: labels must be {n} integers (one per image); got shape {lab.shape}, dtype {lab.dtype}")
+        raise ValueError(
+            f"{origin}: labels must be {n} integers (one per image); got shape {lab.shape}, dtype {lab.dtype}"
+        )
     return lab.astype(np.int64)
 
 
@@ -298,7 +300,9 @@ class NpzSource(ArraySource):
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
-        d.update(kind=self.kind, path=str(self.path), key=self.key, labels_key=self.labels_key, memmapped=self.memmapped)
+        d.update(
+            kind=self.kind, path=str(self.path), key=self.key, labels_key=self.labels_key, memmapped=self.memmapped
+        )
         return d
 
 

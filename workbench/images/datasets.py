@@ -59,7 +59,9 @@ def fashion_mnist_dir() -> Path | None:
     return None
 
 
-def load_fashion_mnist(split: str = "train", download_root: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+def load_fashion_mnist(
+    split: str = "train", download_root: str | os.PathLike | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Fashion-MNIST images (``N x 28 x 28`` uint8) and labels (``N`` int64) of ``split``.
 
     ``split`` is ``"train"`` (60,000) or ``"test"`` (10,000). Class names: ``FASHION_MNIST_CLASSES``.

@@ -142,9 +142,7 @@ def _is_image_name(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS) and not Path(name).name.startswith(".")
 
 
-def _labels_from_paths(
-    rel_paths: list[str], labels: str, origin: str
-) -> tuple[np.ndarray | None, list[str] | None]:
+def _labels_from_paths(rel_paths: list[str], labels: str, origin: str) -> tuple[np.ndarray | None, list[str] | None]:
     """Labels from first-level folder names (``labels`` is "auto", "folders" or "none")."""
     if labels not in ("auto", "folders", "none"):
         raise ValueError(f"labels must be 'auto', 'folders' or 'none'; got {labels!r}")
@@ -158,8 +156,7 @@ def _labels_from_paths(
     elif not all(len(p) >= 2 for p in parts):
         loose = next(p for p in parts if len(p) < 2)
         raise ValueError(
-            f"{origin}: labels='folders' needs every image inside a class folder; "
-            f"{'/'.join(loose)!r} is not"
+            f"{origin}: labels='folders' needs every image inside a class folder; {'/'.join(loose)!r} is not"
         )
     names = sorted({p[0] for p in parts})
     index = {n: i for i, n in enumerate(names)}

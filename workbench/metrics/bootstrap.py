@@ -38,8 +38,7 @@ _KNOWN_BIASED: dict[str, str] = {
     **dict.fromkeys(("frechet", "fid", "fd", "mifid"), _FRECHET_NOTE),
     **dict.fromkeys(("kd", "kid", "mmd", "cmmd"), _KERNEL_NOTE),
     **dict.fromkeys(
-        ("precision", "recall", "density", "coverage", "prdc", "realism", "ct", "authpct", "authenticity",
-         "fld"),
+        ("precision", "recall", "density", "coverage", "prdc", "realism", "ct", "authpct", "authenticity", "fld"),
         _NEIGHBOUR_NOTE,
     ),
 }
@@ -194,9 +193,7 @@ def bootstrap(
         per field otherwise).
     """
     if not callable(metric):
-        raise TypeError(
-            f"metric must be callable (real, fake, **kwargs) -> float; got {type(metric).__name__}"
-        )
+        raise TypeError(f"metric must be callable (real, fake, **kwargs) -> float; got {type(metric).__name__}")
     if resample not in RESAMPLE_MODES:
         raise ValueError(f"resample must be one of {RESAMPLE_MODES}; got {resample!r}")
     if isinstance(n, bool) or int(n) != n or n < 2:
@@ -212,11 +209,15 @@ def bootstrap(
     if note is not None:
         warn_sample_size(note)
     if note is _FRECHET_NOTE:
-        small = [f"{name} ({a.shape[0]} < {a.shape[1]})" for name, a in (("real", real), ("fake", fake))
-                 if a.shape[0] < a.shape[1]]
+        small = [
+            f"{name} ({a.shape[0]} < {a.shape[1]})"
+            for name, a in (("real", real), ("fake", fake))
+            if a.shape[0] < a.shape[1]
+        ]
         if small:
             warn_sample_size(
-                "Frechet distance with fewer samples than feature dimensions: " + ", ".join(small)
+                "Frechet distance with fewer samples than feature dimensions: "
+                + ", ".join(small)
                 + "; the sample covariance is singular and FD is strongly biased"
             )
     point = scalar_fields(metric(real, fake, **kwargs))
@@ -233,9 +234,7 @@ def bootstrap(
         for name in values:
             values[name][b] = fields.get(name, np.nan)
     if failures:
-        warn_sample_size(
-            f"{len(failures)} of {n} bootstrap replicates raised and were dropped (first: {failures[0]})"
-        )
+        warn_sample_size(f"{len(failures)} of {n} bootstrap replicates raised and were dropped (first: {failures[0]})")
 
     lo_q, hi_q = (1.0 - ci) / 2.0, (1.0 + ci) / 2.0
     estimates = {}
@@ -246,7 +245,5 @@ def bootstrap(
             low, high = float(np.quantile(ok, lo_q)), float(np.quantile(ok, hi_q))
         else:
             std = low = high = math.nan
-        estimates[name] = BootstrapEstimate(
-            point=point[name], std=std, low=low, high=high, ci=ci, n=int(ok.size)
-        )
+        estimates[name] = BootstrapEstimate(point=point[name], std=std, low=low, high=high, ci=ci, n=int(ok.size))
     return BootstrapResult(estimates=estimates, replicates=values)

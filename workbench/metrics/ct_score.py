@@ -40,9 +40,7 @@ class CTResult:
     variant: str
 
 
-def _pca_fit_transform(
-    train: np.ndarray, others: list[np.ndarray], dim: int
-) -> tuple[np.ndarray, list[np.ndarray]]:
+def _pca_fit_transform(train: np.ndarray, others: list[np.ndarray], dim: int) -> tuple[np.ndarray, list[np.ndarray]]:
     """Exact PCA (eigenvectors of the float64 covariance of ``train``) applied to all sets."""
     mean = np.asarray(train, dtype=np.float64).mean(axis=0)
     centred = np.asarray(train, dtype=np.float64) - mean

@@ -132,13 +132,9 @@ def fd_infinity(
     if nested:
         subset_stats = _prefix_statistics(fake_arr, rng.permutation(n_fake), sizes, block_rows)
     else:
-        subset_stats = (
-            _subset_statistics(fake_arr, rng.permutation(n_fake)[:size], block_rows) for size in sizes
-        )
+        subset_stats = (_subset_statistics(fake_arr, rng.permutation(n_fake)[:size], block_rows) for size in sizes)
     # Generators: one D x D subset covariance alive at a time.
-    fds = np.array(
-        [fd_from_stats(real_stats.mean, real_stats.cov, s.mean, s.cov) for s in subset_stats]
-    )
+    fds = np.array([fd_from_stats(real_stats.mean, real_stats.cov, s.mean, s.cov) for s in subset_stats])
     design = np.column_stack([np.ones(len(sizes)), 1.0 / sizes])
     (intercept, slope), *_ = np.linalg.lstsq(design, fds, rcond=None)
     return FDInfinityResult(
@@ -155,9 +151,7 @@ def _subset_statistics(x: np.ndarray, rows: np.ndarray, block_rows: int) -> Gaus
     return _accumulate_rows(FeatureStats(), x, rows, block_rows).finalize()
 
 
-def _prefix_statistics(
-    x: np.ndarray, order: np.ndarray, sizes: np.ndarray, block_rows: int
-) -> Iterator[GaussianStats]:
+def _prefix_statistics(x: np.ndarray, order: np.ndarray, sizes: np.ndarray, block_rows: int) -> Iterator[GaussianStats]:
     acc = FeatureStats()
     done = 0
     for size in sizes:

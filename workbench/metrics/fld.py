@@ -66,9 +66,7 @@ def mog_nlls(x: torch.Tensor, mus: torch.Tensor, log_sigmas: torch.Tensor) -> to
     return out
 
 
-def fit_log_sigmas(
-    x: torch.Tensor, mus: torch.Tensor, rng: np.random.Generator
-) -> tuple[torch.Tensor, list[float]]:
+def fit_log_sigmas(x: torch.Tensor, mus: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, list[float]]:
     """Per-Gaussian log-variances maximising the likelihood of ``x`` under the MoG centred at ``mus``.
 
     Follows ``fld.MoG.MoG.fit``: ``x`` shuffled, initialisation at the nearest-neighbour optimum

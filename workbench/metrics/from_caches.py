@@ -43,7 +43,8 @@ def check_compatible(caches: Mapping[str, EmbeddingCache]) -> list[str]:
         if diff:
             raise IncompatibleCachesError(
                 f"cannot compare {first_name} ({first.path}) with {name} ({cache.path}): they were made with "
-                f"different extractor settings — " + "; ".join(diff[:5])
+                f"different extractor settings — "
+                + "; ".join(diff[:5])
                 + ". Re-extract both with the same --extractor, --weights and options."
             )
     warnings = []

@@ -45,8 +45,12 @@ def kd_subset_indices(
 
 
 def _iter_subset_indices(
-    n_real: int, n_fake: int, subsets: int, subset_size: int,
-    seed: int | np.random.Generator | None, sampling: Sampling,
+    n_real: int,
+    n_fake: int,
+    subsets: int,
+    subset_size: int,
+    seed: int | np.random.Generator | None,
+    sampling: Sampling,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     if sampling == "generator":
         rng: np.random.Generator | np.random.RandomState = check_seed(seed)
@@ -140,7 +144,9 @@ def kd(
                 _poly_mmd2_unbiased(
                     real_arr[np.sort(r)].astype(work_dtype, copy=False),
                     fake_arr[np.sort(f)].astype(work_dtype, copy=False),
-                    degree, gamma, coef,
+                    degree,
+                    gamma,
+                    coef,
                 )
                 for r, f in _iter_subset_indices(n_real, n_fake, int(subsets), m, seed, sampling)
             ]
@@ -173,9 +179,7 @@ def _poly_mmd2_unbiased(x: np.ndarray, y: np.ndarray, degree: int, gamma: float,
     return within / (m * (m - 1)) - 2.0 * between / (m * m)
 
 
-def _kernel_sum(
-    a: np.ndarray, b: np.ndarray, degree: int, gamma: float, coef: float, *, drop_diagonal: bool
-) -> float:
+def _kernel_sum(a: np.ndarray, b: np.ndarray, degree: int, gamma: float, coef: float, *, drop_diagonal: bool) -> float:
     k = a @ b.T  # a is b -> BLAS syrk
     k *= gamma
     k += coef

@@ -65,6 +65,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from workbench.metrics.validation import as_features, check_same_dim, power_of_two_scale
@@ -352,9 +353,7 @@ def _check_k(k: int, available: int, what: str) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive integer; got {k!r}")
     if k > available:
-        raise ValueError(
-            f"k={k} but {what} has only {available} candidate neighbours; lower k or add samples"
-        )
+        raise ValueError(f"k={k} but {what} has only {available} candidate neighbours; lower k or add samples")
     return int(k)
 
 
@@ -622,8 +621,8 @@ def _knn_sq_subset(
 
 
 def knn(
-    query: np.ndarray,
-    index: np.ndarray,
+    query: npt.ArrayLike,
+    index: npt.ArrayLike,
     k: int,
     *,
     metric: Literal["l2", "cosine"] = "l2",

@@ -131,4 +131,3 @@ def prdc(
         real_in_fake_manifold=real_in_fake,
         real_covered=real_covered,
     )
-

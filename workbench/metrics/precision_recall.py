@@ -190,4 +190,3 @@ def _validated(real: np.ndarray, fake: np.ndarray, k: int) -> tuple[np.ndarray, 
     check_neighbourhood_size(k, real_arr.shape[0], "real")
     check_neighbourhood_size(k, fake_arr.shape[0], "fake")
     return real_arr, fake_arr
-

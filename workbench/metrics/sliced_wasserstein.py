@@ -84,8 +84,7 @@ def sliced_wasserstein(
         directions = np.asarray(projections, dtype=np.float64)
         if directions.ndim != 2 or directions.shape[1] != d or directions.shape[0] < 1:
             raise ValueError(
-                f"projections given as an array must have shape (L, {d}) to match the features; "
-                f"got {directions.shape}"
+                f"projections given as an array must have shape (L, {d}) to match the features; got {directions.shape}"
             )
         norms = np.linalg.norm(directions, axis=1, keepdims=True)
         if not np.all(np.isfinite(norms)) or np.any(norms == 0):

@@ -126,42 +126,102 @@ METRICS: dict[str, MetricSpec] = {
     spec.name: spec
     for spec in [
         MetricSpec("fd", "Frechet distance (FID on Inception pool3)", frozenset({"ref"}), {"fd": False}, _fd),
-        MetricSpec("fd_inf", "FD extrapolated to infinite samples (Chong & Forsyth 2020)", frozenset({"ref"}),
-                   {"fd_inf": False}, _fd_inf, default=False),
-        MetricSpec("kd", "kernel distance / KID, mean and std over subsets", frozenset({"ref"}),
-                   {"kd": False, "kd_std": None}, _kd),
-        MetricSpec("cmmd", "CMMD: Gaussian-RBF MMD (Jayasumana et al. 2024)", frozenset({"ref"}), {"cmmd": False},
-                   _cmmd, default=False),
-        MetricSpec("prdc", "precision, recall, density, coverage (Naeem et al. 2020), k=5", frozenset({"ref"}),
-                   {"precision": True, "recall": True, "density": True, "coverage": True}, _prdc),
-        MetricSpec("pr", "improved precision and recall (Kynkaanniemi et al. 2019), k=3", frozenset({"ref"}),
-                   {"ipr_precision": True, "ipr_recall": True}, _ipr, default=False),
+        MetricSpec(
+            "fd_inf",
+            "FD extrapolated to infinite samples (Chong & Forsyth 2020)",
+            frozenset({"ref"}),
+            {"fd_inf": False},
+            _fd_inf,
+            default=False,
+        ),
+        MetricSpec(
+            "kd",
+            "kernel distance / KID, mean and std over subsets",
+            frozenset({"ref"}),
+            {"kd": False, "kd_std": None},
+            _kd,
+        ),
+        MetricSpec(
+            "cmmd",
+            "CMMD: Gaussian-RBF MMD (Jayasumana et al. 2024)",
+            frozenset({"ref"}),
+            {"cmmd": False},
+            _cmmd,
+            default=False,
+        ),
+        MetricSpec(
+            "prdc",
+            "precision, recall, density, coverage (Naeem et al. 2020), k=5",
+            frozenset({"ref"}),
+            {"precision": True, "recall": True, "density": True, "coverage": True},
+            _prdc,
+        ),
+        MetricSpec(
+            "pr",
+            "improved precision and recall (Kynkaanniemi et al. 2019), k=3",
+            frozenset({"ref"}),
+            {"ipr_precision": True, "ipr_recall": True},
+            _ipr,
+            default=False,
+        ),
         MetricSpec("swd", "sliced Wasserstein distance", frozenset({"ref"}), {"swd": False}, _swd, default=False),
-        MetricSpec("vendi", "Vendi score of the generated set (cosine, q=1)", frozenset(), {"vendi": True}, _vendi,
-                   cosine=True),
-        MetricSpec("is", "Inception Score from classifier logits (10 splits)", frozenset({"logits"}),
-                   {"is": True, "is_std": None},
-                   lambda s, seed: dict(zip(("is", "is_std"), inception_score(s["gen"].logits))), pairwise=False),
-        MetricSpec("authpct", "AuthPct: % of generated samples judged authentic (Alaa et al. 2022)",
-                   frozenset({"train"}), {"authpct": True},
-                   lambda s, seed: {"authpct": authenticity(s["train"].features, s["gen"].features).auth_pct},
-                   pairwise=False),
-        MetricSpec("ct", "data-copying test C_T (Meehan et al. 2020); < 0 means copying", frozenset({"train", "test"}),
-                   {"ct": None},
-                   lambda s, seed: {"ct": ct_score(s["train"].features, s["test"].features, s["gen"].features,
-                                                   seed=seed).c_t}, pairwise=False),
-        MetricSpec("mifid", "memorization-informed FID (Bai et al. 2021)", frozenset({"train"}), {"mifid": False},
-                   lambda s, seed: {"mifid": mifid(s["train"].features, s["gen"].features).mifid},
-                   default=False, pairwise=False),
-        MetricSpec("fld", "feature likelihood divergence (Jiralerspong et al. 2023)", frozenset({"train", "test"}),
-                   {"fld": False},
-                   lambda s, seed: {"fld": fld(s["train"].features, s["test"].features, s["gen"].features,
-                                               seed=seed).fld}, default=False, pairwise=False),
+        MetricSpec(
+            "vendi", "Vendi score of the generated set (cosine, q=1)", frozenset(), {"vendi": True}, _vendi, cosine=True
+        ),
+        MetricSpec(
+            "is",
+            "Inception Score from classifier logits (10 splits)",
+            frozenset({"logits"}),
+            {"is": True, "is_std": None},
+            lambda s, seed: dict(zip(("is", "is_std"), inception_score(s["gen"].logits))),
+            pairwise=False,
+        ),
+        MetricSpec(
+            "authpct",
+            "AuthPct: % of generated samples judged authentic (Alaa et al. 2022)",
+            frozenset({"train"}),
+            {"authpct": True},
+            lambda s, seed: {"authpct": authenticity(s["train"].features, s["gen"].features).auth_pct},
+            pairwise=False,
+        ),
+        MetricSpec(
+            "ct",
+            "data-copying test C_T (Meehan et al. 2020); < 0 means copying",
+            frozenset({"train", "test"}),
+            {"ct": None},
+            lambda s, seed: {"ct": ct_score(s["train"].features, s["test"].features, s["gen"].features, seed=seed).c_t},
+            pairwise=False,
+        ),
+        MetricSpec(
+            "mifid",
+            "memorization-informed FID (Bai et al. 2021)",
+            frozenset({"train"}),
+            {"mifid": False},
+            lambda s, seed: {"mifid": mifid(s["train"].features, s["gen"].features).mifid},
+            default=False,
+            pairwise=False,
+        ),
+        MetricSpec(
+            "fld",
+            "feature likelihood divergence (Jiralerspong et al. 2023)",
+            frozenset({"train", "test"}),
+            {"fld": False},
+            lambda s, seed: {"fld": fld(s["train"].features, s["test"].features, s["gen"].features, seed=seed).fld},
+            default=False,
+            pairwise=False,
+        ),
     ]
 }
 
 _PAIRWISE_FNS: dict[str, Callable[..., dict[str, float]]] = {
-    "fd": _fd, "fd_inf": _fd_inf, "kd": _kd, "cmmd": _cmmd, "prdc": _prdc, "pr": _ipr, "swd": _swd, "vendi": _vendi,
+    "fd": _fd,
+    "fd_inf": _fd_inf,
+    "kd": _kd,
+    "cmmd": _cmmd,
+    "prdc": _prdc,
+    "pr": _ipr,
+    "swd": _swd,
+    "vendi": _vendi,
 }
 
 
@@ -233,8 +293,12 @@ def resolve_metrics(names: str | Sequence[str], available: set[str]) -> list[str
     unknown = [n for n in items if n not in METRICS and n not in ("default", "all")]
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(METRICS)}, 'default' or 'all'")
-    what = {"train": "--train (training set features)", "test": "--test (held-out real features)",
-            "logits": "classifier logits (an extractor with logits, e.g. inception)", "ref": "--ref"}
+    what = {
+        "train": "--train (training set features)",
+        "test": "--test (held-out real features)",
+        "logits": "classifier logits (an extractor with logits, e.g. inception)",
+        "ref": "--ref",
+    }
     chosen: list[str] = []
     for n in items:
         if n in ("default", "all"):
@@ -307,16 +371,24 @@ class MetricReport:
             for col in self.values.columns:
                 entry: dict[str, Any] = {"value": _num(self.values.at[name, col])}
                 if not math.isnan(self.low.at[name, col]):
-                    entry.update(low=_num(self.low.at[name, col]), high=_num(self.high.at[name, col]),
-                                 std=_num(self.std.at[name, col]))
+                    entry.update(
+                        low=_num(self.low.at[name, col]),
+                        high=_num(self.high.at[name, col]),
+                        std=_num(self.std.at[name, col]),
+                    )
                 err = self.error_for(name, col)
                 if err is not None:
                     entry["error"] = err
                 row[col] = entry
             rows.append(row)
         errors = [{"model": m, "metric": k, "error": e} for (m, k), e in self.errors.items()]
-        return {"info": self.info, "warnings": self.warnings, "errors": errors, "rows": rows,
-                "higher_is_better": {c: higher_is_better(c) for c in self.values.columns}}
+        return {
+            "info": self.info,
+            "warnings": self.warnings,
+            "errors": errors,
+            "rows": rows,
+            "higher_is_better": {c: higher_is_better(c) for c in self.values.columns},
+        }
 
     def _error_numbers(self) -> dict[tuple[str, str], int]:
         return {key: i for i, key in enumerate(self.errors, start=1)}
@@ -342,8 +414,10 @@ class MetricReport:
         ``ERROR(n)`` and a value whose bootstrap failed as ``value (!n)``, ``n`` numbering the
         messages of :meth:`format_errors`."""
         numbers = self._error_numbers()
-        cells = {col: [self._cell_text(name, col, digits, numbers) for name in self.values.index]
-                 for col in self.values.columns}
+        cells = {
+            col: [self._cell_text(name, col, digits, numbers) for name in self.values.index]
+            for col in self.values.columns
+        }
         headers = ["model", *self.values.columns]
         columns = [[str(n) for n in self.values.index], *cells.values()]
         widths = [max(len(h), *(len(c) for c in col)) for h, col in zip(headers, columns)]
@@ -355,8 +429,10 @@ class MetricReport:
 
     def format_errors(self) -> list[str]:
         """One line per failed (set, metric): ``error (n) in <metric> for <set>: <message>``."""
-        return [f"error ({i}) in {'every metric' if metric == '*' else metric} for {model}: {message}"
-                for i, ((model, metric), message) in enumerate(self.errors.items(), start=1)]
+        return [
+            f"error ({i}) in {'every metric' if metric == '*' else metric} for {model}: {message}"
+            for i, ((model, metric), message) in enumerate(self.errors.items(), start=1)
+        ]
 
     def __str__(self) -> str:
         notes = [f"warning: {w}" for w in self.warnings]
@@ -390,8 +466,15 @@ def failed_report(
     message = error if isinstance(error, str) else describe_error(error)
     index = [str(m) for m in models]
     values, low, high, std = (pd.DataFrame(index=index, columns=[], dtype=float) for _ in range(4))
-    return MetricReport(values=values, low=low, high=high, std=std, warnings=[f"no metric could be computed: {message}"], info=dict(info or {}),
-                        errors={(m, "*"): message for m in index})
+    return MetricReport(
+        values=values,
+        low=low,
+        high=high,
+        std=std,
+        warnings=[f"no metric could be computed: {message}"],
+        info=dict(info or {}),
+        errors={(m, "*"): message for m in index},
+    )
 
 
 def _num(v: Any) -> float | None:
@@ -514,8 +597,9 @@ def evaluate(
                 warnings.simplefilter("always", ExcludedRowsWarning)
                 try:
                     if spec.cosine:
-                        gen = FeatureSet(_without_zero_rows(gen.features, gen_name, metric_name), gen.logits,
-                                         gen.labels)
+                        gen = FeatureSet(
+                            _without_zero_rows(gen.features, gen_name, metric_name), gen.logits, gen.labels
+                        )
                     if spec.pairwise:
                         fn = _two_sample(_PAIRWISE_FNS[metric_name])
                         result = fn(ref_set.features, gen.features, seed=seed)
@@ -561,12 +645,14 @@ def evaluate(
         "seed": seed,
     }
     notes = [f"{metric} ({', '.join(sets)}): {message}" for (metric, message), sets in collected.items()]
-    return MetricReport(values=values, low=low, high=high, std=std, warnings=notes, info=info, seconds=seconds,
-                        errors=errors)
+    return MetricReport(
+        values=values, low=low, high=high, std=std, warnings=notes, info=info, seconds=seconds, errors=errors
+    )
 
 
-def _check_dimensions(ref: FeatureSet, gens: Mapping[str, FeatureSet], train: FeatureSet | None,
-                      test: FeatureSet | None) -> None:
+def _check_dimensions(
+    ref: FeatureSet, gens: Mapping[str, FeatureSet], train: FeatureSet | None, test: FeatureSet | None
+) -> None:
     """Raise when two 2-D feature sets have different widths: sets of different extractors mixed
     up in the call (no metric could compare them). Other input problems are left to each metric."""
     roles = [("ref", ref), *((f"generated set {k!r}", g) for k, g in gens.items()), ("train", train), ("test", test)]

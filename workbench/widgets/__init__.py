@@ -10,9 +10,14 @@ one :class:`Selection` (model, extractor, class, samples)::
 
 Views: :class:`MetricTable`, :class:`EmbeddingMap`, :class:`SampleGrid`, :class:`ClassHistogram`,
 :class:`MemorizationBrowser`, :class:`ExtractorComparison`, :class:`HumanAgreement`.
-Data: :class:`Workspace` (caches by set and extractor, with roles), :class:`ScoreStore`
-(per-sample scores to sort by). Every view exposes its state as Python attributes (e.g.
-``browser.threshold.value = 0.5; browser.copy_count``) and carries ``wb-*`` CSS classes for
+The data they show lives in :mod:`workbench.workspace` (the domain layer, no view library):
+:class:`Workspace` (caches by set and extractor, with roles), :class:`ScoreStore` (per-sample
+scores to sort by), :class:`Samples`, the metric reports; they are re-exported here so that older
+imports keep working. Every view keeps its state in traitlets traits, linked to the shared
+selection and to its controls (:mod:`workbench.widgets.linking`), so it can be observed, linked
+and set like any widget (``grid.observe(callback, names="samples")``,
+``traitlets.link((emap, "samples"), (grid, "samples"))``, ``browser.copy_threshold = 0.5`` or
+``browser.threshold.value = 0.5``; ``browser.copy_count``), and carries ``wb-*`` CSS classes for
 browser tests.
 
 Imports are lazy: ``import workbench.widgets`` does not import plotly or ipywidgets until a view

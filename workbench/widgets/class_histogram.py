@@ -14,8 +14,9 @@ reference and the selected model, resamples the model's samples so that its Top-
 histogram matches the reference's, and reports FD before (uniform resample) and after (matched
 resample) under every extractor of the workspace; the matched histogram is drawn as a third bar.
 
-Python state: :attr:`frame` (the histogram table), :attr:`class_name`, :meth:`click_class`,
-:attr:`top_n`, :meth:`run_matching`, :attr:`matching` (the last
+State, as traits (``view.observe(callback, names="class_name")``, ``traitlets.link``): ``model``,
+``class_name``, ``top_n``. Also :attr:`frame` (the histogram table), :meth:`click_class`,
+:meth:`run_matching`, :attr:`matching` (the last
 :class:`~workbench.analysis.topn_matching.TopNMatching`), :attr:`real_grid`, :attr:`fake_grid`.
 """
 
@@ -28,14 +29,15 @@ import ipywidgets as W
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import traitlets
 from plotly.subplots import make_subplots
 
 from ..analysis.classes import class_histogram
+from ..workspace import Samples, ScoreStore, Workspace, as_workspace
+from .linking import SelectionLink, TraitValueError, link_control, refuse, replace_options
 from .sample_grid import SampleGrid
-from .scores import ScoreStore
-from .selection import Samples, Selection
+from .selection import Selection
 from .tasks import BackgroundTask, status_widget
-from .workspace import Workspace, as_workspace
 
 ALL_CLASSES = "(all classes)"
 MAX_BARS = 60
@@ -43,6 +45,14 @@ MAX_BARS = 60
 
 class ClassHistogram(W.VBox):
     """Class histogram view (see the module docstring).
+
+    Traits (observe them, link them, set them):
+
+    * ``model``: the generated set compared with the reference (linked to the shared
+      selection, whose "" or non-generated model means the first generated set).
+    * ``class_name``: the selected class ("" = all; linked to the selection, the class menu and
+      the bars). A class the histogram does not list shows as no choice in the menu.
+    * ``top_n``: N of the Top-N matching (1-5, the slider).
 
     Args:
         workspace: workspace, folder or caches.
@@ -52,10 +62,22 @@ class ClassHistogram(W.VBox):
         seed: seed of the matching draws.
     """
 
-    def __init__(self, workspace: Workspace | Any, *, selection: Selection | None = None,
-                 scores: ScoreStore | None = None, background: bool = True, seed: int = 0) -> None:
+    selection = traitlets.Instance(Selection, read_only=True, help="the shared selection")
+    model = traitlets.Unicode("", help="the generated set compared with the reference")
+    class_name = traitlets.Unicode("", help="the selected class ('' = all)")
+    top_n = traitlets.Int(1, help="N of Top-N histogram matching (1-5)")
+
+    def __init__(
+        self,
+        workspace: Workspace | Any,
+        *,
+        selection: Selection | None = None,
+        scores: ScoreStore | None = None,
+        background: bool = True,
+        seed: int = 0,
+    ) -> None:
         self.ws = as_workspace(workspace)
-        self.selection = selection if selection is not None else Selection()
+        selection = selection if selection is not None else Selection()
         self.scores = scores if scores is not None else ScoreStore(self.ws)
         self.background = background
         self.seed = seed
@@ -63,67 +85,113 @@ class ClassHistogram(W.VBox):
         self._task: BackgroundTask | None = None
         self.frame = pd.DataFrame()
 
-        self.figure = go.FigureWidget(make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.68, 0.32],
-                                                    vertical_spacing=0.04))
+        self.figure = go.FigureWidget(
+            make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.68, 0.32], vertical_spacing=0.04)
+        )
         self.figure.add_class("wb-class-bar")
-        self.class_menu = W.Dropdown(options=[ALL_CLASSES], value=ALL_CLASSES, description="class",
-                                     layout=W.Layout(width="280px"))
+        self.class_menu = W.Dropdown(
+            options=[ALL_CLASSES], value=ALL_CLASSES, description="class", layout=W.Layout(width="280px")
+        )
         self.class_menu.add_class("wb-class-select")
         self.info = W.HTML("")
         self.info.add_class("wb-class-info")
-        self.topn = W.IntSlider(value=1, min=1, max=5, description="Top-N", continuous_update=False,
-                                layout=W.Layout(width="260px"))
+        self.topn = W.IntSlider(
+            value=1, min=1, max=5, description="Top-N", continuous_update=False, layout=W.Layout(width="260px")
+        )
         self.topn.add_class("wb-topn")
-        self.match_button = W.Button(description="Match histograms", icon="balance-scale", layout=W.Layout(width="auto"),
-                                     tooltip="resample the model to the real Top-N class histogram and compare FD")
+        self.match_button = W.Button(
+            description="Match histograms",
+            icon="balance-scale",
+            layout=W.Layout(width="auto"),
+            tooltip="resample the model to the real Top-N class histogram and compare FD",
+        )
         self.match_button.add_class("wb-match-button")
         self.match_table = W.HTML("")
         self.match_table.add_class("wb-match-table")
         self.status = status_widget()
-        self.real_grid = SampleGrid(self.ws, selection=self.selection, scores=self.scores, follow_selection=False,
-                                    page_size=16, columns=4, display_px=56, title="real", background=background,
-                                    detail_px=112)
-        self.fake_grid = SampleGrid(self.ws, selection=self.selection, scores=self.scores, follow_selection=False,
-                                    page_size=16, columns=4, display_px=56, title="generated", background=background,
-                                    detail_px=112)
+        self.real_grid = SampleGrid(
+            self.ws,
+            selection=selection,
+            scores=self.scores,
+            follow_selection=False,
+            page_size=16,
+            columns=4,
+            display_px=56,
+            title="real",
+            background=background,
+            detail_px=112,
+        )
+        self.fake_grid = SampleGrid(
+            self.ws,
+            selection=selection,
+            scores=self.scores,
+            follow_selection=False,
+            page_size=16,
+            columns=4,
+            display_px=56,
+            title="generated",
+            background=background,
+            detail_px=112,
+        )
         self.side_by_side = W.HBox([self.real_grid, self.fake_grid])
         self.side_by_side.add_class("wb-class-samples")
-        matching = W.VBox([W.HTML("<b>Top-N histogram matching</b> (Kynkäänniemi et al. 2023): does FD move when "
-                                  "only the class proportions change?"),
-                           W.HBox([self.topn, self.match_button, self.status]), self.match_table])
+        matching = W.VBox(
+            [
+                W.HTML(
+                    "<b>Top-N histogram matching</b> (Kynkäänniemi et al. 2023): does FD move when "
+                    "only the class proportions change?"
+                ),
+                W.HBox([self.topn, self.match_button, self.status]),
+                self.match_table,
+            ]
+        )
         super().__init__([W.HBox([self.class_menu, self.info]), self.figure, self.side_by_side, matching])
         self.add_class("wb-class-histogram")
+        self.set_trait("selection", selection)
 
-        self.class_menu.observe(self._on_menu, names="value")
+        self._selection_link = SelectionLink(
+            selection, self, ["model", "class_name"], resolve={"model": self._known_model}
+        )
+        link_control(
+            self,
+            "class_name",
+            self.class_menu,
+            to_control=lambda name: name or ALL_CLASSES,
+            from_control=lambda value: "" if value == ALL_CLASSES else value,
+        )
+        link_control(self, "top_n", self.topn)
+        self.observe(lambda _: self._rebuild(), names="model")
+        self.observe(self._on_class, names="class_name")
         self.match_button.on_click(lambda _: self.run_matching())
-        self.selection.observe(lambda _: self._rebuild(), names="model")
-        self.selection.observe(lambda _: self._on_class(), names="class_name")
         self._rebuild()
 
     # ------------------------------------------------------------------ state
 
-    @property
-    def model(self) -> str:
-        sel = self.selection.model
-        return sel if sel in self.ws.generated else (self.ws.generated or [self.ws.reference])[0]
+    def _known_model(self, name: str) -> str:
+        """The selection's model as this view uses it: a generated set, else the first one."""
+        return name if name in self.ws.generated else (self.ws.generated or [self.ws.reference])[0]
 
-    @property
-    def class_name(self) -> str:
-        return self.selection.class_name
+    @traitlets.validate("model")
+    def _valid_model(self, proposal: Any) -> str:
+        allowed = self.ws.generated or [self.ws.reference]
+        if proposal["value"] == "":  # as in the selection: the first generated set
+            return allowed[0]
+        if proposal["value"] not in allowed:
+            refuse("model", proposal["value"], allowed)
+        return proposal["value"]
 
-    @property
-    def top_n(self) -> int:
-        return self.topn.value
-
-    @top_n.setter
-    def top_n(self, n: int) -> None:
-        self.topn.value = n
+    @traitlets.validate("top_n")
+    def _valid_top_n(self, proposal: Any) -> int:
+        n = proposal["value"]
+        if not self.topn.min <= n <= self.topn.max:
+            raise TraitValueError(f"top_n must be in [{self.topn.min}, {self.topn.max}]; got {n}")
+        return n
 
     def click_class(self, name: str) -> None:
         """Select class ``name`` as clicking its bar does ("" clears)."""
         if name and name not in set(self.frame.get("class_name", [])):
             raise ValueError(f"class {name!r} is not in the histogram; classes: {list(self.frame['class_name'])}")
-        self.selection.class_name = name
+        self.class_name = name
 
     # ------------------------------------------------------------------ building
 
@@ -133,8 +201,10 @@ class ClassHistogram(W.VBox):
         fake_c = self.ws.classes(model)
         if real_c is None or fake_c is None:
             missing = self.ws.reference if real_c is None else model
-            self.info.value = (f"<i>no class information for {html.escape(missing)}: add a classifier extractor "
-                               "(with logits) or labels</i>")
+            self.info.value = (
+                f"<i>no class information for {html.escape(missing)}: add a classifier extractor "
+                "(with logits) or labels</i>"
+            )
             self.frame = pd.DataFrame()
             with self.figure.batch_update():
                 self.figure.data = []
@@ -153,15 +223,13 @@ class ClassHistogram(W.VBox):
         else:
             self._new_bars(shown, model, title)
         d = hist.divergences
-        self.info.value = (f"<span style='font-size:12px'>TV {d['tv']:.3f} · JS {d['js']:.3f} nats · "
-                           f"{len(frame)} classes · {len(real)} real, {len(fake)} generated</span>")
+        self.info.value = (
+            f"<span style='font-size:12px'>TV {d['tv']:.3f} · JS {d['js']:.3f} nats · "
+            f"{len(frame)} classes · {len(real)} real, {len(fake)} generated</span>"
+        )
         options = [ALL_CLASSES, *frame["class_name"].tolist()]
-        self._syncing = True
-        try:
-            self.class_menu.options = options
-            self.class_menu.value = self.class_name if self.class_name in options else ALL_CLASSES
-        finally:
-            self._syncing = False
+        wanted = self.class_name or ALL_CLASSES
+        replace_options(self.class_menu, options, wanted if wanted in options else None)
         self.matching = None
         self.match_table.value = ""
         self._show_class_samples()
@@ -171,18 +239,43 @@ class ClassHistogram(W.VBox):
         diff = shown["difference"].to_numpy()
         with self.figure.batch_update():
             self.figure.data = []
-            self.figure.add_bar(x=x, y=shown["real_share"], name=f"real ({self.ws.reference})", marker_color="#555",
-                                row=1, col=1, customdata=shown["real_count"],
-                                hovertemplate="%{x}: %{y:.2%} (%{customdata})<extra>real</extra>")
-            self.figure.add_bar(x=x, y=shown["fake_share"], name=f"generated ({model})", marker_color="#1f77b4",
-                                row=1, col=1, customdata=shown["fake_count"],
-                                hovertemplate="%{x}: %{y:.2%} (%{customdata})<extra>generated</extra>")
-            self.figure.add_bar(x=x, y=diff, name="generated − real", row=2, col=1,
-                                marker_color=np.where(diff >= 0, "#2ca02c", "#d62728").tolist(),
-                                hovertemplate="%{x}: %{y:+.2%}<extra>difference</extra>")
-            self.figure.update_layout(barmode="group", height=430, width=820, margin={"l": 50, "r": 10, "t": 70, "b": 80},
-                                      title={"text": title, "font": {"size": 13}},
-                                      legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0})
+            self.figure.add_bar(
+                x=x,
+                y=shown["real_share"],
+                name=f"real ({self.ws.reference})",
+                marker_color="#555",
+                row=1,
+                col=1,
+                customdata=shown["real_count"],
+                hovertemplate="%{x}: %{y:.2%} (%{customdata})<extra>real</extra>",
+            )
+            self.figure.add_bar(
+                x=x,
+                y=shown["fake_share"],
+                name=f"generated ({model})",
+                marker_color="#1f77b4",
+                row=1,
+                col=1,
+                customdata=shown["fake_count"],
+                hovertemplate="%{x}: %{y:.2%} (%{customdata})<extra>generated</extra>",
+            )
+            self.figure.add_bar(
+                x=x,
+                y=diff,
+                name="generated − real",
+                row=2,
+                col=1,
+                marker_color=np.where(diff >= 0, "#2ca02c", "#d62728").tolist(),
+                hovertemplate="%{x}: %{y:+.2%}<extra>difference</extra>",
+            )
+            self.figure.update_layout(
+                barmode="group",
+                height=430,
+                width=820,
+                margin={"l": 50, "r": 10, "t": 70, "b": 80},
+                title={"text": title, "font": {"size": 13}},
+                legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0},
+            )
             self.figure.update_yaxes(tickformat=".0%", row=1, col=1)
             self.figure.update_yaxes(tickformat="+.0%", row=2, col=1)
         for trace in self.figure.data:
@@ -218,21 +311,8 @@ class ClassHistogram(W.VBox):
             for trace in self.figure.data[:2]:
                 trace.marker.line = {"width": [2.5 if c == name else 0 for c in trace.x], "color": "#000"}
 
-    def _on_menu(self, change: dict[str, Any]) -> None:
-        if getattr(self, "_syncing", False):
-            return
-        value = change["new"]
-        self.selection.class_name = "" if value == ALL_CLASSES else value
-
-    def _on_class(self) -> None:
-        name = self.class_name
-        value = name if name in self.class_menu.options else ALL_CLASSES
-        self._syncing = True
-        try:
-            self.class_menu.value = value
-        finally:
-            self._syncing = False
-        if not name:
+    def _on_class(self, change: dict[str, Any]) -> None:
+        if not change["new"]:
             with self.figure.batch_update():
                 for trace in self.figure.data[:2]:
                     trace.marker.line = {"width": 0}
@@ -242,7 +322,7 @@ class ClassHistogram(W.VBox):
         if not points.point_inds:
             return
         name = trace.x[points.point_inds[0]]
-        self.selection.class_name = "" if name == self.class_name else str(name)
+        self.class_name = "" if name == self.class_name else str(name)
 
     # ------------------------------------------------------------------ Top-N matching
 
@@ -257,22 +337,32 @@ class ClassHistogram(W.VBox):
             real_scores, fake_scores = self.ws.cache(ref, clf), self.ws.cache(model, clf)
         else:
             if n != 1:
-                raise ValueError("Top-N with N > 1 needs classifier logits (an extractor with logits, e.g. inception); "
-                                 "with dataset labels only Top-1 matching is possible")
+                raise ValueError(
+                    "Top-N with N > 1 needs classifier logits (an extractor with logits, e.g. inception); "
+                    "with dataset labels only Top-1 matching is possible"
+                )
             real_c, fake_c = self.ws.classes(ref), self.ws.classes(model)
             if real_c is None or fake_c is None:
                 raise ValueError("histogram matching needs classes for the reference and the model")
             real_scores, fake_scores = real_c.codes, fake_c.codes
-        features = {e: (self.ws.cache(ref, e).features, self.ws.cache(model, e).features)
-                    for e in self.ws.extractors if self.ws.has(ref, e) and self.ws.has(model, e)}
+        features = {
+            e: (self.ws.cache(ref, e).features, self.ws.cache(model, e).features)
+            for e in self.ws.extractors
+            if self.ws.has(ref, e) and self.ws.has(model, e)
+        }
 
         def run():
             return match_topn_histogram(real_scores, fake_scores, features=features, n=n, seed=self.seed)
 
         self.match_button.disabled = True
-        self._task = BackgroundTask(run, label=f"Top-{n} matching of {model}", status=self.status,
-                                    on_done=self._show_matching, on_error=lambda e: self._enable(),
-                                    background=self.background).start()
+        self._task = BackgroundTask(
+            run,
+            label=f"Top-{n} matching of {model}",
+            status=self.status,
+            on_done=self._show_matching,
+            on_error=lambda e: self._enable(),
+            background=self.background,
+        ).start()
         return self._task
 
     def _enable(self) -> None:
@@ -286,7 +376,8 @@ class ClassHistogram(W.VBox):
             f"<tr><td>{html.escape(r.extractor)}</td><td>{r.fd_original:.4g}</td><td>{r.fd_weighted:.4g}</td>"
             f"<td>{100 * r.weighted_relative_change:+.1f}%</td><td>{r.fd_uniform:.4g}</td>"
             f"<td>{r.fd_matched:.4g}</td><td>{100 * r.relative_change:+.1f}%</td></tr>"
-            for r in table.itertuples())
+            for r in table.itertuples()
+        )
         div = result.to_frame("divergence")
         tv0, tv1 = float(div["tv"].iloc[0]), float(div["tv"].iloc[3])
         self.match_table.value = (
@@ -295,14 +386,22 @@ class ClassHistogram(W.VBox):
             f"<tbody>{rows}</tbody></table>"
             f"<div style='font-size:11px;color:#666'>Top-{result.n}: class-histogram TV {tv0:.3f} → {tv1:.3f}; "
             "'weighted' is the whole set under the matching weights (no draw noise); 'uniform resample' draws "
-            "the same number with replacement without matching (the fair baseline for 'matched')</div>")
+            "the same number with replacement without matching (the fair baseline for 'matched')</div>"
+        )
         classes = result.to_frame("classes").set_index("class_name")
         if len(self.figure.data) >= 2:
             x = list(self.figure.data[0].x)
             matched = [float(classes["matched_share"].get(c, 0.0)) for c in x]
             with self.figure.batch_update():
-                self.figure.add_bar(x=x, y=matched, name="matched resample", marker_color="#ff7f0e", row=1, col=1,
-                                    hovertemplate="%{x}: %{y:.2%}<extra>matched</extra>")
+                self.figure.add_bar(
+                    x=x,
+                    y=matched,
+                    name="matched resample",
+                    marker_color="#ff7f0e",
+                    row=1,
+                    col=1,
+                    hovertemplate="%{x}: %{y:.2%}<extra>matched</extra>",
+                )
 
     def wait(self, timeout: float | None = 300) -> None:
         if self._task is not None:

@@ -35,29 +35,34 @@ from typing import Any
 import ipywidgets as W
 import numpy as np
 import pandas as pd
+import traitlets
 
 from ..metrics.suite import MetricReport
+from ..workspace import Samples, ScoreStore, Workspace, as_workspace, workspace_reports
 from .class_histogram import ClassHistogram
 from .embedding_map import EmbeddingMap
 from .extractor_comparison import ExtractorComparison
 from .human_agreement import HumanAgreement, metric_table_from_reports
+from .linking import SelectionLink, link_control, select_samples
 from .memorization import MemorizationBrowser
 from .metric_table import MetricTable
 from .sample_grid import SampleGrid
-from .scores import ScoreStore
 from .selection import Selection
 from .tasks import BackgroundTask, status_widget
-from .workspace import Workspace, as_workspace
-from .workspace_metrics import workspace_reports
 
 TABS = ("Metrics", "Embeddings", "Classes", "Memorization", "Extractors", "Human agreement")
 
 
-class Workbench:
+class Workbench(traitlets.HasTraits):
     """The linked dashboard of a workspace (see the module docstring).
 
     Not a widget itself (``Widget.open`` is taken): :attr:`widget` is the ``VBox`` shown, and a
-    ``Workbench`` displays as it.
+    ``Workbench`` displays as it. It is a :class:`traitlets.HasTraits` whose traits are what is
+    selected in it, linked to the shared :attr:`selection` (and so to every view):
+    ``bench.observe(callback, names="samples")``, ``bench.model = "noisy"``.
+
+    Traits: ``model``, ``extractor`` (the header's dropdowns), ``class_name``, ``samples``,
+    ``samples_origin`` (shown in the header), ``focused`` (the selection's ``focus``).
 
     Args:
         workspace: a :class:`~workbench.widgets.workspace.Workspace`, a folder, or caches.
@@ -76,6 +81,14 @@ class Workbench:
         umap_reducer: replaces umap-learn (tests).
     """
 
+    selection = traitlets.Instance(Selection, read_only=True, help="the selection every view shares")
+    model = traitlets.Unicode("", help="the selected generated set")
+    extractor = traitlets.Unicode("", help="the selected extractor")
+    class_name = traitlets.Unicode("", help="the selected class ('' = all)")
+    samples = traitlets.Instance(Samples, allow_none=True, default_value=None, help="explicitly selected samples")
+    samples_origin = traitlets.Unicode("", help="which view selected the samples")
+    focused = traitlets.Tuple(allow_none=True, default_value=None, help="(set, index) of the sample looked at")
+
     def __init__(
         self,
         workspace: Workspace | Any,
@@ -91,6 +104,7 @@ class Workbench:
         human_n_boot: int = 1000,
         umap_reducer: Callable[..., np.ndarray] | None = None,
     ) -> None:
+        super().__init__()
         t0 = time.perf_counter()
         self.ws = as_workspace(workspace)
         ws = self.ws
@@ -99,7 +113,7 @@ class Workbench:
         self.bootstrap = bootstrap
         self.seed = seed
         self.timings: dict[str, float] = {}
-        self.selection = Selection(model=(ws.generated or [ws.reference])[0], extractor=ws.extractors[0])
+        self.set_trait("selection", Selection(model=(ws.generated or [ws.reference])[0], extractor=ws.extractors[0]))
         self.scores = ScoreStore(ws)
         self.reports: dict[str, MetricReport] | None = dict(reports) if reports is not None else None
         self._human_table = human_table
@@ -114,59 +128,112 @@ class Workbench:
 
         sel, scores = self.selection, self.scores
         self.metric_table = timed("metric_table", lambda: MetricTable(self.reports, selection=sel))
-        self.grid = timed("sample_grid", lambda: SampleGrid(ws, selection=sel, scores=scores, background=background,
-                                                            title="Samples"))
-        self.embedding_map = timed("embedding_map", lambda: EmbeddingMap(
-            ws, selection=sel, max_points=max_points, seed=seed, background=background, umap_reducer=umap_reducer))
-        self.class_view = timed("class_histogram", lambda: ClassHistogram(ws, selection=sel, scores=scores,
-                                                                          background=background, seed=seed))
-        self.memorization = timed("memorization", lambda: MemorizationBrowser(
-            ws, selection=sel, scores=scores, background=background, compute=False) if ws.train else None)
-        self.comparison = timed("extractor_comparison", lambda: ExtractorComparison(
-            ws, reports=self.reports, selection=sel, scores=scores, background=background))
+        self.grid = timed(
+            "sample_grid", lambda: SampleGrid(ws, selection=sel, scores=scores, background=background, title="Samples")
+        )
+        self.embedding_map = timed(
+            "embedding_map",
+            lambda: EmbeddingMap(
+                ws, selection=sel, max_points=max_points, seed=seed, background=background, umap_reducer=umap_reducer
+            ),
+        )
+        self.class_view = timed(
+            "class_histogram",
+            lambda: ClassHistogram(ws, selection=sel, scores=scores, background=background, seed=seed),
+        )
+        self.memorization = timed(
+            "memorization",
+            lambda: (
+                MemorizationBrowser(ws, selection=sel, scores=scores, background=background, compute=False)
+                if ws.train
+                else None
+            ),
+        )
+        self.comparison = timed(
+            "extractor_comparison",
+            lambda: ExtractorComparison(ws, reports=self.reports, selection=sel, scores=scores, background=background),
+        )
         self.human = timed("human_agreement", self._make_human_view)
 
-        memo_tab = self.memorization if self.memorization is not None else W.HTML(
-            "<i>no training set in this workspace: give a set the role 'train' to browse memorization</i>")
-        self.tabs = W.Tab(children=[self.metric_table, self.embedding_map, self.class_view, memo_tab, self.comparison,
-                                    self.human if self.human is not None else W.HTML("")])
+        memo_tab = (
+            self.memorization
+            if self.memorization is not None
+            else W.HTML("<i>no training set in this workspace: give a set the role 'train' to browse memorization</i>")
+        )
+        self.tabs = W.Tab(
+            children=[
+                self.metric_table,
+                self.embedding_map,
+                self.class_view,
+                memo_tab,
+                self.comparison,
+                self.human if self.human is not None else W.HTML(""),
+            ]
+        )
         for i, name in enumerate(TABS):
             self.tabs.set_title(i, name)
         self.tabs.add_class("wb-tabs")
         self.tabs.observe(self._on_tab, names="selected_index")
 
-        self.model_menu = W.Dropdown(options=ws.generated, value=sel.model if sel.model in ws.generated else None,
-                                     description="model", layout=W.Layout(width="260px"))
+        self.model_menu = W.Dropdown(
+            options=ws.generated,
+            value=sel.model if sel.model in ws.generated else None,
+            description="model",
+            layout=W.Layout(width="260px"),
+        )
         self.model_menu.add_class("wb-model-select")
-        self.extractor_menu = W.Dropdown(options=ws.extractors, value=sel.extractor, description="extractor",
-                                         layout=W.Layout(width="260px"))
+        self.extractor_menu = W.Dropdown(
+            options=ws.extractors, value=sel.extractor, description="extractor", layout=W.Layout(width="260px")
+        )
         self.extractor_menu.add_class("wb-extractor-select")
         self.class_label = W.HTML("")
         self.class_label.add_class("wb-selection-label")
-        self.clear_button = W.Button(description="clear selection", icon="times",
-                                     tooltip="forget the selected class and samples")
+        self.clear_button = W.Button(
+            description="clear selection", icon="times", tooltip="forget the selected class and samples"
+        )
         self.clear_button.add_class("wb-clear-selection")
         self.status = status_widget()
-        title = W.HTML(f"<h3 style='margin:4px 0'>Generative evaluation workbench</h3>"
-                       f"<div style='color:#666;font-size:12px'>{html.escape(str(ws.root or 'caches'))} — "
-                       f"{len(ws.generated)} generated set(s), reference “{html.escape(ws.reference)}”"
-                       + (f", training set “{html.escape(ws.train)}”" if ws.train else "")
-                       + f"; extractors {html.escape(', '.join(ws.extractors))}</div>")
+        title = W.HTML(
+            f"<h3 style='margin:4px 0'>Generative evaluation workbench</h3>"
+            f"<div style='color:#666;font-size:12px'>{html.escape(str(ws.root or 'caches'))} — "
+            f"{len(ws.generated)} generated set(s), reference “{html.escape(ws.reference)}”"
+            + (f", training set “{html.escape(ws.train)}”" if ws.train else "")
+            + f"; extractors {html.escape(', '.join(ws.extractors))}</div>"
+        )
         header = W.HBox([self.model_menu, self.extractor_menu, self.class_label, self.clear_button, self.status])
         self.widget = W.VBox([title, header, self.tabs, W.HTML("<hr style='margin:6px 0'>"), self.grid])
         self.widget.add_class("wb-workbench")
 
-        self.model_menu.observe(lambda c: setattr(sel, "model", c["new"]) if c["new"] else None, names="value")
-        self.extractor_menu.observe(lambda c: setattr(sel, "extractor", c["new"]), names="value")
+        # Every view above is linked to the shared selection (its traits follow it and set it); the
+        # dashboard's own traits are linked to it the same way, and the header's menus to them.
+        self._selection_link = SelectionLink(
+            sel,
+            self,
+            {
+                "model": "model",
+                "extractor": "extractor",
+                "class_name": "class_name",
+                "samples_origin": "samples_origin",
+                "samples": "samples",
+                "focused": "focus",
+            },
+        )
+        link_control(self, "model", self.model_menu)
+        link_control(self, "extractor", self.extractor_menu)
+        self.observe(lambda _: self._show_selection(), names=["class_name", "samples", "samples_origin"])
         self.clear_button.on_click(lambda _: self.clear_selection())
-        sel.observe(self._on_selection, names=["model", "extractor", "class_name", "samples"])
-        self._on_selection(None)
+        self._show_selection()
 
         self._memorization_after_metrics = memorization
         if self.reports is None:
-            self._task = BackgroundTask(self._compute_reports, label="metric tables", status=self.status,
-                                        on_done=self._reports_ready, on_error=self.metric_table.show_error,
-                                        background=background).start()
+            self._task = BackgroundTask(
+                self._compute_reports,
+                label="metric tables",
+                status=self.status,
+                on_done=self._reports_ready,
+                on_error=self.metric_table.show_error,
+                background=background,
+            ).start()
         elif memorization and self.memorization is not None:
             self.memorization.compute()
         self.timings["total"] = time.perf_counter() - t0
@@ -178,8 +245,14 @@ class Workbench:
         return self.widget._repr_mimebundle_(**kwargs)
 
     @classmethod
-    def open(cls, workspace_dir: str | os.PathLike, roles: Mapping[str, str] | None = None, *,
-             state_dir: str | os.PathLike | None = None, **kwargs: Any) -> "Workbench":
+    def open(
+        cls,
+        workspace_dir: str | os.PathLike,
+        roles: Mapping[str, str] | None = None,
+        *,
+        state_dir: str | os.PathLike | None = None,
+        **kwargs: Any,
+    ) -> Workbench:
         """The dashboard of the workspace folder ``workspace_dir`` (``workspace.json`` when present,
         else every cache found in it; ``roles`` names the role of sets and ``state_dir`` where
         computed results are kept, see :meth:`~workbench.widgets.workspace.Workspace.open`).
@@ -192,8 +265,9 @@ class Workbench:
         if self.reports is None:
             return None  # made when the reports are ready
         table = metric_table_from_reports(self.reports)
-        return HumanAgreement(table, self._human_table, selection=self.selection, seed=self.seed,
-                              n_boot=self.human_n_boot)
+        return HumanAgreement(
+            table, self._human_table, selection=self.selection, seed=self.seed, n_boot=self.human_n_boot
+        )
 
     def _compute_reports(self) -> dict[str, MetricReport]:
         return workspace_reports(self.ws, metrics=self.metric_names, bootstrap=self.bootstrap, seed=self.seed)
@@ -210,7 +284,7 @@ class Workbench:
         if self._memorization_after_metrics and self.memorization is not None:
             self.memorization.compute()
 
-    def wait(self, timeout: float | None = 900) -> "Workbench":
+    def wait(self, timeout: float | None = 900) -> Workbench:
         """Wait for the background work started at opening (metric reports, memorization)."""
         if self._task is not None:
             self._task.wait(timeout)
@@ -222,21 +296,16 @@ class Workbench:
 
     def clear_selection(self) -> None:
         """Forget the selected class and samples (the model stays)."""
-        with self.selection.hold_trait_notifications():
-            self.selection.class_name = ""
-            self.selection.clear_samples()
+        with self.hold_trait_notifications():  # one change of the selection
+            self.class_name = ""
+            select_samples(self, None)
 
-    def _on_selection(self, change: dict[str, Any] | None) -> None:
-        sel = self.selection
-        if sel.model in self.model_menu.options and self.model_menu.value != sel.model:
-            self.model_menu.value = sel.model
-        if sel.extractor in self.extractor_menu.options and self.extractor_menu.value != sel.extractor:
-            self.extractor_menu.value = sel.extractor
+    def _show_selection(self) -> None:
         parts = []
-        if sel.class_name:
-            parts.append(f"class <b>{html.escape(sel.class_name)}</b>")
-        if sel.samples is not None:
-            parts.append(f"<b>{len(sel.samples)}</b> samples ({html.escape(sel.samples_origin)})")
+        if self.class_name:
+            parts.append(f"class <b>{html.escape(self.class_name)}</b>")
+        if self.samples is not None:
+            parts.append(f"<b>{len(self.samples)}</b> samples ({html.escape(self.samples_origin)})")
         self.class_label.value = ("<span style='padding:0 8px'>" + " · ".join(parts) + "</span>") if parts else ""
 
     def _on_tab(self, change: dict[str, Any]) -> None:

@@ -8,9 +8,11 @@ next session has them at once. Hovering a point shows its thumbnail and metadata
 plot; a lasso or box selection becomes the shared selection's ``samples`` (the dashboard's
 sample grid pages through them); selecting a model fades the other generated sets.
 
-Python state: :attr:`points` (the plotted samples, trace by trace), :attr:`coords`
-(``n x 2``), :attr:`projection` ("PCA" / "UMAP"), :attr:`extractor`, :meth:`compute_umap`,
-:meth:`select_points`, :meth:`hover`.
+State, as traits (``emap.observe(callback, names="samples")``, ``traitlets.link((emap, "samples"),
+(grid, "samples"))``): ``extractor``, ``projection`` ("PCA" / "UMAP"), ``samples`` and
+``samples_origin`` (the lasso), ``model``, read-only ``hovered``. Also :attr:`points` (the plotted
+samples, trace by trace), :attr:`coords` (``n x 2``), :meth:`compute_umap`, :meth:`select_points`,
+:meth:`hover`.
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ from typing import Any
 import ipywidgets as W
 import numpy as np
 import plotly.graph_objects as go
+import traitlets
 
-from .projections import cached_umap, pca_layout, subsample, umap_available, umap_layout
+from ..workspace import Samples, Workspace, as_workspace
+from ..workspace.projections import cached_umap, pca_layout, subsample, umap_available, umap_layout
+from .linking import SelectionLink, TraitValueError, check_samples, link_control, refuse, select_samples
 from .sample_grid import gather_thumbnails
-from .selection import Samples, Selection
+from .selection import Selection
 from .tasks import BackgroundTask, set_status, status_widget
 from .thumbnails import encode_png, placeholder
-from .workspace import Workspace, as_workspace
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf"]
 ROLE_COLOURS = {"reference": "#222222", "train": "#9ecae1", "test": "#636363"}
@@ -38,10 +42,22 @@ HOVER_PX = 128
 class EmbeddingMap(W.VBox):
     """2-D map of the embeddings (see the module docstring).
 
+    Traits (observe them, link them, set them):
+
+    * ``extractor``: the features mapped (the dropdown; linked to the shared selection, whose
+      "" or unknown extractor leaves the map as it is).
+    * ``projection``: ``"PCA"`` or ``"UMAP"`` (UMAP only once computed for the extractor:
+      :meth:`compute_umap`; choosing it in the toggle starts the computation).
+    * ``samples`` / ``samples_origin``: the lassoed or box-selected points (linked to the
+      selection; :meth:`select_points` sets them as a lasso does).
+    * ``model``: the selected generated set (the others are faded).
+    * ``hovered`` (read-only): set, row, id and class of the point last hovered.
+
     Args:
         workspace: workspace, folder or caches.
         selection: the shared selection (new when omitted).
-        extractor: the features to map (default: the selection's, else the first).
+        extractor: the features to map (default: the selection's, else the first); given, it
+            becomes the selection's extractor too.
         sets: the sets to plot (default: reference, train, test and every generated set).
         max_points: at most this many points per set (seeded uniform subsample).
         seed: seed of the subsample, PCA and UMAP.
@@ -49,6 +65,14 @@ class EmbeddingMap(W.VBox):
         umap_reducer: replaces umap-learn (see :func:`~workbench.widgets.projections.umap_layout`).
         height: plot height in pixels.
     """
+
+    selection = traitlets.Instance(Selection, read_only=True, help="the shared selection")
+    extractor = traitlets.Unicode("", help="the features mapped")
+    projection = traitlets.Unicode("PCA", help="'PCA' or 'UMAP'")
+    model = traitlets.Unicode("", help="the selected generated set ('' = none: no set faded)")
+    samples = traitlets.Instance(Samples, allow_none=True, default_value=None, help="lassoed samples")
+    samples_origin = traitlets.Unicode("", help="how the samples were selected")
+    hovered = traitlets.Dict(allow_none=True, default_value=None, read_only=True, help="the point last hovered")
 
     def __init__(
         self,
@@ -64,7 +88,7 @@ class EmbeddingMap(W.VBox):
         height: int = 520,
     ) -> None:
         self.ws = as_workspace(workspace)
-        self.selection = selection if selection is not None else Selection()
+        selection = selection if selection is not None else Selection()
         if max_points < 1:
             raise ValueError(f"max_points must be >= 1; got {max_points}")
         wanted = list(sets) if sets is not None else [s for s in self.ws.sets if self.ws.role(s) != "pool"]
@@ -79,62 +103,89 @@ class EmbeddingMap(W.VBox):
         self._umap: dict[str, np.ndarray] = {}
         self._pca: dict[str, np.ndarray] = {}
         self._sets_wanted = wanted
-        ext = extractor or self.selection.extractor or self.ws.extractors[0]
+        ext = extractor or selection.extractor or self.ws.extractors[0]
         if ext not in self.ws.extractors:
             raise ValueError(f"extractor {ext!r} is not in the workspace; choose from {self.ws.extractors}")
 
-        self.extractor_menu = W.Dropdown(options=self.ws.extractors, value=ext, description="features",
-                                         layout=W.Layout(width="240px"))
+        self.extractor_menu = W.Dropdown(
+            options=self.ws.extractors, value=ext, description="features", layout=W.Layout(width="240px")
+        )
         self.extractor_menu.add_class("wb-map-extractor")
-        self.projection_menu = W.ToggleButtons(options=["PCA", "UMAP"], value="PCA",
-                                               style=W.ToggleButtonsStyle(button_width="70px"))
+        self.projection_menu = W.ToggleButtons(
+            options=["PCA", "UMAP"], value="PCA", style=W.ToggleButtonsStyle(button_width="70px")
+        )
         self.projection_menu.add_class("wb-projection")
-        self.umap_button = W.Button(description="Compute UMAP", icon="cogs", tooltip="UMAP in the background; "
-                                    "the first run compiles numba (1-2 min)")
+        self.umap_button = W.Button(
+            description="Compute UMAP",
+            icon="cogs",
+            tooltip="UMAP in the background; the first run compiles numba (1-2 min)",
+        )
         self.umap_button.add_class("wb-umap-button")
         self.status = status_widget("wb-umap-status")
-        self.hover_image = W.Image(value=encode_png(placeholder(HOVER_PX // 4), scale=4), format="png",
-                                   layout=W.Layout(width=f"{HOVER_PX}px", height=f"{HOVER_PX}px"))
+        self.hover_image = W.Image(
+            value=encode_png(placeholder(HOVER_PX // 4), scale=4),
+            format="png",
+            layout=W.Layout(width=f"{HOVER_PX}px", height=f"{HOVER_PX}px"),
+        )
         self.hover_image.add_class("wb-hover-image")
         self.hover_info = W.HTML("<i>hover a point</i>")
         self.hover_info.add_class("wb-hover-info")
         self.figure = go.FigureWidget()
         self.figure.add_class("wb-embedding-plot")
         self._height = height
-        side = W.VBox([W.HTML("<b>hovered</b>"), self.hover_image, self.hover_info],
-                      layout=W.Layout(width=f"{HOVER_PX + 60}px"))
+        side = W.VBox(
+            [W.HTML("<b>hovered</b>"), self.hover_image, self.hover_info], layout=W.Layout(width=f"{HOVER_PX + 60}px")
+        )
         controls = W.HBox([self.extractor_menu, self.projection_menu, self.umap_button, self.status])
-        help_text = W.HTML("<span style='color:#666'>lasso or box-select points to show them in the sample grid; "
-                           "double-click to clear</span>")
+        help_text = W.HTML(
+            "<span style='color:#666'>lasso or box-select points to show them in the sample grid; "
+            "double-click to clear</span>"
+        )
         super().__init__([controls, help_text, W.HBox([self.figure, side])])
         self.add_class("wb-embedding-map")
+        self.set_trait("selection", selection)
 
-        self.extractor_menu.observe(lambda c: self._on_extractor(c["new"]), names="value")
-        self.projection_menu.observe(lambda c: self._on_projection(c["new"]), names="value")
+        self.extractor = ext
+        self._selection_link = SelectionLink(
+            selection,
+            self,
+            ["model", "extractor", "samples_origin", "samples"],
+            resolve={"extractor": lambda name: name if name in self.ws.extractors else self.extractor},
+        )
+        if extractor:
+            self.extractor = extractor  # asked for: the selection follows
+        link_control(self, "extractor", self.extractor_menu)
+        # the toggle asks for a projection; UMAP is shown once computed (the toggle starts it)
+        traitlets.dlink((self, "projection"), (self.projection_menu, "value"))
+        self.projection_menu.observe(self._on_projection_menu, names="value")
+        self.observe(lambda c: self._build(c["new"]), names="extractor")
+        self.observe(lambda _: self._apply_coords(), names="projection")
+        self.observe(lambda _: self._restyle(), names="model")
         self.umap_button.on_click(lambda _: self.compute_umap())
-        self.selection.observe(lambda _: self._restyle(), names="model")
-        self.selection.observe(self._on_selected_extractor, names="extractor")
-        self._build(ext)
+        self._build(self.extractor)
 
     # ------------------------------------------------------------------ state
 
-    @property
-    def extractor(self) -> str:
-        return self.extractor_menu.value
+    @traitlets.validate("extractor")
+    def _valid_extractor(self, proposal: Any) -> str:
+        if proposal["value"] == "" and self.extractor:  # no extractor chosen: the map keeps its own
+            return self.extractor
+        if proposal["value"] not in self.ws.extractors:
+            refuse("extractor", proposal["value"], self.ws.extractors)
+        return proposal["value"]
 
-    @extractor.setter
-    def extractor(self, name: str) -> None:
-        self.extractor_menu.value = name
-
-    @property
-    def projection(self) -> str:
-        return self.projection_menu.value
-
-    @projection.setter
-    def projection(self, name: str) -> None:
+    @traitlets.validate("projection")
+    def _valid_projection(self, proposal: Any) -> str:
+        name = proposal["value"]
+        if name not in ("PCA", "UMAP"):
+            refuse("projection", name, ["PCA", "UMAP"])
         if name == "UMAP" and self.extractor not in self._umap:
-            raise ValueError("UMAP is not computed yet for this extractor; call compute_umap() first")
-        self.projection_menu.value = name
+            raise TraitValueError("UMAP is not computed yet for this extractor; call compute_umap() first")
+        return name
+
+    @traitlets.validate("samples")
+    def _valid_samples(self, proposal: Any) -> Samples | None:
+        return check_samples(proposal["value"], self.ws)
 
     @property
     def coords(self) -> np.ndarray:
@@ -171,20 +222,35 @@ class EmbeddingMap(W.VBox):
             pos = np.flatnonzero(self.points.codes == code)
             self._offsets[code] = pos
             role = self.ws.role(set_name)
-            traces.append(go.Scattergl(
-                x=coords[pos, 0], y=coords[pos, 1], mode="markers", name=f"{set_name} ({role})",
-                customdata=self.points.index[pos],
-                hovertemplate=f"{html.escape(set_name)} #%{{customdata}}<extra></extra>",
-                marker={"size": 4 if role == "generated" else 3, "color": self._colour(set_name),
-                        "opacity": 0.7 if role == "generated" else 0.45},
-            ))
+            traces.append(
+                go.Scattergl(
+                    x=coords[pos, 0],
+                    y=coords[pos, 1],
+                    mode="markers",
+                    name=f"{set_name} ({role})",
+                    customdata=self.points.index[pos],
+                    hovertemplate=f"{html.escape(set_name)} #%{{customdata}}<extra></extra>",
+                    marker={
+                        "size": 4 if role == "generated" else 3,
+                        "color": self._colour(set_name),
+                        "opacity": 0.7 if role == "generated" else 0.45,
+                    },
+                )
+            )
         with self.figure.batch_update():
             self.figure.data = []
             self.figure.add_traces(traces)
             self.figure.update_layout(
-                height=self._height, width=760, dragmode="lasso", margin={"l": 40, "r": 10, "t": 30, "b": 40},
-                title={"text": f"{ext} features — {self.projection_menu.value}", "font": {"size": 13}},
-                legend={"itemsizing": "constant"}, uirevision="wb", xaxis_title="", yaxis_title="")
+                height=self._height,
+                width=760,
+                dragmode="lasso",
+                margin={"l": 40, "r": 10, "t": 30, "b": 40},
+                title={"text": f"{ext} features — {self.projection}", "font": {"size": 13}},
+                legend={"itemsizing": "constant"},
+                uirevision="wb",
+                xaxis_title="",
+                yaxis_title="",
+            )
         for trace in self.figure.data:
             trace.on_hover(self._on_hover)
             trace.on_selection(self._on_selection)
@@ -195,8 +261,8 @@ class EmbeddingMap(W.VBox):
         if self.umap_button.disabled:
             set_status(self.status, "UMAP needs the umap-learn package (pip install umap-learn)", kind="info")
         self.umap_button.description = "UMAP ready" if has_umap else "Compute UMAP"
-        if self.projection_menu.value == "UMAP" and not has_umap:
-            self.projection_menu.value = "PCA"
+        if self.projection == "UMAP" and not has_umap:
+            self.projection = "PCA"  # its observer places the points
         else:
             self._apply_coords()
         self._restyle()
@@ -210,7 +276,7 @@ class EmbeddingMap(W.VBox):
             self.figure.layout.title.text = f"{self.extractor} features — {self.projection}"
 
     def _restyle(self) -> None:
-        model = self.selection.model
+        model = self.model
         with self.figure.batch_update():
             for code, trace in enumerate(self.figure.data):
                 set_name = self.points.sets[code]
@@ -218,21 +284,15 @@ class EmbeddingMap(W.VBox):
                     continue
                 trace.marker.opacity = 0.8 if not model or model == set_name else 0.12
 
-    def _on_extractor(self, ext: str) -> None:
-        if self.selection.extractor != ext and ext in self.ws.extractors:
-            self.selection.extractor = ext
-        self._build(ext)
-
-    def _on_selected_extractor(self, change: dict[str, Any]) -> None:
-        if change["new"] in self.ws.extractors and change["new"] != self.extractor:
-            self.extractor_menu.value = change["new"]
-
-    def _on_projection(self, name: str) -> None:
-        if name == "UMAP" and self.extractor not in self._umap:
-            self.projection_menu.value = "PCA"
-            self.compute_umap()
+    def _on_projection_menu(self, change: dict[str, Any]) -> None:
+        name = change["new"]
+        if name == self.projection:
             return
-        self._apply_coords()
+        if name == "UMAP" and self.extractor not in self._umap:
+            self.projection_menu.value = self.projection  # shown once computed
+            self.compute_umap()
+        else:
+            self.projection = name
 
     # ------------------------------------------------------------------ UMAP
 
@@ -241,7 +301,7 @@ class EmbeddingMap(W.VBox):
         map switches to it. Returns the task (None when the layout was already there)."""
         ext = self.extractor
         if ext in self._umap:
-            self.projection_menu.value = "UMAP"
+            self.projection = "UMAP"
             return None
         if self._task is not None and self._task.running:
             return self._task
@@ -255,15 +315,22 @@ class EmbeddingMap(W.VBox):
             self.umap_button.disabled = False
             self.umap_button.description = "UMAP ready"
             if self.extractor == ext:
-                self.projection_menu.value = "UMAP"
+                self.projection = "UMAP"
 
         def failed(exc: BaseException) -> None:
             self.umap_button.disabled = False
 
         self.umap_button.disabled = True
         hint = "" if self.umap_reducer else "(the first UMAP in a session compiles numba: 1-2 min)"
-        self._task = BackgroundTask(run, label=f"UMAP of {len(points):,} points ({ext})", status=self.status,
-                                    on_done=done, on_error=failed, hint=hint, background=self.background).start()
+        self._task = BackgroundTask(
+            run,
+            label=f"UMAP of {len(points):,} points ({ext})",
+            status=self.status,
+            on_done=done,
+            on_error=failed,
+            hint=hint,
+            background=self.background,
+        ).start()
         return self._task
 
     def wait(self, timeout: float | None = 600) -> None:
@@ -278,7 +345,7 @@ class EmbeddingMap(W.VBox):
         return self.points.sets[trace_index], int(self.points.index[pos])
 
     def hover(self, set_name: str, index: int) -> dict[str, Any]:
-        """Show one sample in the hover panel (as hovering its point does); returns its info."""
+        """Show one sample in the hover panel (as hovering its point does; sets ``hovered``); returns its info."""
         thumbs = gather_thumbnails(self.ws, Samples.of(set_name, [index]))
         self.hover_image.value = encode_png(thumbs[0], scale=max(1, HOVER_PX // thumbs.shape[1]))
         meta = self.ws.meta(set_name).iloc[int(index)]
@@ -286,9 +353,10 @@ class EmbeddingMap(W.VBox):
         classes = self.ws.classes(set_name)
         if classes is not None and classes.codes[index] >= 0:
             info["class"] = classes.names[int(classes.codes[index])]
-        self.hover_info.value = "<br>".join(f"<span style='color:#666'>{k}</span> {html.escape(str(v))}"
-                                            for k, v in info.items())
-        self.hovered = info
+        self.hover_info.value = "<br>".join(
+            f"<span style='color:#666'>{k}</span> {html.escape(str(v))}" for k, v in info.items()
+        )
+        self.set_trait("hovered", info)
         return info
 
     def _on_hover(self, trace: Any, points: Any, state: Any) -> None:
@@ -298,10 +366,13 @@ class EmbeddingMap(W.VBox):
         self.hover(set_name, index)
 
     def select_points(self, picks: dict[str, Sequence[int]] | Samples, origin: str = "embedding map") -> Samples:
-        """Select samples as a lasso does: ``{set: rows}`` or :class:`Samples`."""
-        samples = picks if isinstance(picks, Samples) else Samples.from_mapping(
-            {s: np.asarray(v, dtype=np.int64) for s, v in picks.items() if len(v)})
-        self.selection.select_samples(samples if len(samples) else None, origin)
+        """Select samples as a lasso does (``samples`` and ``samples_origin``): ``{set: rows}`` or :class:`Samples`."""
+        samples = (
+            picks
+            if isinstance(picks, Samples)
+            else Samples.from_mapping({s: np.asarray(v, dtype=np.int64) for s, v in picks.items() if len(v)})
+        )
+        select_samples(self, samples, origin)
         return samples
 
     def _on_selection(self, trace: Any, points: Any, selector: Any) -> None:
@@ -320,7 +391,7 @@ class EmbeddingMap(W.VBox):
 
     def _on_deselect(self, trace: Any, points: Any) -> None:
         if points.trace_index == len(self.figure.data) - 1:
-            self.selection.clear_samples()
+            select_samples(self, None)
 
     # ------------------------------------------------------------------ static report
 
@@ -334,12 +405,25 @@ class EmbeddingMap(W.VBox):
             if pos.size > max_points:
                 pos = np.sort(rng.choice(pos, size=max_points, replace=False))
             role = self.ws.role(set_name)
-            fig.add_trace(go.Scatter(x=coords[pos, 0].astype(float).round(4), y=coords[pos, 1].astype(float).round(4),
-                                     mode="markers", name=f"{set_name} ({role})",
-                                     marker={"size": 4, "color": self._colour(set_name),
-                                             "opacity": 0.7 if role == "generated" else 0.45},
-                                     customdata=self.points.index[pos], hovertemplate=f"{set_name} #%{{customdata}}"
-                                     "<extra></extra>"))
-        fig.update_layout(height=520, width=760, title=f"{self.extractor} features — {self.projection}"
-                          f" (≤ {max_points} points per set)", margin={"l": 40, "r": 10, "t": 40, "b": 40})
+            fig.add_trace(
+                go.Scatter(
+                    x=coords[pos, 0].astype(float).round(4),
+                    y=coords[pos, 1].astype(float).round(4),
+                    mode="markers",
+                    name=f"{set_name} ({role})",
+                    marker={
+                        "size": 4,
+                        "color": self._colour(set_name),
+                        "opacity": 0.7 if role == "generated" else 0.45,
+                    },
+                    customdata=self.points.index[pos],
+                    hovertemplate=f"{set_name} #%{{customdata}}<extra></extra>",
+                )
+            )
+        fig.update_layout(
+            height=520,
+            width=760,
+            title=f"{self.extractor} features — {self.projection} (≤ {max_points} points per set)",
+            margin={"l": 40, "r": 10, "t": 40, "b": 40},
+        )
         return fig

@@ -13,8 +13,9 @@ most under the chosen extractor
 least realistic samples, the generated samples outside the real manifold (precision/density),
 or, for recall/coverage, the real samples the model misses.
 
-Python state: :attr:`comparison`, :attr:`metric`, :attr:`method`, :meth:`bump_frame`,
-:meth:`click_model`, :attr:`contribution_metric`, :meth:`run_contributions`,
+State, as traits (``view.observe(callback, names="model")``, ``traitlets.link``): ``metric``,
+``method``, ``model``, ``contribution_metric``, ``extractor`` (the attribution's features). Also
+:attr:`comparison`, :meth:`bump_frame`, :meth:`click_model`, :meth:`run_contributions`,
 :attr:`contributions` (the last attribution result), :attr:`grid`.
 """
 
@@ -28,18 +29,18 @@ import ipywidgets as W
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import traitlets
 
 from ..analysis.extractor_ranking import ExtractorComparison as ComparisonResult
 from ..analysis.extractor_ranking import compare_extractors
 from ..metrics.suite import MetricReport
+from ..workspace import Samples, ScoreStore, Workspace, as_workspace, long_metric_frame
 from .embedding_map import PALETTE
 from .json_values import finite_or_none
+from .linking import link_control, refuse, replace_options
 from .sample_grid import SampleGrid
-from .scores import ScoreStore
-from .selection import Samples, Selection
+from .selection import Selection
 from .tasks import BackgroundTask, status_widget
-from .workspace import Workspace, as_workspace
-from .workspace_metrics import long_metric_frame
 
 #: metric -> (sort descending?, what the top of the grid shows)
 CONTRIBUTIONS: dict[str, tuple[bool, str]] = {
@@ -55,6 +56,16 @@ CONTRIBUTIONS: dict[str, tuple[bool, str]] = {
 class ExtractorComparison(W.VBox):
     """Bump chart, agreement matrix and per-sample attribution (see the module docstring).
 
+    Traits (observe them, link them, set them):
+
+    * ``metric``: the metric ranked (the dropdown; one of the comparison's metrics).
+    * ``method``: ``"kendall"`` or ``"spearman"`` agreement.
+    * ``model``: the selected model (linked to the shared selection; a line click sets it).
+    * ``contribution_metric``: which per-sample attribution "Show samples" computes (one of
+      :data:`CONTRIBUTIONS`).
+    * ``extractor``: the features of that attribution (follows the selection's extractor; the
+      "features" dropdown changes it here only).
+
     Args:
         workspace: workspace (for the attribution grid); may be None to show only the charts.
         reports: ``{extractor: MetricReport}`` to compare (the dashboard's metric reports).
@@ -64,6 +75,13 @@ class ExtractorComparison(W.VBox):
         metric: initial metric (default ``fd`` when present).
         background: compute attributions in a thread.
     """
+
+    selection = traitlets.Instance(Selection, read_only=True, help="the shared selection")
+    metric = traitlets.Unicode("", help="the metric ranked ('' before a comparison is shown)")
+    method = traitlets.Unicode("kendall", help="'kendall' or 'spearman' rank agreement")
+    model = traitlets.Unicode("", help="the selected model")
+    contribution_metric = traitlets.Unicode("fd", help="the per-sample attribution 'Show samples' computes")
+    extractor = traitlets.Unicode("", help="the features of the attribution")
 
     def __init__(
         self,
@@ -77,7 +95,7 @@ class ExtractorComparison(W.VBox):
         background: bool = True,
     ) -> None:
         self.ws = as_workspace(workspace) if workspace is not None else None
-        self.selection = selection if selection is not None else Selection()
+        selection = selection if selection is not None else Selection()
         self.scores = scores if scores is not None else (ScoreStore(self.ws) if self.ws is not None else None)
         self.background = background
         self.comparison: ComparisonResult | None = None
@@ -87,8 +105,9 @@ class ExtractorComparison(W.VBox):
 
         self.metric_menu = W.Dropdown(options=[], description="metric", layout=W.Layout(width="220px"))
         self.metric_menu.add_class("wb-comparison-metric")
-        self.method_menu = W.ToggleButtons(options=["kendall", "spearman"], value="kendall",
-                                           style=W.ToggleButtonsStyle(button_width="90px"))
+        self.method_menu = W.ToggleButtons(
+            options=["kendall", "spearman"], value="kendall", style=W.ToggleButtonsStyle(button_width="90px")
+        )
         self.method_menu.add_class("wb-comparison-method")
         self.bump = go.FigureWidget()
         self.bump.add_class("wb-bump-chart")
@@ -97,45 +116,110 @@ class ExtractorComparison(W.VBox):
         self.summary = W.HTML("")
         self.model_menu = W.Dropdown(options=[], description="model", layout=W.Layout(width="240px"))
         self.model_menu.add_class("wb-comparison-model")
-        self.contribution_menu = W.Dropdown(options=list(CONTRIBUTIONS), value="fd", description="moves",
-                                            layout=W.Layout(width="200px"))
+        self.contribution_menu = W.Dropdown(
+            options=list(CONTRIBUTIONS), value="fd", description="moves", layout=W.Layout(width="200px")
+        )
         self.contribution_menu.add_class("wb-contribution-metric")
         extractors = self.ws.extractors if self.ws is not None else []
-        self.contribution_extractor = W.Dropdown(options=extractors, value=extractors[0] if extractors else None,
-                                                 description="features", layout=W.Layout(width="240px"))
+        self.contribution_extractor = W.Dropdown(
+            options=extractors,
+            value=extractors[0] if extractors else None,
+            description="features",
+            layout=W.Layout(width="240px"),
+        )
         self.contribution_extractor.add_class("wb-contribution-extractor")
         self.contribution_button = W.Button(description="Show samples", icon="search", layout=W.Layout(width="auto"))
         self.contribution_button.add_class("wb-contribution-button")
         self.status = status_widget()
         children: list[W.Widget] = [
-            W.HTML("<b>Extractor comparison</b> <span style='color:#666'>— rank of each model per extractor "
-                   "(1 = best); click a line to select the model</span>"),
-            W.HBox([self.metric_menu, self.method_menu]), W.HBox([self.bump, self.matrix]), self.summary]
+            W.HTML(
+                "<b>Extractor comparison</b> <span style='color:#666'>— rank of each model per extractor "
+                "(1 = best); click a line to select the model</span>"
+            ),
+            W.HBox([self.metric_menu, self.method_menu]),
+            W.HBox([self.bump, self.matrix]),
+            self.summary,
+        ]
         if self.ws is not None:
-            self.grid = SampleGrid(self.ws, selection=self.selection, scores=self.scores, follow_selection=False,
-                                   page_size=32, columns=8, title="samples that move the metric",
-                                   background=background, detail_px=160)
+            self.grid = SampleGrid(
+                self.ws,
+                selection=selection,
+                scores=self.scores,
+                follow_selection=False,
+                page_size=32,
+                columns=8,
+                title="samples that move the metric",
+                background=background,
+                detail_px=160,
+            )
             self.grid.show(None, "choose a model and a metric, then “Show samples”")
-            children += [W.HTML("<b>Which samples move the metric most?</b>"),
-                         W.HBox([self.model_menu, self.contribution_menu, self.contribution_extractor,
-                                 self.contribution_button]), self.status, self.grid]
+            children += [
+                W.HTML("<b>Which samples move the metric most?</b>"),
+                W.HBox(
+                    [self.model_menu, self.contribution_menu, self.contribution_extractor, self.contribution_button]
+                ),
+                self.status,
+                self.grid,
+            ]
         else:
             self.grid = None
         super().__init__(children)
         self.add_class("wb-extractor-comparison")
+        self.set_trait("selection", selection)
 
-        self.metric_menu.observe(lambda _: self._draw(), names="value")
-        self.method_menu.observe(lambda _: self._draw(), names="value")
-        self.model_menu.observe(self._on_model_menu, names="value")
+        if extractors:
+            self.extractor = extractors[0]
+        traitlets.link((selection, "model"), (self, "model"))
+        # the attribution's features follow the selection; the dropdown changes them here only
+        traitlets.dlink(
+            (selection, "extractor"),
+            (self, "extractor"),
+            transform=lambda name: name if name in extractors else self.extractor,
+        )
+        link_control(self, "metric", self.metric_menu)
+        link_control(self, "method", self.method_menu)
+        link_control(self, "model", self.model_menu)
+        link_control(self, "contribution_metric", self.contribution_menu)
+        link_control(self, "extractor", self.contribution_extractor)
+        self.observe(lambda _: self._draw(), names=["metric", "method"])
+        self.observe(self._on_model, names="model")
         self.contribution_button.on_click(lambda _: self.run_contributions())
-        self.selection.observe(self._on_selection, names="model")
-        self.selection.observe(self._on_extractor, names="extractor")
         if comparison is not None:
             self.set_comparison(comparison)
         elif reports is not None:
             self.set_reports(reports)
         else:
             self.summary.value = "<i>metrics are being computed…</i>"
+
+    # ------------------------------------------------------------------ validation
+
+    @traitlets.validate("metric")
+    def _valid_metric(self, proposal: Any) -> str:
+        name = proposal["value"]
+        if name not in self.metric_menu.options and not (name == "" and self.comparison is None):
+            refuse("metric", name, self.metric_menu.options)
+        return name
+
+    @traitlets.validate("method")
+    def _valid_method(self, proposal: Any) -> str:
+        if proposal["value"] not in self.method_menu.options:
+            refuse("method", proposal["value"], self.method_menu.options)
+        return proposal["value"]
+
+    @traitlets.validate("contribution_metric")
+    def _valid_contribution_metric(self, proposal: Any) -> str:
+        if proposal["value"] not in CONTRIBUTIONS:
+            refuse("contribution_metric", proposal["value"], CONTRIBUTIONS)
+        return proposal["value"]
+
+    @traitlets.validate("extractor")
+    def _valid_extractor(self, proposal: Any) -> str:
+        allowed = self.ws.extractors if self.ws is not None else [""]
+        if proposal["value"] == "":  # no extractor chosen: the attribution keeps its own
+            return self.extractor or allowed[0]
+        if proposal["value"] not in allowed:
+            refuse("extractor", proposal["value"], allowed)
+        return proposal["value"]
 
     # ------------------------------------------------------------------ data
 
@@ -152,38 +236,12 @@ class ExtractorComparison(W.VBox):
         ranked = [m for m in comparison.metrics if ranks.loc[ranks["metric"] == m, "rank"].notna().any()]
         options = ranked or list(comparison.metrics)
         wanted = self._wanted_metric if self._wanted_metric in options else ("fd" if "fd" in options else options[0])
-        self._syncing = True
-        try:
-            self.metric_menu.options = options
-            self.metric_menu.value = wanted
-            self.model_menu.options = list(comparison.models)
-            if self.selection.model in comparison.models:
-                self.model_menu.value = self.selection.model
-        finally:
-            self._syncing = False
-        self._draw()
-
-    @property
-    def metric(self) -> str:
-        return self.metric_menu.value
-
-    @metric.setter
-    def metric(self, name: str) -> None:
-        if name not in self.metric_menu.options:
-            raise ValueError(f"metric must be one of {list(self.metric_menu.options)}; got {name!r}")
-        self.metric_menu.value = name
-
-    @property
-    def method(self) -> str:
-        return self.method_menu.value
-
-    @property
-    def contribution_metric(self) -> str:
-        return self.contribution_menu.value
-
-    @contribution_metric.setter
-    def contribution_metric(self, name: str) -> None:
-        self.contribution_menu.value = name
+        models = list(comparison.models)
+        replace_options(self.model_menu, models, self.model if self.model in models else None)
+        before = self.metric
+        replace_options(self.metric_menu, options, wanted)
+        if self.metric == before:
+            self._draw()  # a new metric was drawn by its observer
 
     def bump_frame(self) -> pd.DataFrame:
         """``extractor, model, rank`` rows of the chosen metric (what the bump chart draws)."""
@@ -196,7 +254,7 @@ class ExtractorComparison(W.VBox):
         metric most (returns that computation's task; None without a workspace)."""
         if self.comparison is None or model not in self.comparison.models:
             raise ValueError(f"model {model!r} is not in the comparison")
-        self.selection.model = model
+        self.model = model
         if self.ws is None or model not in self.ws.generated:
             return None
         return self.run_contributions(model)
@@ -204,12 +262,12 @@ class ExtractorComparison(W.VBox):
     # ------------------------------------------------------------------ drawing
 
     def _draw(self) -> None:
-        if self.comparison is None or getattr(self, "_syncing", False) or not self.metric:
+        if self.comparison is None or not self.metric:
             return
         comp, metric = self.comparison, self.metric
         bump = self.bump_frame()
         extractors = [e for e in comp.extractors if e in set(bump["extractor"])]
-        selected = self.selection.model
+        selected = self.model
         with self.bump.batch_update():
             self.bump.data = []
             for i, model in enumerate(comp.models):
@@ -217,80 +275,100 @@ class ExtractorComparison(W.VBox):
                 width = 4 if model == selected else 2
                 err = None
                 if part["rank_low"].notna().any():
-                    err = {"type": "data", "symmetric": False, "array": finite_or_none(part["rank_high"] - part["rank"]),
-                           "arrayminus": finite_or_none(part["rank"] - part["rank_low"]), "width": 3}
-                self.bump.add_scatter(x=extractors, y=finite_or_none(part["rank"]), mode="lines+markers+text", name=model,
-                                      text=[model if j == len(extractors) - 1 else "" for j in range(len(extractors))],
-                                      textposition="middle right", error_y=err,
-                                      line={"width": width, "color": PALETTE[i % len(PALETTE)]},
-                                      marker={"size": 9}, cliponaxis=False,
-                                      hovertemplate=f"{html.escape(model)}: rank %{{y}} under "
-                                      "%{x}<extra></extra>")
+                    err = {
+                        "type": "data",
+                        "symmetric": False,
+                        "array": finite_or_none(part["rank_high"] - part["rank"]),
+                        "arrayminus": finite_or_none(part["rank"] - part["rank_low"]),
+                        "width": 3,
+                    }
+                self.bump.add_scatter(
+                    x=extractors,
+                    y=finite_or_none(part["rank"]),
+                    mode="lines+markers+text",
+                    name=model,
+                    text=[model if j == len(extractors) - 1 else "" for j in range(len(extractors))],
+                    textposition="middle right",
+                    error_y=err,
+                    line={"width": width, "color": PALETTE[i % len(PALETTE)]},
+                    marker={"size": 9},
+                    cliponaxis=False,
+                    hovertemplate=f"{html.escape(model)}: rank %{{y}} under %{{x}}<extra></extra>",
+                )
             n = len(comp.models)
-            self.bump.update_layout(height=360, width=560, margin={"l": 50, "r": 130, "t": 40, "b": 40},
-                                    title={"text": f"rank by {metric} (1 = best)", "font": {"size": 13}},
-                                    yaxis={"autorange": False, "range": [n + 0.5, 0.5], "dtick": 1, "title": "rank"},
-                                    showlegend=False)
+            self.bump.update_layout(
+                height=360,
+                width=560,
+                margin={"l": 50, "r": 130, "t": 40, "b": 40},
+                title={"text": f"rank by {metric} (1 = best)", "font": {"size": 13}},
+                yaxis={"autorange": False, "range": [n + 0.5, 0.5], "dtick": 1, "title": "rank"},
+                showlegend=False,
+            )
         for trace in self.bump.data:
             trace.on_click(self._on_line_click)
         matrix = comp.agreement_matrix(metric, self.method) if len(comp.extractors) > 1 else pd.DataFrame()
         with self.matrix.batch_update():
             self.matrix.data = []
             if not matrix.empty:
-                self.matrix.add_heatmap(z=finite_or_none(matrix.to_numpy(dtype=float)), x=list(matrix.columns),
-                                        y=list(matrix.index), zmin=-1, zmax=1,
-                                        colorscale="RdBu", texttemplate="%{z:.2f}",
-                                        hovertemplate="%{y} vs %{x}: %{z:.3f}<extra></extra>")
-            self.matrix.update_layout(height=360, width=420, margin={"l": 90, "r": 10, "t": 40, "b": 60},
-                                      title={"text": f"{self.method} agreement of {metric} ranks",
-                                             "font": {"size": 13}}, yaxis={"autorange": "reversed"})
+                self.matrix.add_heatmap(
+                    z=finite_or_none(matrix.to_numpy(dtype=float)),
+                    x=list(matrix.columns),
+                    y=list(matrix.index),
+                    zmin=-1,
+                    zmax=1,
+                    colorscale="RdBu",
+                    texttemplate="%{z:.2f}",
+                    hovertemplate="%{y} vs %{x}: %{z:.3f}<extra></extra>",
+                )
+            self.matrix.update_layout(
+                height=360,
+                width=420,
+                margin={"l": 90, "r": 10, "t": 40, "b": 60},
+                title={"text": f"{self.method} agreement of {metric} ranks", "font": {"size": 13}},
+                yaxis={"autorange": "reversed"},
+            )
         agree = comp.agreement
         part = agree[(agree["metric"] == metric) & (agree["method"] == self.method)]
-        lines = [f"{html.escape(r.extractor_a)} vs {html.escape(r.extractor_b)}: {r.correlation:.2f}"
-                 + (f" [{r.ci_low:.2f}, {r.ci_high:.2f}]" if np.isfinite(r.ci_low) else "")
-                 + f" over {r.n_models} models" for r in part.itertuples() if np.isfinite(r.correlation)]
+        lines = [
+            f"{html.escape(r.extractor_a)} vs {html.escape(r.extractor_b)}: {r.correlation:.2f}"
+            + (f" [{r.ci_low:.2f}, {r.ci_high:.2f}]" if np.isfinite(r.ci_low) else "")
+            + f" over {r.n_models} models"
+            for r in part.itertuples()
+            if np.isfinite(r.correlation)
+        ]
         note = "" if len(comp.models) >= 3 else " (agreement needs at least 3 models)"
-        boot = ("no bootstrap intervals (values from the metric tables)" if comp.resampling.startswith("none")
-                else f"intervals: {comp.resampling}")
-        self.summary.value = (f"<div style='font-size:12px'>{'; '.join(lines) or 'no pairwise agreement'}{note}; "
-                              f"{html.escape(boot)}.</div>")
+        boot = (
+            "no bootstrap intervals (values from the metric tables)"
+            if comp.resampling.startswith("none")
+            else f"intervals: {comp.resampling}"
+        )
+        self.summary.value = (
+            f"<div style='font-size:12px'>{'; '.join(lines) or 'no pairwise agreement'}{note}; "
+            f"{html.escape(boot)}.</div>"
+        )
 
     def _on_line_click(self, trace: Any, points: Any, state: Any) -> None:
         if points.point_inds:
             self.click_model(trace.name)
 
-    def _on_model_menu(self, change: dict[str, Any]) -> None:
-        if not getattr(self, "_syncing", False) and change["new"]:
-            self.selection.model = change["new"]
-
-    def _on_extractor(self, change: dict[str, Any]) -> None:
-        if change["new"] in self.contribution_extractor.options:
-            self.contribution_extractor.value = change["new"]
-
-    def _on_selection(self, change: dict[str, Any]) -> None:
-        model = change["new"]
-        if model in self.model_menu.options and self.model_menu.value != model:
-            self._syncing = True
-            try:
-                self.model_menu.value = model
-            finally:
-                self._syncing = False
+    def _on_model(self, change: dict[str, Any]) -> None:
         with self.bump.batch_update():
             for trace in self.bump.data:
-                trace.line.width = 4 if trace.name == model else 2
+                trace.line.width = 4 if trace.name == change["new"] else 2
 
     # ------------------------------------------------------------------ attribution
 
-    def run_contributions(self, model: str | None = None, metric: str | None = None,
-                          extractor: str | None = None) -> BackgroundTask:
+    def run_contributions(
+        self, model: str | None = None, metric: str | None = None, extractor: str | None = None
+    ) -> BackgroundTask:
         """Compute the per-sample scores of ``metric`` for ``model`` and show the samples that move it most."""
         if self.ws is None or self.grid is None:
             raise ValueError("per-sample attribution needs a workspace (caches)")
         from ..analysis.attribution import metric_contributions
 
-        model = model or self.model_menu.value or self.selection.model or self.ws.generated[0]
+        model = model or (self.model if self.model in self.ws.generated else self.ws.generated[0])
         metric = metric or self.contribution_metric
-        ext = extractor or self.contribution_extractor.value
+        ext = extractor or self.extractor
         if metric not in CONTRIBUTIONS:
             raise ValueError(f"metric must be one of {list(CONTRIBUTIONS)}; got {metric!r}")
         ws = self.ws
@@ -304,13 +382,19 @@ class ExtractorComparison(W.VBox):
             descending, what = CONTRIBUTIONS[metric]
             set_name = model if result.sample_set == "fake" else ref
             name = f"{metric} [{ext}, {model}]" if result.sample_set == "real" else f"{metric} [{ext}]"
-            self.scores.put(set_name, name, result.scores, label=f"{metric} score", descending=descending,
-                            meaning=result.meaning)
+            self.scores.put(
+                set_name, name, result.scores, label=f"{metric} score", descending=descending, meaning=result.meaning
+            )
             samples = Samples.of(set_name, np.arange(len(result.scores)))
             self.grid.show(samples, f"{model} · {ext}: {what}", sort_by=name, descending=descending)
 
-        self._task = BackgroundTask(run, label=f"{metric} per sample of {model} ({ext})", status=self.status,
-                                    on_done=done, background=self.background).start()
+        self._task = BackgroundTask(
+            run,
+            label=f"{metric} per sample of {model} ({ext})",
+            status=self.status,
+            on_done=done,
+            background=self.background,
+        ).start()
         return self._task
 
     def wait(self, timeout: float | None = 300) -> None:

@@ -121,8 +121,14 @@ class ClickableTable(anywidget.AnyWidget):
     caption = traitlets.Unicode("").tag(sync=True)
 
 
-def table_html(columns: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]], *, selected: str = "",
-               caption: str = "", css_class: str = "wb-table") -> str:
+def table_html(
+    columns: Sequence[dict[str, Any]],
+    rows: Sequence[dict[str, Any]],
+    *,
+    selected: str = "",
+    caption: str = "",
+    css_class: str = "wb-table",
+) -> str:
     """Static HTML of the same table (for the report): header, rows with their cell classes and
     cell titles (tooltips, e.g. the error message of a failed metric)."""
     out = [f'<table class="{css_class}"><thead><tr>']

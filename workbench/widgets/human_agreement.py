@@ -12,8 +12,9 @@ Metric columns are named ``<metric>_<extractor>`` (``fd_dinov2``); the metric an
 menus choose the column (``inception_fd_rank`` is metric ``fd_rank`` of extractor
 ``inception``).
 
-Python state: :attr:`result`, :attr:`dataset`, :attr:`metric`, :attr:`extractor`,
-:attr:`column`, :meth:`points` (the plotted table), :attr:`stats` (the correlation rows shown).
+State, as traits (``view.observe(callback, names="column")``, ``traitlets.link``): ``dataset``,
+``metric``, ``extractor``, read-only ``column``, ``model``. Also :attr:`result`, :meth:`points`
+(the plotted table), :attr:`stats` (the correlation rows shown).
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ import ipywidgets as W
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import traitlets
 
 from ..analysis.agreement import NON_METRIC_COLUMNS, human_agreement
 from ..metrics.suite import MetricReport
 from .json_values import finite_or_none
+from .linking import TraitValueError, link_control, refuse, replace_options
 from .selection import Selection
 
 SPECIAL_COLUMNS = {"inception_fd_rank": ("fd_rank", "inception")}
@@ -50,7 +53,7 @@ def metric_table_from_reports(reports: Mapping[str, MetricReport], dataset: str 
     """One row per model, columns ``model[, dataset]`` and ``<metric>_<extractor>``, from metric reports."""
     frames = []
     for ext, rep in reports.items():
-        frames.append(rep.values.rename(columns=lambda c: f"{c}_{ext}"))
+        frames.append(rep.values.rename(columns=lambda c, ext=ext: f"{c}_{ext}"))
     table = pd.concat(frames, axis=1)
     table.index.name = "model"
     table = table.reset_index()
@@ -62,6 +65,16 @@ def metric_table_from_reports(reports: Mapping[str, MetricReport], dataset: str 
 class HumanAgreement(W.VBox):
     """Metric vs human judgments (see the module docstring).
 
+    Traits (observe them, link them, set them):
+
+    * ``dataset``: the dataset whose models are plotted (the dropdown).
+    * ``metric``: the metric (the dropdown); choosing one keeps ``extractor`` when that metric
+      has it, else picks the first extractor it has.
+    * ``extractor``: the extractor of the metric column (one the metric has; not the
+      workspace's extractors: these are the columns of the metric table).
+    * ``column`` (read-only): the metric-table column shown, e.g. ``fd_dinov2``.
+    * ``model``: the selected model (linked to the shared selection; its point is enlarged).
+
     Args:
         metric_table: one row per model (``dataset, model`` and metric columns); default the
             published DINOv2 leaderboard (:func:`~workbench.analysis.human_data.load_published_metrics`).
@@ -70,6 +83,13 @@ class HumanAgreement(W.VBox):
         n_boot, seed: bootstrap replicates and seed of the intervals.
         dataset, metric, extractor: initial choices.
     """
+
+    selection = traitlets.Instance(Selection, read_only=True, help="the shared selection")
+    dataset = traitlets.Unicode(help="the dataset plotted")
+    metric = traitlets.Unicode(help="the metric plotted")
+    extractor = traitlets.Unicode(help="the extractor of the metric column")
+    column = traitlets.Unicode(read_only=True, help="the metric-table column plotted")
+    model = traitlets.Unicode("", help="the selected model (its point is enlarged)")
 
     def __init__(
         self,
@@ -87,25 +107,38 @@ class HumanAgreement(W.VBox):
             from ..analysis.human_data import load_published_metrics
 
             metric_table = load_published_metrics()
-        self.selection = selection if selection is not None else Selection()
+        selection = selection if selection is not None else Selection()
         self.result = human_agreement(metric_table, human_table, n_boot=n_boot, seed=seed)
         models = self.result.models
-        self._columns = [c for c in models.columns if c not in NON_METRIC_COLUMNS
-                         and c not in ("n_participants", "human_error_se")]
+        self._columns = [
+            c for c in models.columns if c not in NON_METRIC_COLUMNS and c not in ("n_participants", "human_error_se")
+        ]
         tails = [c.rsplit("_", 1)[1] for c in self._columns if "_" in c]
         suffixes = {t for t in tails if tails.count(t) >= 2}
         self._split = {c: split_column(c, suffixes) for c in self._columns}
         datasets = list(pd.unique(models["dataset"]))
         metrics = list(dict.fromkeys(m for m, _ in self._split.values()))
+        self._wanted_extractor = extractor
 
-        self.dataset_menu = W.Dropdown(options=datasets, value=dataset if dataset in datasets else datasets[0],
-                                       description="dataset", layout=W.Layout(width="240px"))
+        self.dataset_menu = W.Dropdown(
+            options=datasets,
+            value=dataset if dataset in datasets else datasets[0],
+            description="dataset",
+            layout=W.Layout(width="240px"),
+        )
         self.dataset_menu.add_class("wb-human-dataset")
         default_metric = metric if metric in metrics else ("fd" if "fd" in metrics else metrics[0])
-        self.metric_menu = W.Dropdown(options=metrics, value=default_metric, description="metric",
-                                      layout=W.Layout(width="220px"))
+        self.metric_menu = W.Dropdown(
+            options=metrics, value=default_metric, description="metric", layout=W.Layout(width="220px")
+        )
         self.metric_menu.add_class("wb-human-metric")
-        self.extractor_menu = W.Dropdown(options=[], description="features", layout=W.Layout(width="220px"))
+        extractors = self._extractors_of(default_metric)
+        self.extractor_menu = W.Dropdown(
+            options=extractors,
+            value=self._choose_extractor(extractors, None),
+            description="features",
+            layout=W.Layout(width="220px"),
+        )
         self.extractor_menu.add_class("wb-human-extractor")
         self.scatter = go.FigureWidget()
         self.scatter.add_class("wb-human-scatter")
@@ -113,57 +146,83 @@ class HumanAgreement(W.VBox):
         self.stats_html.add_class("wb-human-stats")
         self.matrix = go.FigureWidget()
         self.matrix.add_class("wb-human-matrix")
-        summary = W.HTML(f"<div style='font-size:11px;color:#666;max-width:900px'>{html.escape(self.result.summary)}"
-                         "</div>")
-        super().__init__([
-            W.HTML("<b>Agreement with human judgments</b> <span style='color:#666'>— higher human error rate = "
-                   "judges found the model's images harder to tell from real ones</span>"),
-            W.HBox([self.dataset_menu, self.metric_menu, self.extractor_menu]),
-            W.HBox([self.scatter, W.VBox([self.stats_html], layout=W.Layout(width="300px"))]),
-            self.matrix, summary])
+        summary = W.HTML(
+            f"<div style='font-size:11px;color:#666;max-width:900px'>{html.escape(self.result.summary)}</div>"
+        )
+        super().__init__(
+            [
+                W.HTML(
+                    "<b>Agreement with human judgments</b> <span style='color:#666'>— higher human error rate = "
+                    "judges found the model's images harder to tell from real ones</span>"
+                ),
+                W.HBox([self.dataset_menu, self.metric_menu, self.extractor_menu]),
+                W.HBox([self.scatter, W.VBox([self.stats_html], layout=W.Layout(width="300px"))]),
+                self.matrix,
+                summary,
+            ]
+        )
         self.add_class("wb-human-agreement")
-        self._wanted_extractor = extractor
-        self._update_extractors()
-        self.dataset_menu.observe(lambda _: self._draw(), names="value")
-        self.metric_menu.observe(lambda _: self._update_extractors(), names="value")
-        self.extractor_menu.observe(lambda _: self._draw(), names="value")
-        self.selection.observe(self._on_model, names="model")
+        self.set_trait("selection", selection)
+
+        self.dataset = self.dataset_menu.value
+        self.metric = default_metric
+        self.extractor = self.extractor_menu.value
+        self._update_column()
+        link_control(self, "dataset", self.dataset_menu)
+        link_control(self, "metric", self.metric_menu)
+        link_control(self, "extractor", self.extractor_menu)
+        traitlets.link((selection, "model"), (self, "model"))
+        self.observe(self._on_metric, names="metric")
+        self.observe(lambda _: self._update_column(), names="extractor")
+        self.observe(lambda _: self._draw(), names=["dataset", "column"])
+        self.observe(self._on_model, names="model")
         self._draw()
         self._draw_matrix()
 
     # ------------------------------------------------------------------ state
 
-    @property
-    def dataset(self) -> str:
-        return self.dataset_menu.value
+    def _extractors_of(self, metric: str) -> list[str]:
+        """The extractors that ``metric`` has a column for."""
+        return [e for m, e in self._split.values() if m == metric]
 
-    @dataset.setter
-    def dataset(self, name: str) -> None:
-        self.dataset_menu.value = name
+    def _choose_extractor(self, options: list[str], current: str | None) -> str:
+        """The extractor asked for at construction when ``options`` has it, else ``current``, else the first."""
+        for name in (self._wanted_extractor, current):
+            if name in options:
+                return name
+        return options[0]
 
-    @property
-    def metric(self) -> str:
-        return self.metric_menu.value
+    @traitlets.validate("dataset")
+    def _valid_dataset(self, proposal: Any) -> str:
+        if proposal["value"] not in self.dataset_menu.options:
+            refuse("dataset", proposal["value"], self.dataset_menu.options)
+        return proposal["value"]
 
-    @metric.setter
-    def metric(self, name: str) -> None:
-        self.metric_menu.value = name
+    @traitlets.validate("metric")
+    def _valid_metric(self, proposal: Any) -> str:
+        if proposal["value"] not in self.metric_menu.options:
+            refuse("metric", proposal["value"], self.metric_menu.options)
+        return proposal["value"]
 
-    @property
-    def extractor(self) -> str:
-        return self.extractor_menu.value
+    @traitlets.validate("extractor")
+    def _valid_extractor(self, proposal: Any) -> str:
+        options = self._extractors_of(self.metric)
+        if proposal["value"] not in options:
+            raise TraitValueError(
+                f"metric {self.metric!r} has no column for extractor {proposal['value']!r}; its extractors: {options}"
+            )
+        return proposal["value"]
 
-    @extractor.setter
-    def extractor(self, name: str) -> None:
-        self.extractor_menu.value = name
+    def _on_metric(self, change: dict[str, Any]) -> None:
+        options = self._extractors_of(change["new"])
+        replace_options(self.extractor_menu, options, self._choose_extractor(options, self.extractor))
+        self._update_column()
 
-    @property
-    def column(self) -> str:
-        """The metric-table column shown: the chosen metric under the chosen extractor."""
+    def _update_column(self) -> None:
         for c, (m, e) in self._split.items():
             if m == self.metric and e == self.extractor:
-                return c
-        raise KeyError(f"no column for metric {self.metric!r} and extractor {self.extractor!r}")
+                self.set_trait("column", c)
+                return
 
     def points(self) -> pd.DataFrame:
         """``model, value, human_error_rate, human_error_se`` of the chosen dataset and column."""
@@ -180,19 +239,6 @@ class HumanAgreement(W.VBox):
 
     # ------------------------------------------------------------------ drawing
 
-    def _update_extractors(self) -> None:
-        options = [e for c, (m, e) in self._split.items() if m == self.metric]
-        current = self.extractor_menu.value
-        wanted = self._wanted_extractor if self._wanted_extractor in options else (
-            current if current in options else options[0])
-        self._syncing = True
-        try:
-            self.extractor_menu.options = options
-            self.extractor_menu.value = wanted
-        finally:
-            self._syncing = False
-        self._draw()
-
     def _on_model(self, change: dict[str, Any]) -> None:
         if not self.scatter.data:
             return
@@ -201,35 +247,51 @@ class HumanAgreement(W.VBox):
             self.scatter.data[0].marker.size = [14 if m == change["new"] else 9 for m in shown]
 
     def _draw(self) -> None:
-        if getattr(self, "_syncing", False) or not self.extractor_menu.options:
+        if not self.column:
             return
         pts = self.points()
-        selected = self.selection.model
+        selected = self.model
         sizes = [14 if m == selected else 9 for m in pts["model"]]
         with self.scatter.batch_update():
             self.scatter.data = []
             self.scatter.add_scatter(
-                x=pts["value"], y=pts["human_error_rate"], mode="markers+text", text=pts["model"],
-                textposition="top center", textfont={"size": 9},
+                x=pts["value"],
+                y=pts["human_error_rate"],
+                mode="markers+text",
+                text=pts["model"],
+                textposition="top center",
+                textfont={"size": 9},
                 error_y={"type": "data", "array": finite_or_none(pts["human_error_se"]), "width": 2},
                 marker={"size": sizes, "color": "#1f77b4"},
-                hovertemplate="%{text}: %{x:.4g}, human error %{y:.3f}<extra></extra>")
-            self.scatter.update_layout(height=420, width=620, margin={"l": 60, "r": 10, "t": 40, "b": 50},
-                                       title={"text": f"{self.column} vs human error rate — {self.dataset}",
-                                              "font": {"size": 13}},
-                                       xaxis_title=self.column, yaxis_title="human error rate", showlegend=False)
+                hovertemplate="%{text}: %{x:.4g}, human error %{y:.3f}<extra></extra>",
+            )
+            self.scatter.update_layout(
+                height=420,
+                width=620,
+                margin={"l": 60, "r": 10, "t": 40, "b": 50},
+                title={"text": f"{self.column} vs human error rate — {self.dataset}", "font": {"size": 13}},
+                xaxis_title=self.column,
+                yaxis_title="human error rate",
+                showlegend=False,
+            )
         rows = []
         for r in self.stats.itertuples():
             ci = f" [{r.ci_low:.2f}, {r.ci_high:.2f}]" if np.isfinite(r.ci_low) else ""
-            agree = "" if not np.isfinite(r.agreement) else f"<br><span style='color:#666'>agreement {r.agreement:+.2f}</span>"
+            agree = (
+                ""
+                if not np.isfinite(r.agreement)
+                else f"<br><span style='color:#666'>agreement {r.agreement:+.2f}</span>"
+            )
             name = "Spearman ρ" if r.method == "spearman" else "Kendall τ<sub>b</sub>"
             value = f"{r.correlation:+.2f}{ci}" if np.isfinite(r.correlation) else "n/a (fewer than 3 models)"
             rows.append(f"<div style='margin:6px 0'><b>{name}</b> {value}{agree}</div>")
         n = int(self.stats["n_models"].iloc[0]) if len(self.stats) else 0
         hib = self.stats["higher_is_better"].iloc[0] if len(self.stats) else None
         orient = {True: "higher is better", False: "lower is better", None: "no orientation"}.get(hib, "")
-        self.stats_html.value = (f"<div style='font-size:13px'>{''.join(rows)}<div style='color:#666'>{n} models; "
-                                 f"{html.escape(orient)}; 95% CI over participants</div></div>")
+        self.stats_html.value = (
+            f"<div style='font-size:13px'>{''.join(rows)}<div style='color:#666'>{n} models; "
+            f"{html.escape(orient)}; 95% CI over participants</div></div>"
+        )
 
     def _draw_matrix(self) -> None:
         m = self.result.agreement_matrix("spearman", "agreement")
@@ -237,13 +299,23 @@ class HumanAgreement(W.VBox):
         with self.matrix.batch_update():
             self.matrix.data = []
             if not m.empty:
-                self.matrix.add_heatmap(z=finite_or_none(m.to_numpy(dtype=float)), x=list(m.columns), y=list(m.index), zmin=-1,
-                                        zmax=1, colorscale="RdBu", texttemplate="%{z:.2f}",
-                                        hovertemplate="%{y} on %{x}: %{z:.2f}<extra></extra>")
-            self.matrix.update_layout(height=60 + 24 * max(len(m), 1), width=760,
-                                      margin={"l": 140, "r": 10, "t": 40, "b": 40},
-                                      title={"text": "Spearman agreement with humans (+1 = same order)",
-                                             "font": {"size": 13}}, yaxis={"autorange": "reversed"})
+                self.matrix.add_heatmap(
+                    z=finite_or_none(m.to_numpy(dtype=float)),
+                    x=list(m.columns),
+                    y=list(m.index),
+                    zmin=-1,
+                    zmax=1,
+                    colorscale="RdBu",
+                    texttemplate="%{z:.2f}",
+                    hovertemplate="%{y} on %{x}: %{z:.2f}<extra></extra>",
+                )
+            self.matrix.update_layout(
+                height=60 + 24 * max(len(m), 1),
+                width=760,
+                margin={"l": 140, "r": 10, "t": 40, "b": 40},
+                title={"text": "Spearman agreement with humans (+1 = same order)", "font": {"size": 13}},
+                yaxis={"autorange": "reversed"},
+            )
 
     # ------------------------------------------------------------------ static report
 

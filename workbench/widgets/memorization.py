@@ -16,9 +16,11 @@ held-out real data the model never saw.
 Clicking a row's thumbnail selects that generated sample and its neighbours in the shared
 selection (the dashboard's sample grid shows them).
 
-Python state: :attr:`threshold` (the slider: ``browser.threshold.value = x``),
-:attr:`copy_count`, :attr:`report` (at the current threshold), :attr:`base_report`,
-:attr:`rows` (the current page), :meth:`compute`, :meth:`wait`, :meth:`click`.
+State, as traits (``browser.observe(callback, names="copy_count")``, ``traitlets.link``): ``model``,
+``extractor``, ``copy_threshold`` (linked to the :attr:`threshold` slider: ``browser.threshold.value = x``
+works as before), read-only ``copy_count``, ``page``, read-only ``page_count``, and what a row click
+selects: ``samples``, ``samples_origin``, ``focused``. Also :attr:`report` (at the current threshold),
+:attr:`base_report`, :attr:`rows` (the current page), :meth:`compute`, :meth:`wait`, :meth:`click`.
 """
 
 from __future__ import annotations
@@ -30,14 +32,15 @@ from typing import Any
 import ipywidgets as W
 import numpy as np
 import pandas as pd
+import traitlets
 
+from ..workspace import Samples, ScoreStore, Workspace, as_workspace
+from .linking import SelectionLink, TraitValueError, check_samples, link_control, refuse, select_samples
 from .sample_grid import gather_thumbnails
-from .scores import ScoreStore
-from .selection import Samples, Selection
+from .selection import Selection
 from .sprite_canvas import SpriteCanvas
 from .tasks import BackgroundTask, set_status, status_widget
 from .thumbnails import data_uri, encode_png
-from .workspace import Workspace, as_workspace
 
 
 def _fmt(v: float) -> str:
@@ -46,6 +49,18 @@ def _fmt(v: float) -> str:
 
 class MemorizationBrowser(W.VBox):
     """Memorization browser (see the module docstring).
+
+    Traits (observe them, link them, set them):
+
+    * ``model``, ``extractor``: the generated set analysed and its features (linked to the
+      shared selection, whose "" or unknown values mean the first generated set / extractor);
+      changing either shows (or computes) that analysis.
+    * ``copy_threshold``: the distance (or d1/d2 ratio) at or below which a generated sample is
+      flagged; linked to the :attr:`threshold` slider and kept within its range.
+    * ``copy_count`` (read-only): how many are flagged at ``copy_threshold``.
+    * ``page`` and read-only ``page_count``: the rows shown.
+    * ``samples`` / ``samples_origin`` / ``focused``: what a row click selected (the generated
+      sample and its neighbours; linked to the selection).
 
     Args:
         workspace: workspace, folder or caches (needs a set with role ``train``).
@@ -58,6 +73,22 @@ class MemorizationBrowser(W.VBox):
         compute: start the analysis at once (else on :meth:`compute`).
         display_px: thumbnail size on screen.
     """
+
+    selection = traitlets.Instance(Selection, read_only=True, help="the shared selection")
+    model = traitlets.Unicode("", help="the generated set analysed")
+    extractor = traitlets.Unicode("", help="the features of the analysis")
+    copy_threshold = traitlets.Float(1.0, help="flag generated samples at or below this distance (or ratio)")
+    copy_count = traitlets.Int(0, read_only=True, help="generated samples flagged at copy_threshold")
+    page = traitlets.Int(0, help="page of rows shown (from 0)")
+    page_count = traitlets.Int(1, read_only=True, help="number of pages")
+    samples = traitlets.Instance(
+        Samples,
+        allow_none=True,
+        default_value=None,
+        help="the generated sample and its neighbours a row click selected",
+    )
+    samples_origin = traitlets.Unicode("", help="which row the samples come from")
+    focused = traitlets.Tuple(allow_none=True, default_value=None, help="(set, index) of the clicked sample")
 
     def __init__(
         self,
@@ -74,11 +105,12 @@ class MemorizationBrowser(W.VBox):
     ) -> None:
         self.ws = as_workspace(workspace)
         if self.ws.train is None:
-            raise ValueError("the memorization browser needs a training set: give a set the role 'train' "
-                             f"(sets: {self.ws.sets})")
+            raise ValueError(
+                f"the memorization browser needs a training set: give a set the role 'train' (sets: {self.ws.sets})"
+            )
         if isinstance(k, bool) or int(k) < 1:
             raise ValueError(f"k must be a positive integer; got {k!r}")
-        self.selection = selection if selection is not None else Selection()
+        selection = selection if selection is not None else Selection()
         self.scores = scores if scores is not None else ScoreStore(self.ws)
         self.k = int(k)
         self.test_set = self.ws.test if test_set == "auto" else test_set
@@ -90,14 +122,22 @@ class MemorizationBrowser(W.VBox):
         self._reports: dict[tuple[str, str], Any] = {}
         self._ct: dict[tuple[str, str], float | None] = {}
         self._task: BackgroundTask | None = None
+        self._applied: tuple[int, float] | None = None  # (id of the base report, threshold) shown
         self.base_report = None
         self.report = None
         self._order = np.zeros(0, dtype=np.int64)
-        self._page = 0
         self.rows = pd.DataFrame()
 
-        self.threshold = W.FloatSlider(value=1.0, min=0.0, max=2.0, step=0.01, description="threshold",
-                                       continuous_update=True, readout_format=".3g", layout=W.Layout(width="420px"))
+        self.threshold = W.FloatSlider(
+            value=1.0,
+            min=0.0,
+            max=2.0,
+            step=0.01,
+            description="threshold",
+            continuous_update=True,
+            readout_format=".3g",
+            layout=W.Layout(width="420px"),
+        )
         self.threshold.add_class("wb-threshold")
         self.copy_label = W.HTML("")
         self.copy_label.add_class("wb-copy-count")
@@ -109,52 +149,95 @@ class MemorizationBrowser(W.VBox):
         self.next_button = W.Button(description="▶", layout=W.Layout(width="40px"))
         self.next_button.add_class("wb-next")
         self.page_label = W.HTML("")
-        self.compute_button = W.Button(description="Find nearest training samples", icon="search",
-                                       layout=W.Layout(width="auto"))
+        self.compute_button = W.Button(
+            description="Find nearest training samples", icon="search", layout=W.Layout(width="auto")
+        )
         self.compute_button.add_class("wb-memorization-compute")
         self.canvas = SpriteCanvas()
         self.canvas.add_class("wb-memorization-rows")
-        header = W.HTML("<b>Memorization</b> <span style='color:#666'>— each row: a generated sample (left) and its "
-                        f"{self.k} nearest training samples, most suspicious first; red = flagged as likely copy"
-                        "</span>")
-        super().__init__([header, W.HBox([self.compute_button, self.status]), self.summary,
-                          W.HBox([self.threshold, self.copy_label]),
-                          W.HBox([self.prev_button, self.page_label, self.next_button]), self.canvas])
+        header = W.HTML(
+            "<b>Memorization</b> <span style='color:#666'>— each row: a generated sample (left) and its "
+            f"{self.k} nearest training samples, most suspicious first; red = flagged as likely copy"
+            "</span>"
+        )
+        super().__init__(
+            [
+                header,
+                W.HBox([self.compute_button, self.status]),
+                self.summary,
+                W.HBox([self.threshold, self.copy_label]),
+                W.HBox([self.prev_button, self.page_label, self.next_button]),
+                self.canvas,
+            ]
+        )
         self.add_class("wb-memorization")
+        self.set_trait("selection", selection)
 
-        self.threshold.observe(self._on_threshold, names="value")
-        self.prev_button.on_click(lambda _: self.go(self._page - 1))
-        self.next_button.on_click(lambda _: self.go(self._page + 1))
+        self._selection_link = SelectionLink(
+            selection,
+            self,
+            {
+                "model": "model",
+                "extractor": "extractor",
+                "samples_origin": "samples_origin",
+                "samples": "samples",
+                "focused": "focus",
+            },
+            resolve={"model": self._known_model, "extractor": self._known_extractor},
+        )
+        link_control(self, "copy_threshold", self.threshold)
+        self.observe(self._on_copy_threshold, names="copy_threshold")
+        self.observe(lambda _: self._render(), names="page")
+        self.observe(lambda _: self._on_model_change(), names=["model", "extractor"])
+        self.prev_button.on_click(lambda _: self.go(self.page - 1))
+        self.next_button.on_click(lambda _: self.go(self.page + 1))
         self.compute_button.on_click(lambda _: self.compute())
         self.canvas.observe(self._on_click, names="clicked")
-        self.selection.observe(lambda _: self._on_model_change(), names=["model", "extractor"])
         if compute:
             self.compute()
 
     # ------------------------------------------------------------------ state
 
-    @property
-    def model(self) -> str:
-        sel = self.selection.model
-        return sel if sel in self.ws.generated else self.ws.generated[0]
+    def _known_model(self, name: str) -> str:
+        return name if name in self.ws.generated else self.ws.generated[0]
 
-    @property
-    def extractor(self) -> str:
-        ext = self.selection.extractor
-        return ext if ext in self.ws.extractors else self.ws.extractors[0]
+    def _known_extractor(self, name: str) -> str:
+        return name if name in self.ws.extractors else self.ws.extractors[0]
 
-    @property
-    def copy_count(self) -> int:
-        """Generated samples flagged as likely copies at the current threshold (0 before computing)."""
-        return 0 if self.report is None else int(self.report.n_flagged)
+    @traitlets.validate("model")
+    def _valid_model(self, proposal: Any) -> str:
+        if proposal["value"] == "":  # as in the selection: the first generated set
+            return self.ws.generated[0]
+        if proposal["value"] not in self.ws.generated:
+            refuse("model", proposal["value"], self.ws.generated)
+        return proposal["value"]
 
-    @property
-    def page(self) -> int:
-        return self._page
+    @traitlets.validate("extractor")
+    def _valid_extractor(self, proposal: Any) -> str:
+        if proposal["value"] == "":  # as in the selection: the workspace's first
+            return self.ws.extractors[0]
+        if proposal["value"] not in self.ws.extractors:
+            refuse("extractor", proposal["value"], self.ws.extractors)
+        return proposal["value"]
 
-    @property
-    def page_count(self) -> int:
-        return max(1, -(-len(self._order) // self.rows_per_page))
+    @traitlets.validate("copy_threshold")
+    def _valid_copy_threshold(self, proposal: Any) -> float:
+        t = float(proposal["value"])
+        low, high = self.threshold.min, self.threshold.max
+        if not (np.isfinite(t) and low <= t <= high):
+            raise TraitValueError(f"copy_threshold must be in [{low:.4g}, {high:.4g}] (the slider's range); got {t!r}")
+        return t
+
+    @traitlets.validate("page")
+    def _valid_page(self, proposal: Any) -> int:
+        page = int(proposal["value"])
+        if not 0 <= page < self.page_count:
+            raise TraitValueError(f"page must be in [0, {self.page_count}); got {page}")
+        return page
+
+    @traitlets.validate("samples")
+    def _valid_samples(self, proposal: Any) -> Samples | None:
+        return check_samples(proposal["value"], self.ws)
 
     # ------------------------------------------------------------------ computing
 
@@ -210,9 +293,14 @@ class MemorizationBrowser(W.VBox):
                 threading.Thread(target=later, daemon=True).start()
 
         self.compute_button.disabled = True
-        self._task = BackgroundTask(run, label=f"nearest training samples of {model} ({ext})", status=self.status,
-                                    on_done=done, on_error=lambda e: setattr(self.compute_button, "disabled", False),
-                                    background=self.background).start()
+        self._task = BackgroundTask(
+            run,
+            label=f"nearest training samples of {model} ({ext})",
+            status=self.status,
+            on_done=done,
+            on_error=lambda e: setattr(self.compute_button, "disabled", False),
+            background=self.background,
+        ).start()
         return self._task
 
     def wait(self, timeout: float | None = 600) -> None:
@@ -226,47 +314,57 @@ class MemorizationBrowser(W.VBox):
             self._show(key)
         elif self.base_report is not None or (self._task is not None and self._task.running):
             self.base_report = self.report = None
+            self.set_trait("copy_count", 0)
             self.summary.value = "<i>computing…</i>"
             self.compute()
 
     def _show(self, key: tuple[str, str]) -> None:
         rep = self._reports[key]
         self.base_report = rep
+        self.report = None  # until the threshold is applied: nothing to render yet
+        self._applied = None
         if rep.criterion == "distance":
             d = rep.distances[:, 0]
             top = float(max(np.quantile(d, 0.5), 2 * rep.threshold, 1e-12))
         else:
             top = 2.0
-        self._suspend = True
-        try:
-            # hold_sync sends max, step and value in one message; separate messages let the
-            # browser snap the old value to the new step and overwrite the calibrated threshold.
-            with self.threshold.hold_sync():
-                self.threshold.max = top
-                self.threshold.min = 0.0
-                self.threshold.step = top / 500
-                self.threshold.value = min(rep.threshold, top)
-                self.threshold.description = "distance ≤" if rep.criterion == "distance" else "ratio ≤"
-        finally:
-            self._suspend = False
         self._order = rep.most_suspicious(len(rep.ratio))["fake_row"].to_numpy()
-        self._page = 0
-        self._apply_threshold(rep.threshold)
+        self.set_trait("page_count", max(1, -(-len(self._order) // self.rows_per_page)))
+        self.page = 0
+        # One batch: the slider's new range and the report's own threshold (a value clipped to the old
+        # range in between is never applied). hold_sync sends max, step and value in one message;
+        # separate messages let the browser snap the old value to the new step and overwrite the
+        # calibrated threshold.
+        with self.threshold.hold_sync(), self.hold_trait_notifications():
+            self.threshold.max = top
+            self.threshold.min = 0.0
+            self.threshold.step = top / 500
+            self.threshold.description = "distance ≤" if rep.criterion == "distance" else "ratio ≤"
+            self.copy_threshold = min(rep.threshold, top)
+        self._apply_threshold(self.copy_threshold)  # when the value did not change, its observer did not run
 
-    def _on_threshold(self, change: dict[str, Any]) -> None:
-        if getattr(self, "_suspend", False) or self.base_report is None:
-            return
-        self._apply_threshold(float(change["new"]))
+    def _on_copy_threshold(self, change: dict[str, Any]) -> None:
+        if self.base_report is not None:
+            self._apply_threshold(float(change["new"]))
 
     def _apply_threshold(self, t: float) -> None:
         base = self.base_report
+        if self._applied == (id(base), t):
+            return
+        self._applied = (id(base), t)
         self.report = base if t == base.threshold else base.with_threshold(t)
         rep = self.report
+        self.set_trait("copy_count", int(rep.n_flagged))
         m = len(rep.ratio)
-        fp = "" if rep.test_flag_rate is None else (f" · test images flagged {100 * rep.test_flag_rate:.2f}% "
-                                                    "(false-positive estimate)")
-        self.copy_label.value = (f"<b class='wb-copy-number'>{rep.n_flagged}</b> of {m} flagged as likely copies "
-                                 f"({100 * rep.copy_rate:.2f}%){fp}")
+        fp = (
+            ""
+            if rep.test_flag_rate is None
+            else (f" · test images flagged {100 * rep.test_flag_rate:.2f}% (false-positive estimate)")
+        )
+        self.copy_label.value = (
+            f"<b class='wb-copy-number'>{rep.n_flagged}</b> of {m} flagged as likely copies "
+            f"({100 * rep.copy_rate:.2f}%){fp}"
+        )
         self._summary()
         self._render()
 
@@ -274,16 +372,22 @@ class MemorizationBrowser(W.VBox):
         base = self.base_report
         key = (self.model, self.extractor)
         c_t = self._ct.get(key)
-        parts = [f"<b>{html.escape(self.model)}</b> vs training set <b>{html.escape(self.ws.train)}</b> "
-                 f"({html.escape(self.extractor)} features, {base.settings['n_train']} training samples)",
-                 f"AuthPct <b>{base.auth_pct:.1f}</b>% (authentic = farther from its nearest training sample than "
-                 "that sample's own nearest neighbour)"]
+        parts = [
+            f"<b>{html.escape(self.model)}</b> vs training set <b>{html.escape(self.ws.train)}</b> "
+            f"({html.escape(self.extractor)} features, {base.settings['n_train']} training samples)",
+            f"AuthPct <b>{base.auth_pct:.1f}</b>% (authentic = farther from its nearest training sample than "
+            "that sample's own nearest neighbour)",
+        ]
         if c_t is not None:
-            parts.append(f"C<sub>T</sub> <b>{c_t:+.2f}</b> (&lt; 0: copying, &gt; 0: underfitting; test set "
-                         f"“{html.escape(self.test_set)}”)")
+            parts.append(
+                f"C<sub>T</sub> <b>{c_t:+.2f}</b> (&lt; 0: copying, &gt; 0: underfitting; test set "
+                f"“{html.escape(self.test_set)}”)"
+            )
         if base.criterion == "distance" and base.quantile is not None:
-            parts.append(f"calibrated threshold {base.threshold:.4g} = the {100 * base.quantile:g}% quantile of the "
-                         "test images' distances")
+            parts.append(
+                f"calibrated threshold {base.threshold:.4g} = the {100 * base.quantile:g}% quantile of the "
+                "test images' distances"
+            )
         elif base.criterion == "ratio":
             parts.append("criterion: ratio d1/d2 ≤ threshold (no held-out test set to calibrate a distance)")
         parts.append(f"median distance to training {np.median(base.distances[:, 0]):.4g}")
@@ -292,12 +396,12 @@ class MemorizationBrowser(W.VBox):
     # ------------------------------------------------------------------ pages
 
     def go(self, page: int) -> None:
-        self._page = int(min(max(page, 0), self.page_count - 1))
-        self._render()
+        """Show page ``page`` of the rows (clipped to the valid range)."""
+        self.page = int(min(max(page, 0), self.page_count - 1))
 
     def _page_rows(self) -> np.ndarray:
-        start = self._page * self.rows_per_page
-        return self._order[start:start + self.rows_per_page]
+        start = self.page * self.rows_per_page
+        return self._order[start : start + self.rows_per_page]
 
     def _render(self) -> None:
         rep = self.report
@@ -314,32 +418,50 @@ class MemorizationBrowser(W.VBox):
         for r in fakes:
             flagged = bool(rep.likely_copy[r])
             score = rep.distances[r, 0] if rep.criterion == "distance" else rep.ratio[r]
-            cells.append({"caption": f"#{r} · {_fmt(score)}",
-                          "title": f"{self.model} #{r}: distance {rep.distances[r, 0]:.4g}, ratio {rep.ratio[r]:.3g}"
-                                   + (" — likely copy" if flagged else ""),
-                          "cls": "wb-query wb-copy" if flagged else "wb-query"})
+            cells.append(
+                {
+                    "caption": f"#{r} · {_fmt(score)}",
+                    "title": f"{self.model} #{r}: distance {rep.distances[r, 0]:.4g}, ratio {rep.ratio[r]:.3g}"
+                    + (" — likely copy" if flagged else ""),
+                    "cls": "wb-query wb-copy" if flagged else "wb-query",
+                }
+            )
             for j in range(k):
-                cells.append({"caption": f"d {_fmt(rep.distances[r, j])}",
-                              "title": f"{self.ws.train} #{rep.train_rows[r, j]} (neighbour {j + 1})"})
+                cells.append(
+                    {
+                        "caption": f"d {_fmt(rep.distances[r, j])}",
+                        "title": f"{self.ws.train} #{rep.train_rows[r, j]} (neighbour {j + 1})",
+                    }
+                )
         self.canvas.show(thumbs, cells, columns=k + 1, display_px=self.display_px)
-        self.rows = pd.DataFrame({
-            "fake_row": fakes, "train_rows": [rep.train_rows[r].tolist() for r in fakes],
-            "distance": rep.distances[fakes, 0], "ratio": rep.ratio[fakes], "likely_copy": rep.likely_copy[fakes]})
-        self.page_label.value = (f"<span style='padding:0 6px'>page {self._page + 1} / {self.page_count} "
-                                 f"({len(self._order)} generated samples)</span>")
-        self.prev_button.disabled = self._page == 0
-        self.next_button.disabled = self._page >= self.page_count - 1
+        self.rows = pd.DataFrame(
+            {
+                "fake_row": fakes,
+                "train_rows": [rep.train_rows[r].tolist() for r in fakes],
+                "distance": rep.distances[fakes, 0],
+                "ratio": rep.ratio[fakes],
+                "likely_copy": rep.likely_copy[fakes],
+            }
+        )
+        self.page_label.value = (
+            f"<span style='padding:0 6px'>page {self.page + 1} / {self.page_count} "
+            f"({len(self._order)} generated samples)</span>"
+        )
+        self.prev_button.disabled = self.page == 0
+        self.next_button.disabled = self.page >= self.page_count - 1
 
     def click(self, row_position: int) -> Samples:
-        """Select the generated sample of row ``row_position`` of this page and its neighbours."""
+        """Select the generated sample of row ``row_position`` of this page and its neighbours
+        (``samples``, ``samples_origin`` and ``focused``)."""
         fakes = self._page_rows()
         if not 0 <= row_position < len(fakes):
             raise IndexError(f"row_position must be in [0, {len(fakes)}); got {row_position}")
         r = int(fakes[row_position])
         pairs = [(self.model, r)] + [(self.ws.train, int(t)) for t in self.report.train_rows[r]]
         samples = Samples.from_pairs(pairs)
-        self.selection.select_samples(samples, f"memorization: {self.model} #{r} and its nearest training samples")
-        self.selection.focus = (self.model, r)
+        with self.hold_trait_notifications():  # the selection receives all three at once
+            select_samples(self, samples, f"memorization: {self.model} #{r} and its nearest training samples")
+            self.focused = (self.model, r)
         return samples
 
     def _on_click(self, change: dict[str, Any]) -> None:
@@ -363,9 +485,14 @@ class MemorizationBrowser(W.VBox):
         for r in self._order[:rows]:
             pairs = [(self.model, int(r))] + [(self.ws.train, int(t)) for t in rep.train_rows[r]]
             thumbs = gather_thumbnails(self.ws, Samples.from_pairs(pairs))
-            figs = [f"<figure class='{'wb-copy' if rep.likely_copy[r] else ''}'><img src='{data_uri(encode_png(thumbs[0]))}'"
-                    f" width='56' height='56'><figcaption>#{int(r)}</figcaption></figure>"]
-            figs += [f"<figure><img src='{data_uri(encode_png(thumbs[j + 1]))}' width='56' height='56'>"
-                     f"<figcaption>d {_fmt(rep.distances[r, j])}</figcaption></figure>" for j in range(k)]
+            figs = [
+                f"<figure class='{'wb-copy' if rep.likely_copy[r] else ''}'><img src='{data_uri(encode_png(thumbs[0]))}'"
+                f" width='56' height='56'><figcaption>#{int(r)}</figcaption></figure>"
+            ]
+            figs += [
+                f"<figure><img src='{data_uri(encode_png(thumbs[j + 1]))}' width='56' height='56'>"
+                f"<figcaption>d {_fmt(rep.distances[r, j])}</figcaption></figure>"
+                for j in range(k)
+            ]
             out.append("<div class='wb-memo-row'>" + "".join(figs) + "</div>")
         return "".join(out)

@@ -15,8 +15,10 @@ under the table; a value whose bootstrap failed is shown with a ``⚠`` and the 
 When the reports could not be computed at all (:meth:`MetricTable.show_error`), the caption and the
 static report say why instead of showing an empty table.
 
-Python state: :attr:`MetricTable.table` (the displayed frame, in display order, with ``rank_*``
-columns), :attr:`errors`, :attr:`sort_by`, :attr:`ascending`, :attr:`extractor_filter`, :meth:`select`.
+State, as traits (``table.observe(callback, names="model")``, ``traitlets.link``): ``model`` and
+``extractor`` (the selected row, linked to the shared selection), ``sort_by``, ``ascending``,
+``extractor_filter``, ``metrics``. Derived: :attr:`MetricTable.table` (the displayed frame, in
+display order, with ``rank_*`` columns), :attr:`errors`; :meth:`select` selects a row.
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ from typing import Any
 import ipywidgets as W
 import numpy as np
 import pandas as pd
+import traitlets
 from scipy.stats import rankdata
 
 from ..metrics.suite import MetricReport, higher_is_better, metric_of_column
 from .html_table import ClickableTable, table_html
+from .linking import SelectionLink, TraitValueError, link_control, refuse, replace_options
 from .selection import Selection
 from .tasks import status_widget
 
@@ -61,6 +65,16 @@ def row_key(model: str, extractor: str) -> str:
 class MetricTable(W.VBox):
     """Sortable metric table with intervals, ranks and best/worst highlights (module docstring).
 
+    Traits (observe them, link them, set them):
+
+    * ``model``, ``extractor``: the selected row ("" = none; ``extractor`` "" = the first
+      report's); linked to the shared selection. A row click sets both at once.
+    * ``sort_by``: the column sorted by (``model``, ``extractor`` or a metric column); choosing
+      one sets ``ascending`` to its natural order (best first). Linked to the header clicks.
+    * ``ascending``: the sort direction.
+    * ``extractor_filter``: ``"all extractors"`` or one extractor (the dropdown).
+    * ``metrics`` (read-only): the metric columns shown.
+
     Args:
         reports: ``{extractor: MetricReport}``, one report, or None to fill later with
             :meth:`set_reports` (e.g. when a dashboard computes them in the background).
@@ -68,6 +82,14 @@ class MetricTable(W.VBox):
         columns: the metric columns to show (default: every column of the reports).
         extractor: initial extractor filter (``"all extractors"`` or a name).
     """
+
+    selection = traitlets.Instance(Selection, read_only=True, help="the shared selection")
+    model = traitlets.Unicode("", help="model of the selected row ('' = none)")
+    extractor = traitlets.Unicode("", help="extractor of the selected row ('' = the first report's)")
+    sort_by = traitlets.Unicode("", help="column sorted by: 'model', 'extractor' or a metric column")
+    ascending = traitlets.Bool(True, help="sort direction (a new sort_by sets its natural one: best first)")
+    extractor_filter = traitlets.Unicode(ALL, help="'all extractors' or the one extractor shown")
+    metrics = traitlets.List(traitlets.Unicode(), read_only=True, help="the metric columns shown")
 
     def __init__(
         self,
@@ -77,11 +99,9 @@ class MetricTable(W.VBox):
         columns: Sequence[str] | None = None,
         extractor: str = ALL,
     ) -> None:
-        self.selection = selection if selection is not None else Selection()
         self._columns_wanted = list(columns) if columns is not None else None
         self.reports: dict[str, MetricReport] = {}
         self._frame = pd.DataFrame()
-        self._metrics: list[str] = []
         self._errors: dict[tuple[str, str, str], str] = {}  # (model, extractor, column) -> message
         self._failure = ""
         self.grid = ClickableTable()
@@ -91,19 +111,45 @@ class MetricTable(W.VBox):
         self.status = status_widget()
         self.notes = W.HTML("")
         self.notes.add_class("wb-metric-notes")
-        title = W.HTML("<b>Metrics</b> <span style='color:#666'>— click a header to sort, a row to select "
-                       "that model everywhere; green = best, red = worst per extractor</span>")
+        title = W.HTML(
+            "<b>Metrics</b> <span style='color:#666'>— click a header to sort, a row to select "
+            "that model everywhere; green = best, red = worst per extractor</span>"
+        )
         super().__init__([title, W.HBox([self.filter, self.status]), self.grid, self.notes])
         self.add_class("wb-metric-table")
+        self.set_trait("selection", selection if selection is not None else Selection())
         self._initial_filter = extractor
-        self.grid.observe(self._on_grid_sort, names=["sort_by", "ascending"])
-        self.grid.observe(self._on_grid_select, names="selected")
-        self.filter.observe(lambda _: self._render(), names="value")
-        self.selection.observe(self._on_selection, names=["model", "extractor"])
+
+        # the header clicks set the grid's sort_by / ascending, the dropdown the filter
+        traitlets.link((self, "sort_by"), (self.grid, "sort_by"))
+        traitlets.link((self, "ascending"), (self.grid, "ascending"))
+        link_control(self, "extractor_filter", self.filter)
+        self.selection_link = SelectionLink(self.selection, self, ["model", "extractor"])
+        self.observe(self._on_sort_by, names="sort_by")
+        self.observe(lambda _: self._render(), names=["ascending", "extractor_filter"])
+        self.observe(self._on_selected, names=["model", "extractor"])
+        self.grid.observe(self._on_row_click, names="selected")
         if reports is not None:
             self.set_reports(reports)
         else:
             self.grid.caption = "metrics are being computed…"
+
+    # ------------------------------------------------------------------ validation
+
+    @traitlets.validate("sort_by")
+    def _valid_sort_by(self, proposal: Any) -> str:
+        column = proposal["value"]
+        allowed = ["model", "extractor", *self.metrics]
+        if column not in allowed and not (column == "" and self._frame.empty):
+            refuse("sort_by", column, allowed)
+        return column
+
+    @traitlets.validate("extractor_filter")
+    def _valid_filter(self, proposal: Any) -> str:
+        value = proposal["value"]
+        if value not in self.filter.options:
+            raise TraitValueError(f"extractor filter must be one of {list(self.filter.options)}; got {value!r}")
+        return value
 
     # ------------------------------------------------------------------ data
 
@@ -143,7 +189,7 @@ class MetricTable(W.VBox):
             hib = higher_is_better(c)
             if hib is None:
                 continue
-            for ext, part in frame.groupby("extractor", sort=False):
+            for _ext, part in frame.groupby("extractor", sort=False):
                 vals = part[c].to_numpy(dtype=float)
                 ok = np.isfinite(vals)
                 if ok.any():
@@ -151,74 +197,42 @@ class MetricTable(W.VBox):
                     r[ok] = rankdata(-vals[ok] if hib else vals[ok], method="min")
                     frame.loc[part.index, f"rank_{c}"] = r
         self._frame = frame
-        self._metrics = metrics
+        self.set_trait("metrics", metrics)
         options = [ALL, *self.reports]
-        wanted = self._initial_filter if self._initial_filter in options else ALL
-        with self.hold_sync():
-            self.filter.options = options
-            self.filter.value = wanted
+        replace_options(self.filter, options, self._initial_filter if self._initial_filter in options else ALL)
         notes = [w for rep in self.reports.values() for w in rep.warnings]
-        failed = [f"{ext} · {model} · {metric}: {message}" for ext, rep in self.reports.items()
-                  for (model, metric), message in rep.errors.items()]
+        failed = [
+            f"{ext} · {model} · {metric}: {message}"
+            for ext, rep in self.reports.items()
+            for (model, metric), message in rep.errors.items()
+        ]
         self.notes.value = "".join(
-            [f"<div class='wb-metric-error' style='color:#b00020;font-size:11px'>✖ {html.escape(n)}</div>"
-             for n in dict.fromkeys(failed)]
-            + [f"<div style='color:#8a6d00;font-size:11px'>⚠ {html.escape(n)}</div>" for n in dict.fromkeys(notes)])
-        if not self.grid.sort_by:
-            self.grid.sort_by = "model"
+            [
+                f"<div class='wb-metric-error' style='color:#b00020;font-size:11px'>✖ {html.escape(n)}</div>"
+                for n in dict.fromkeys(failed)
+            ]
+            + [f"<div style='color:#8a6d00;font-size:11px'>⚠ {html.escape(n)}</div>" for n in dict.fromkeys(notes)]
+        )
+        if self.sort_by not in ("model", "extractor", *metrics):
+            self.sort_by = "model"
         self._render()
-
-    @property
-    def metrics(self) -> list[str]:
-        """The metric columns shown."""
-        return list(self._metrics)
 
     @property
     def errors(self) -> pd.DataFrame:
         """The failed cells: one row per ``model, extractor, column`` with its ``error`` message."""
-        return pd.DataFrame([{"model": m, "extractor": e, "column": c, "error": msg}
-                             for (m, e, c), msg in self._errors.items()],
-                            columns=["model", "extractor", "column", "error"])
+        return pd.DataFrame(
+            [{"model": m, "extractor": e, "column": c, "error": msg} for (m, e, c), msg in self._errors.items()],
+            columns=["model", "extractor", "column", "error"],
+        )
 
     def show_error(self, error: BaseException | str) -> None:
         """Say that the reports could not be computed at all (e.g. the background task failed)."""
         message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
         self._failure = message
         self.grid.caption = f"metrics could not be computed: {message}"
-        self.notes.value = (f"<div class='wb-metric-error' style='color:#b00020;font-size:11px'>✖ "
-                            f"{html.escape(message)}</div>")
-
-    @property
-    def extractor_filter(self) -> str:
-        return self.filter.value
-
-    @extractor_filter.setter
-    def extractor_filter(self, value: str) -> None:
-        if value not in self.filter.options:
-            raise ValueError(f"extractor filter must be one of {list(self.filter.options)}; got {value!r}")
-        self.filter.value = value
-
-    @property
-    def sort_by(self) -> str:
-        return self.grid.sort_by
-
-    @sort_by.setter
-    def sort_by(self, column: str) -> None:
-        allowed = ["model", "extractor", *self._metrics]
-        if column not in allowed:
-            raise ValueError(f"sort_by must be one of {allowed}; got {column!r}")
-        hib = higher_is_better(column)
-        with self.grid.hold_trait_notifications():
-            self.grid.ascending = True if hib is None else not hib
-            self.grid.sort_by = column
-
-    @property
-    def ascending(self) -> bool:
-        return self.grid.ascending
-
-    @ascending.setter
-    def ascending(self, value: bool) -> None:
-        self.grid.ascending = bool(value)
+        self.notes.value = (
+            f"<div class='wb-metric-error' style='color:#b00020;font-size:11px'>✖ {html.escape(message)}</div>"
+        )
 
     @property
     def table(self) -> pd.DataFrame:
@@ -227,48 +241,60 @@ class MetricTable(W.VBox):
         frame = self._frame
         if frame.empty:
             return frame.copy()
-        if self.filter.value != ALL:
-            frame = frame[frame["extractor"] == self.filter.value]
-        key = self.grid.sort_by or "model"
+        if self.extractor_filter != ALL:
+            frame = frame[frame["extractor"] == self.extractor_filter]
+        key = self.sort_by or "model"
         ext_pos = frame["extractor"].map({e: i for i, e in enumerate(self.reports)})
         if key in ("model", "extractor"):
-            order = frame.assign(_e=ext_pos).sort_values([key, "_e" if key == "model" else "model"],
-                                                         ascending=[self.grid.ascending, True], kind="stable")
+            order = frame.assign(_e=ext_pos).sort_values(
+                [key, "_e" if key == "model" else "model"], ascending=[self.ascending, True], kind="stable"
+            )
         else:
             # Values of different extractors are on different scales: sort within each extractor.
             vals = frame[key].to_numpy(dtype=float)
-            signed = np.where(np.isfinite(vals), vals if self.grid.ascending else -vals, np.inf)
+            signed = np.where(np.isfinite(vals), vals if self.ascending else -vals, np.inf)
             order = frame.assign(_e=ext_pos.to_numpy(), _v=signed).sort_values(["_e", "_v"], kind="stable")
         return order.drop(columns=[c for c in ("_e", "_v") if c in order.columns]).reset_index(drop=True)
 
     def select(self, model: str, extractor: str | None = None) -> None:
-        """Select ``model`` (and ``extractor``) as a row click does."""
+        """Select ``model`` (and ``extractor``) as a row click does: both traits in one batch."""
         known = set(self._frame["model"]) if not self._frame.empty else set()
         if model not in known:
             raise ValueError(f"model {model!r} is not in the table; models: {sorted(known)}")
-        with self.selection.hold_trait_notifications():
+        with self.hold_trait_notifications():
             if extractor is not None:
-                self.selection.extractor = extractor
-            self.selection.model = model
+                self.extractor = extractor
+            self.model = model
 
     # ------------------------------------------------------------------ rendering
 
     def _cells(self, frame: pd.DataFrame) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        columns = [{"key": "model", "label": "model", "title": "generated set"},
-                   {"key": "extractor", "label": "extractor", "title": "feature extractor"}]
-        for c in self._metrics:
+        columns = [
+            {"key": "model", "label": "model", "title": "generated set"},
+            {"key": "extractor", "label": "extractor", "title": "feature extractor"},
+        ]
+        for c in self.metrics:
             hib = higher_is_better(c)
             arrow = "↑" if hib else "↓" if hib is False else ""
-            columns.append({"key": c, "label": f"{c} {arrow}".strip(), "default_ascending": not hib if hib is not None
-                            else True, "title": {True: "higher is better", False: "lower is better",
-                                                 None: "no better direction"}[hib]})
+            columns.append(
+                {
+                    "key": c,
+                    "label": f"{c} {arrow}".strip(),
+                    "default_ascending": not hib if hib is not None else True,
+                    "title": {True: "higher is better", False: "lower is better", None: "no better direction"}[hib],
+                }
+            )
         rows = []
         n_per_ext = frame.groupby("extractor")["model"].count().to_dict() if len(frame) else {}
         for rec in frame.to_dict("records"):
             cells, classes, titles = [rec["model"], rec["extractor"]], ["", ""], ["", ""]
-            for c in self._metrics:
-                v, lo, hi, rank = (rec.get(c, math.nan), rec.get(f"{c}_low", math.nan),
-                                   rec.get(f"{c}_high", math.nan), rec.get(f"rank_{c}", math.nan))
+            for c in self.metrics:
+                v, lo, hi, rank = (
+                    rec.get(c, math.nan),
+                    rec.get(f"{c}_low", math.nan),
+                    rec.get(f"{c}_high", math.nan),
+                    rec.get(f"rank_{c}", math.nan),
+                )
                 error = self._errors.get((rec["model"], rec["extractor"], c))
                 text = _fmt(v)
                 if error and not np.isfinite(v):
@@ -292,40 +318,51 @@ class MetricTable(W.VBox):
                     cls = (cls + " wb-error").strip()
                 classes.append(cls)
                 title = f"{c} = {v!r}" + (f", {100 * 0.95:.0f}% CI [{lo!r}, {hi!r}]" if np.isfinite(lo) else "")
-                titles.append(f"{c}: {error}" if error and not np.isfinite(v) else
-                              f"{title}; {error}" if error else title)
-            rows.append({"key": row_key(rec["model"], rec["extractor"]), "cells": cells, "classes": classes,
-                         "titles": titles})
+                titles.append(
+                    f"{c}: {error}" if error and not np.isfinite(v) else f"{title}; {error}" if error else title
+                )
+            rows.append(
+                {"key": row_key(rec["model"], rec["extractor"]), "cells": cells, "classes": classes, "titles": titles}
+            )
         return columns, rows
+
+    def _selected_key(self) -> str:
+        return row_key(self.model, self.extractor or next(iter(self.reports)))
 
     def _render(self) -> None:
         if self._frame.empty:
             return
         columns, rows = self._cells(self.table)
-        sel = row_key(self.selection.model, self.selection.extractor or next(iter(self.reports)))
+        sel = self._selected_key()
         with self.grid.hold_sync():
             self.grid.columns = columns
             self.grid.rows = rows
             self.grid.selected = sel if any(r["key"] == sel for r in rows) else ""
             n_models = self._frame["model"].nunique()
-            self.grid.caption = (f"{n_models} generated set(s) × {len(self.reports)} extractor(s); "
-                                 "ranks per extractor (#1 = best)")
+            self.grid.caption = (
+                f"{n_models} generated set(s) × {len(self.reports)} extractor(s); ranks per extractor (#1 = best)"
+            )
 
-    def _on_grid_sort(self, change: dict[str, Any]) -> None:
-        self._render()
+    def _on_sort_by(self, change: dict[str, Any]) -> None:
+        hib = higher_is_better(change["new"])
+        natural = True if hib is None else not hib
+        if self.ascending != natural:
+            self.ascending = natural  # its observer renders
+        else:
+            self._render()
 
-    def _on_grid_select(self, change: dict[str, Any]) -> None:
+    def _on_row_click(self, change: dict[str, Any]) -> None:
         key = change["new"]
         if not key or "|" not in key:
             return
         model, ext = key.rsplit("|", 1)
-        if (model, ext) != (self.selection.model, self.selection.extractor):
+        if (model, ext) != (self.model, self.extractor):
             self.select(model, ext)
 
-    def _on_selection(self, change: dict[str, Any]) -> None:
+    def _on_selected(self, change: dict[str, Any]) -> None:
         if self._frame.empty:
             return
-        sel = row_key(self.selection.model, self.selection.extractor or next(iter(self.reports)))
+        sel = self._selected_key()
         if self.grid.selected != sel:
             self.grid.selected = sel if any(r["key"] == sel for r in self.grid.rows) else ""
 

@@ -26,15 +26,17 @@ import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from ..workspace import Samples
 from .html_table import TABLE_CSS
 from .sample_grid import gather_thumbnails
-from .selection import Samples
 from .thumbnails import data_uri, encode_png
 
 if TYPE_CHECKING:
     from .dashboard import Workbench
 
-_CSS = TABLE_CSS + """
+_CSS = (
+    TABLE_CSS
+    + """
 body { font: 13px/1.45 -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 18px 28px; color: #222; }
 h1 { font-size: 20px; margin-bottom: 2px; } h2 { font-size: 16px; border-bottom: 1px solid #ddd; padding-bottom: 3px;
   margin-top: 28px; }
@@ -48,6 +50,7 @@ h1 { font-size: 20px; margin-bottom: 2px; } h2 { font-size: 16px; border-bottom:
 .wb-memo-row img { image-rendering: pixelated; }
 .wb-copy img { outline: 2px solid #d62728; }
 """
+)
 
 
 class _Page:
@@ -70,27 +73,42 @@ class _Page:
 def _strip(ws: Any, set_name: str, n: int, px: int = 48) -> str:
     rows = np.arange(min(n, ws.size(set_name)))
     thumbs = gather_thumbnails(ws, Samples.of(set_name, rows))
-    imgs = "".join(f"<img src='{data_uri(encode_png(t))}' width='{px}' height='{px}' title='{html.escape(set_name)} "
-                   f"#{i}'>" for i, t in zip(rows, thumbs))
+    imgs = "".join(
+        f"<img src='{data_uri(encode_png(t))}' width='{px}' height='{px}' title='{html.escape(set_name)} #{i}'>"
+        for i, t in zip(rows, thumbs)
+    )
     return f"<div class='wb-strip'><b>{html.escape(set_name)}</b> ({ws.role(set_name)})<br>{imgs}</div>"
 
 
-def report_html(bench: "Workbench", *, max_points: int = 3000, grid_pages: int = 1, strip: int = 24,
-                memorization_rows: int = 12, title: str | None = None) -> str:
+def report_html(
+    bench: Workbench,
+    *,
+    max_points: int = 3000,
+    grid_pages: int = 1,
+    strip: int = 24,
+    memorization_rows: int = 12,
+    title: str | None = None,
+) -> str:
     """The report of ``bench`` as one HTML string (see the module docstring)."""
     from plotly.offline import get_plotlyjs
 
     ws = bench.ws
     page = _Page()
     heading = title or f"Generative evaluation report — {ws.root.name if ws.root else 'workspace'}"
-    page.add(f"<h1>{html.escape(heading)}</h1><div class='wb-note'>written "
-             f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} from "
-             f"{html.escape(str(ws.root or 'caches'))}</div>")
+    page.add(
+        f"<h1>{html.escape(heading)}</h1><div class='wb-note'>written "
+        f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} from "
+        f"{html.escape(str(ws.root or 'caches'))}</div>"
+    )
     rows = "".join(
         f"<tr><td>{html.escape(s)}</td><td>{ws.role(s)}</td><td>{ws.size(s)}</td>"
-        f"<td>{html.escape(', '.join(e.extractor for e in ws.entries if e.set == s))}</td></tr>" for s in ws.sets)
-    page.add("<h2>Workspace</h2><table class='wb-table'><thead><tr><th>set</th><th>role</th><th>samples</th>"
-             f"<th>extractors</th></tr></thead><tbody>{rows}</tbody></table>")
+        f"<td>{html.escape(', '.join(e.extractor for e in ws.entries if e.set == s))}</td></tr>"
+        for s in ws.sets
+    )
+    page.add(
+        "<h2>Workspace</h2><table class='wb-table'><thead><tr><th>set</th><th>role</th><th>samples</th>"
+        f"<th>extractors</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
 
     page.add("<h2>Metrics</h2>" + bench.metric_table.static_html())
     page.add(bench.metric_table.notes.value)
@@ -131,18 +149,26 @@ def report_html(bench: "Workbench", *, max_points: int = 3000, grid_pages: int =
 
     data = "\n".join(
         f"<script type='application/json' id='{div_id}-data'>{payload.replace('</', '<' + chr(92) + '/')}</script>"
-        for div_id, payload in page.figures)
-    draw = ("<script>(function(){var ids=" + json.dumps([d for d, _ in page.figures]) + ";"
-            "ids.forEach(function(id){var f=JSON.parse(document.getElementById(id+'-data').textContent);"
-            "Plotly.newPlot(id,f.data,f.layout||{},{displaylogo:false,responsive:false});});})();</script>")
+        for div_id, payload in page.figures
+    )
+    draw = (
+        "<script>(function(){var ids=" + json.dumps([d for d, _ in page.figures]) + ";"
+        "ids.forEach(function(id){var f=JSON.parse(document.getElementById(id+'-data').textContent);"
+        "Plotly.newPlot(id,f.data,f.layout||{},{displaylogo:false,responsive:false});});})();</script>"
+    )
     plotly_js = get_plotlyjs().replace("</script", "<\\/script")
-    return ("<!DOCTYPE html><html><head><meta charset='utf-8'>"
-            f"<title>{html.escape(heading)}</title><style>{_CSS}</style>"
-            f"<script type='text/javascript'>{plotly_js}</script></head><body>"
-            + "\n".join(page.parts) + data + draw + "</body></html>")
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(heading)}</title><style>{_CSS}</style>"
+        f"<script type='text/javascript'>{plotly_js}</script></head><body>"
+        + "\n".join(page.parts)
+        + data
+        + draw
+        + "</body></html>"
+    )
 
 
-def write_report(bench: "Workbench", path: str | os.PathLike, **kwargs: Any) -> Path:
+def write_report(bench: Workbench, path: str | os.PathLike, **kwargs: Any) -> Path:
     """Write :func:`report_html` to ``path`` (parent folders created); returns the path."""
     out = Path(path).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)

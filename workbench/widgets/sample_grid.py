@@ -17,9 +17,11 @@ FD attribution is computed in a background task the first time (the status line 
 the grid re-sorts when it is ready. Clicking a thumbnail shows it enlarged with its metadata and
 sets ``selection.focus``.
 
-Python state: :attr:`items` (all samples shown, in display order), :attr:`page`,
-:attr:`page_count`, :attr:`page_items`, :attr:`page_png`, :attr:`captions`,
-:attr:`sort_by`, :attr:`descending`, :meth:`click`, :attr:`detail`.
+State, as traits (``grid.observe(callback, names="items")``, ``traitlets.link((emap, "samples"),
+(grid, "samples"))``): ``model``, ``class_name``, ``samples``, ``samples_origin``, ``extractor``,
+``focused``, ``sort_by``, ``descending``, ``page``, and read-only ``items`` (all samples shown, in
+display order), ``page_count``, ``page_items``, ``page_png``, ``captions``, ``detail``. Also
+:attr:`SampleGrid.values` (the sort scores of ``items``), :meth:`click`, :meth:`show`, :meth:`go`.
 """
 
 from __future__ import annotations
@@ -29,14 +31,15 @@ from typing import Any
 
 import ipywidgets as W
 import numpy as np
+import traitlets
 from PIL import Image
 
-from .scores import ScoreStore
-from .selection import Samples, Selection
+from ..workspace import Samples, ScoreStore, Workspace, as_workspace
+from .linking import SelectionLink, TraitValueError, check_samples, link_control, refuse, replace_options, same
+from .selection import Selection
 from .sprite_canvas import SpriteCanvas
 from .tasks import BackgroundTask, set_status, status_widget
 from .thumbnails import encode_png, placeholder
-from .workspace import Workspace, as_workspace
 
 DETAIL_PX = 224  # default size of the enlarged thumbnail
 
@@ -77,8 +80,26 @@ def gather_thumbnails(ws: Workspace, samples: Samples, px: int | None = None) ->
     return out
 
 
+_EMPTY = Samples((), np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+
 class SampleGrid(W.VBox):
     """Paged, sortable thumbnails linked to the shared selection (see the module docstring).
+
+    Traits (observe them, link them, set them):
+
+    * what is shown: ``model``, ``class_name``, ``samples`` (explicitly selected samples, None
+      for every sample of ``model``) and ``samples_origin`` (what they are; the heading). A grid
+      that follows the selection has them linked to it; otherwise :meth:`show` sets ``samples``
+      and ``samples_origin`` and ``model`` / ``class_name`` are not used.
+    * ``extractor``: the features the scores are computed on (linked to the selection; "" there
+      means the workspace's first extractor).
+    * ``focused``: ``(set, index)`` of the enlarged sample (a click sets it; linked to the
+      selection's ``focus`` when following it, else only written to it).
+    * ``sort_by`` (a score name, see :meth:`ScoreStore.names`; choosing one sets ``descending``
+      to that score's natural order), ``descending``, ``page``.
+    * read-only: ``items`` (every sample shown, display order), ``page_count``, ``page_items``,
+      ``page_png``, ``captions``, ``detail`` (the enlarged sample's metadata).
 
     Args:
         workspace: a :class:`~workbench.widgets.workspace.Workspace`, a folder, or caches.
@@ -89,6 +110,25 @@ class SampleGrid(W.VBox):
         sort_by: initial score name. background: compute slow scores in a thread.
         title: heading. detail_px: size of the enlarged thumbnail (0: no detail pane).
     """
+
+    selection = traitlets.Instance(Selection, read_only=True, help="the shared selection")
+    model = traitlets.Unicode("", help="the set shown when no samples are selected ('' = the first generated)")
+    class_name = traitlets.Unicode("", help="only samples of this class ('' = all)")
+    samples = traitlets.Instance(Samples, allow_none=True, default_value=None, help="explicitly selected samples")
+    samples_origin = traitlets.Unicode("", help="what the samples are (shown in the heading)")
+    extractor = traitlets.Unicode("", help="features the scores are computed on")
+    focused = traitlets.Tuple(allow_none=True, default_value=None, help="(set, index) of the enlarged sample")
+    sort_by = traitlets.Unicode("index", help="score the samples are sorted by")
+    descending = traitlets.Bool(False, help="sort direction")
+    page = traitlets.Int(0, help="page shown (from 0)")
+    page_count = traitlets.Int(1, read_only=True, help="number of pages")
+    items = traitlets.Instance(Samples, read_only=True, help="every sample shown, in display order")
+    page_items = traitlets.Instance(Samples, read_only=True, help="the samples of the page shown")
+    page_png = traitlets.Bytes(b"", read_only=True, help="the page's thumbnails as one PNG sprite")
+    captions = traitlets.List(traitlets.Unicode(), read_only=True, help="the page's captions")
+    detail = traitlets.Dict(
+        allow_none=True, default_value=None, read_only=True, help="metadata and scores of the enlarged sample"
+    )
 
     def __init__(
         self,
@@ -106,10 +146,10 @@ class SampleGrid(W.VBox):
         detail_px: int = DETAIL_PX,
     ) -> None:
         if page_size < 1 or columns < 1 or display_px < 8:
-            raise ValueError(f"page_size and columns must be >= 1 and display_px >= 8; got {page_size}, "
-                             f"{columns}, {display_px}")
+            raise ValueError(
+                f"page_size and columns must be >= 1 and display_px >= 8; got {page_size}, {columns}, {display_px}"
+            )
         self.ws = as_workspace(workspace)
-        self.selection = selection if selection is not None else Selection()
         self.scores = scores if scores is not None else ScoreStore(self.ws)
         self.follow_selection = follow_selection
         self.page_size = int(page_size)
@@ -117,23 +157,23 @@ class SampleGrid(W.VBox):
         self.display_px = int(display_px)
         self.background = background
         self._title = title
-        self._explicit: Samples | None = None
-        self._explicit_title = ""
-        self._items = Samples((), np.zeros(0), np.zeros(0))
+        self._unsorted = _EMPTY  # what the grid pages through, before sorting
         self._values = np.zeros(0)
-        self._page_items = self._items
-        self.page_png = b""
-        self.captions: list[str] = []
-        self.detail: dict[str, Any] | None = None
         self._task: BackgroundTask | None = None
 
         self.heading = W.HTML("")
         self.heading.add_class("wb-grid-title")
-        self.sort = W.Dropdown(options=self.scores.names(), value=sort_by if sort_by in self.scores.names() else "index",
-                               description="sort by", layout=W.Layout(width="230px"))
+        initial = sort_by if sort_by in self.scores.names() else "index"
+        self.sort = W.Dropdown(
+            options=self.scores.names(), value=initial, description="sort by", layout=W.Layout(width="230px")
+        )
         self.sort.add_class("wb-sort")
-        self.order = W.ToggleButton(value=self.scores.info(self.sort.value).descending, description="descending",
-                                    icon="sort-amount-desc", layout=W.Layout(width="120px"))
+        self.order = W.ToggleButton(
+            value=self.scores.info(initial).descending,
+            description="descending",
+            icon="sort-amount-desc",
+            layout=W.Layout(width="120px"),
+        )
         self.order.add_class("wb-sort-order")
         self.prev_button = W.Button(description="◀", layout=W.Layout(width="40px"), tooltip="previous page")
         self.prev_button.add_class("wb-prev")
@@ -146,8 +186,11 @@ class SampleGrid(W.VBox):
         self.canvas.add_class("wb-grid-canvas")
         self.detail_px = int(detail_px)
         side = max(self.detail_px, 8)
-        self.detail_image = W.Image(value=encode_png(placeholder(side // 4), scale=4), format="png",
-                                    layout=W.Layout(width=f"{side}px", height=f"{side}px"))
+        self.detail_image = W.Image(
+            value=encode_png(placeholder(side // 4), scale=4),
+            format="png",
+            layout=W.Layout(width=f"{side}px", height=f"{side}px"),
+        )
         self.detail_image.add_class("wb-detail-image")
         self.detail_info = W.HTML("<i>click a thumbnail to enlarge it</i>")
         self.detail_info.add_class("wb-detail-info")
@@ -158,113 +201,149 @@ class SampleGrid(W.VBox):
         controls = W.HBox([self.sort, self.order, self.prev_button, self.page_label, self.next_button])
         super().__init__([self.heading, controls, self.status, W.HBox([self.canvas, detail])])
         self.add_class("wb-sample-grid")
-        self._page = 0
+        self.set_trait("items", _EMPTY)
+        self.set_trait("page_items", _EMPTY)
+        self.set_trait("selection", selection if selection is not None else Selection())
 
-        self.sort.observe(self._on_sort, names="value")
-        self.order.observe(lambda _: self._resort(), names="value")
-        self.order.observe(self._order_label, names="value")
-        self._order_label({"new": self.order.value})
-        self.prev_button.on_click(lambda _: self.go(self._page - 1))
-        self.next_button.on_click(lambda _: self.go(self._page + 1))
-        self.canvas.observe(self._on_click, names="clicked")
+        # The scores always follow the selected extractor; what is shown follows the selection only
+        # when asked to (else show() sets it), and a click is passed on to the selection either way.
+        linked = {"extractor": "extractor"}
         if follow_selection:
-            self.selection.observe(self._on_selection, names=["model", "class_name", "samples", "extractor"])
+            linked.update(
+                model="model",
+                class_name="class_name",
+                samples_origin="samples_origin",
+                samples="samples",
+                focused="focus",
+            )
+        else:
+            self.observe(self._pass_focus_on, names="focused")
+        self._selection_link = SelectionLink(self.selection, self, linked, resolve={"extractor": self._known_extractor})
+        self.sort_by = initial
+        self.descending = self.order.value
+        # _on_sort_by runs before the dropdown link: it makes sure the dropdown offers the score
+        self.observe(self._on_sort_by, names="sort_by")
+        link_control(self, "sort_by", self.sort)
+        link_control(self, "descending", self.order)
+        self.observe(self._on_descending, names="descending")
+        self.observe(self._on_content, names=["model", "class_name", "samples", "extractor"])
+        self.observe(lambda _: self._render_heading(), names="samples_origin")
+        self.observe(lambda _: self._render_page(), names="page")
+        self.observe(self._on_focused, names="focused")
+        self._order_label()
+        self.prev_button.on_click(lambda _: self.go(self.page - 1))
+        self.next_button.on_click(lambda _: self.go(self.page + 1))
+        self.canvas.observe(self._on_click, names="clicked")
         self.refresh()
 
-    # ------------------------------------------------------------------ public state
+    # ------------------------------------------------------------------ validation
 
-    @property
-    def items(self) -> Samples:
-        """Every sample the grid pages through, in display order."""
-        return self._items
+    def _known_extractor(self, name: str) -> str:
+        """The selection's extractor as this grid uses it: "" (or one the workspace lacks) is the first."""
+        return name if name in self.ws.extractors else self.ws.extractors[0]
+
+    @traitlets.validate("extractor")
+    def _valid_extractor(self, proposal: Any) -> str:
+        if proposal["value"] == "":  # as in the selection: the workspace's first
+            return self.ws.extractors[0]
+        if proposal["value"] not in self.ws.extractors:
+            refuse("extractor", proposal["value"], self.ws.extractors)
+        return proposal["value"]
+
+    @traitlets.validate("samples")
+    def _valid_samples(self, proposal: Any) -> Samples | None:
+        return check_samples(proposal["value"], self.ws)
+
+    @traitlets.validate("focused")
+    def _valid_focused(self, proposal: Any) -> tuple[str, int] | None:
+        value = proposal["value"]
+        if value is None:
+            return None
+        if len(value) != 2 or value[0] not in self.ws.sets or not 0 <= int(value[1]) < self.ws.size(value[0]):
+            raise TraitValueError(f"focused must be (set, row) of a sample of the workspace; got {value!r}")
+        return str(value[0]), int(value[1])
+
+    @traitlets.validate("sort_by")
+    def _valid_sort_by(self, proposal: Any) -> str:
+        names = self._sort_names(self.samples)
+        if proposal["value"] not in names:
+            refuse("sort_by", proposal["value"], names)
+        return proposal["value"]
+
+    @traitlets.validate("page")
+    def _valid_page(self, proposal: Any) -> int:
+        page = int(proposal["value"])
+        if not 0 <= page < self.page_count:
+            raise TraitValueError(f"page must be in [0, {self.page_count}); got {page}")
+        return page
+
+    # ------------------------------------------------------------------ public state
 
     @property
     def values(self) -> np.ndarray:
         """The sort score of every item (display order)."""
         return self._values
 
-    @property
-    def page(self) -> int:
-        return self._page
-
-    @property
-    def page_count(self) -> int:
-        return max(1, -(-len(self._items) // self.page_size))
-
-    @property
-    def page_items(self) -> Samples:
-        """The samples of the current page."""
-        return self._page_items
-
-    @property
-    def sort_by(self) -> str:
-        return self.sort.value
-
-    @sort_by.setter
-    def sort_by(self, name: str) -> None:
-        if name not in self.sort.options:
-            raise ValueError(f"sort_by must be one of {list(self.sort.options)}; got {name!r}")
-        self.sort.value = name
-
-    @property
-    def descending(self) -> bool:
-        return self.order.value
-
-    @descending.setter
-    def descending(self, value: bool) -> None:
-        self.order.value = bool(value)
-
-    @property
-    def extractor(self) -> str:
-        return self.selection.extractor or self.ws.extractors[0]
-
-    def show(self, samples: Samples | None, title: str = "", *, sort_by: str | None = None,
-             descending: bool | None = None) -> None:
-        """Show these samples (a grid with ``follow_selection=False``); None clears."""
-        self._explicit = samples
-        self._explicit_title = title
-        with self.hold_trait_notifications():
+    def show(
+        self, samples: Samples | None, title: str = "", *, sort_by: str | None = None, descending: bool | None = None
+    ) -> None:
+        """Show these samples, described by ``title`` (the grid's ``samples`` and ``samples_origin``;
+        for a grid that does not follow the selection); None clears. ``sort_by`` / ``descending``
+        choose the order in the same step (the samples are sorted once, by that score)."""
+        samples = check_samples(samples, self.ws)  # refused before anything changes
+        if sort_by is not None:
+            names = self._sort_names(samples)
+            if sort_by not in names:
+                refuse("sort_by", sort_by, names)
+        before = (self.samples, self.samples_origin, self.sort_by, self.descending)
+        with self.hold_trait_notifications():  # observers see the new samples and the new order at once
+            self.samples_origin = title
+            self.samples = samples
+            self._update_sort_options()
             if sort_by is not None:
-                self._set_sort_silently(sort_by, descending)
-        self.refresh()
+                self.sort_by = sort_by
+        if descending is not None:
+            self.descending = bool(descending)
+        if all(same(a, b) for a, b in zip(before, (self.samples, self.samples_origin, self.sort_by, self.descending))):
+            self.refresh()  # the same samples again: their scores may be new
 
-    def put_score(self, name: str, set_name: str, values: np.ndarray, *, descending: bool = True,
-                  label: str | None = None) -> None:
+    def put_score(
+        self, name: str, set_name: str, values: np.ndarray, *, descending: bool = True, label: str | None = None
+    ) -> None:
         """Add a per-sample score (e.g. an FD contribution or a human soft label) and sort by it."""
         self.scores.put(set_name, name, values, label=label, descending=descending)
         self._update_sort_options()
-        self._set_sort_silently(name, descending)
-        self._resort()
+        before = (self.sort_by, self.descending)
+        self.sort_by = name
+        self.descending = bool(descending)
+        if (self.sort_by, self.descending) == before:
+            self._resort()  # same order, new values
 
     def go(self, page: int) -> None:
         """Show page ``page`` (clipped to the valid range)."""
-        self._page = int(min(max(page, 0), self.page_count - 1))
-        self._render_page()
+        self.page = int(min(max(page, 0), self.page_count - 1))
 
     def click(self, position: int) -> dict[str, Any]:
-        """Enlarge the thumbnail at ``position`` of the current page (as a click does)."""
-        if not 0 <= position < len(self._page_items):
-            raise IndexError(f"position must be in [0, {len(self._page_items)}) on this page; got {position}")
-        set_name, index = self._page_items[position]
+        """Enlarge the thumbnail at ``position`` of the current page (as a click does): sets ``focused``."""
+        if not 0 <= position < len(self.page_items):
+            raise IndexError(f"position must be in [0, {len(self.page_items)}) on this page; got {position}")
+        sample = self.page_items[position]
+        self.focused = sample
+        if self.detail is None or (self.detail["set"], self.detail["row"]) != sample:
+            self._show_detail(*sample)  # focused already named it (e.g. from the selection)
         self.canvas.selected = position
-        thumbs = gather_thumbnails(self.ws, Samples.of(set_name, [index]))
-        scale = max(1, max(self.detail_px, 64) // thumbs.shape[1])
-        self.detail_image.value = encode_png(thumbs[0], scale=scale)
-        info = self.sample_info(set_name, index)
-        self.detail = info
-        rows = "".join(f"<tr><td style='color:#666;padding-right:6px'>{html.escape(k)}</td>"
-                       f"<td>{html.escape(str(v))}</td></tr>" for k, v in info.items())
-        self.detail_info.value = f"<table style='font-size:11px'>{rows}</table>"
-        if self.selection.focus != (set_name, index):
-            self.selection.focus = (set_name, index)
-        return info
+        return dict(self.detail or {})
 
     def sample_info(self, set_name: str, index: int) -> dict[str, Any]:
         """Metadata and computed scores of one sample."""
         meta = self.ws.meta(set_name)
         row = meta.iloc[int(index)]
-        info: dict[str, Any] = {"set": set_name, "role": self.ws.role(set_name), "row": int(index),
-                                "id": str(row.get("id", ""))}
+        info: dict[str, Any] = {
+            "set": set_name,
+            "role": self.ws.role(set_name),
+            "row": int(index),
+            "id": str(row.get("id", "")),
+        }
         if "class_name" in meta.columns and isinstance(row.get("class_name"), str):
             info["label"] = row["class_name"]
         classes = self.ws.classes(set_name)
@@ -280,102 +359,118 @@ class SampleGrid(W.VBox):
 
     # ------------------------------------------------------------------ item selection and order
 
-    def _current_samples(self) -> tuple[Samples, str]:
-        sel = self.selection
-        if not self.follow_selection:
-            samples = self._explicit if self._explicit is not None else Samples((), np.zeros(0), np.zeros(0))
-            return samples, self._explicit_title
-        if sel.samples is not None and len(sel.samples):
-            samples, what = sel.samples, f"{len(sel.samples)} selected sample(s)" + (
-                f" ({sel.samples_origin})" if sel.samples_origin else "")
+    def _model_set(self) -> str:
+        return self.model if self.model in self.ws.sets else (self.ws.generated or [self.ws.reference])[0]
+
+    def _sort_names(self, samples: Samples | None) -> list[str]:
+        """The scores that can sort ``samples`` (or, following the selection without samples, the model's)."""
+        if samples is not None and len(samples):
+            sets = samples.set_names()
         else:
-            set_name = sel.model if sel.model in self.ws.sets else (self.ws.generated or [self.ws.reference])[0]
-            samples, what = Samples.of(set_name, np.arange(self.ws.size(set_name))), set_name
-        if sel.class_name:
+            sets = [self._model_set()] if self.follow_selection else []
+        return self.scores.names(sets[0] if len(sets) == 1 else None)
+
+    def _current_samples(self) -> Samples:
+        if not self.follow_selection:
+            return self.samples if self.samples is not None else _EMPTY
+        if self.samples is not None:
+            samples = self.samples
+        else:
+            set_name = self._model_set()
+            samples = Samples.of(set_name, np.arange(self.ws.size(set_name)))
+        if self.class_name:
             keep = np.zeros(len(samples), dtype=bool)
             for code, set_name in enumerate(samples.sets):
                 pos = np.flatnonzero(samples.codes == code)
                 classes = self.ws.classes(set_name)
                 if classes is None or pos.size == 0:
                     continue
-                c = classes.code_of(sel.class_name)
+                c = classes.code_of(self.class_name)
                 keep[pos] = classes.codes[samples.index[pos]] == c
             samples = samples.take(np.flatnonzero(keep))
-            what += f", class “{sel.class_name}”"
-        return samples, what
+        return samples
+
+    def _describe(self) -> str:
+        """What the grid shows, for its heading."""
+        if not self.follow_selection:
+            return self.samples_origin
+        if self.samples is not None:
+            what = f"{len(self.samples)} selected sample(s)" + (
+                f" ({self.samples_origin})" if self.samples_origin else ""
+            )
+        else:
+            what = self._model_set()
+        return what + (f", class “{self.class_name}”" if self.class_name else "")
 
     def refresh(self) -> None:
         """Recompute what is shown (from the selection or :meth:`show`), sort, show page 0."""
-        samples, what = self._current_samples()
-        self._unsorted = samples
-        self._what = what
+        self._unsorted = self._current_samples()
         self._update_sort_options()
-        self._page = 0
-        self._resort()
+        self._resort(page=0)
 
     def _update_sort_options(self) -> None:
-        sets = self._unsorted.set_names() if hasattr(self, "_unsorted") else []
-        names = self.scores.names(sets[0] if len(sets) == 1 else None)
+        names = self._sort_names(self.samples)
         if list(self.sort.options) != names:
-            current = self.sort.value
-            with self.sort.hold_trait_notifications():
-                self.sort.options = names
-                self.sort.value = current if current in names else "index"
+            replace_options(self.sort, names, self.sort_by if self.sort_by in names else "index")
 
-    def _set_sort_silently(self, name: str, descending: bool | None) -> None:
+    def _order_label(self) -> None:
+        self.order.description = "descending" if self.descending else "ascending"
+        self.order.icon = "sort-amount-desc" if self.descending else "sort-amount-asc"
+
+    def _on_sort_by(self, change: dict[str, Any]) -> None:
         self._update_sort_options()
-        if name not in self.sort.options:
-            raise ValueError(f"sort_by must be one of {list(self.sort.options)}; got {name!r}")
-        self._suspend = True
-        try:
-            self.sort.value = name
-            self.order.value = self.scores.info(name).descending if descending is None else bool(descending)
-        finally:
-            self._suspend = False
+        natural = self.scores.info(change["new"]).descending
+        if self.descending != natural:
+            self.descending = natural  # its observer re-sorts
+        else:
+            self._resort()
 
-    def _order_label(self, change: dict[str, Any]) -> None:
-        self.order.description = "descending" if change["new"] else "ascending"
-        self.order.icon = "sort-amount-desc" if change["new"] else "sort-amount-asc"
-
-    def _on_sort(self, change: dict[str, Any]) -> None:
-        if getattr(self, "_suspend", False):
-            return
-        self._suspend = True
-        try:
-            self.order.value = self.scores.info(change["new"]).descending
-        finally:
-            self._suspend = False
+    def _on_descending(self, change: dict[str, Any]) -> None:
+        self._order_label()
         self._resort()
 
-    def _resort(self) -> None:
-        if getattr(self, "_suspend", False):
-            return
+    def _on_content(self, change: dict[str, Any]) -> None:
+        if change["name"] == "extractor" and self._ext_independent():
+            return  # nothing shown depends on the extractor
+        if not self.follow_selection and change["name"] in ("model", "class_name"):
+            return  # shows what show() gave it
+        self.refresh()
+
+    def _resort(self, page: int | None = None) -> None:
+        """Sort what is shown by ``sort_by``, then show ``page`` (default: the current one, clipped)."""
         samples = self._unsorted
-        name, ext = self.sort.value, self.extractor
+        name, ext = self.sort_by, self.extractor
         missing = [s for s in samples.set_names() if not self.scores.is_ready(s, ext, name)]
         if missing and self.background:
-            self._items, self._values = samples, np.full(len(samples), np.nan)
+            items, values = samples, np.full(len(samples), np.nan)
             self._start_score_task(missing, ext, name)
         else:
             if missing:
-                set_status(self.status, f"computing {self.scores.info(name).label} of {', '.join(missing)}…",
-                           kind="busy")
-            self._items, self._values = self._sorted(samples, name, ext)
+                set_status(
+                    self.status, f"computing {self.scores.info(name).label} of {', '.join(missing)}…", kind="busy"
+                )
+            items, values = self._sorted(samples, name, ext)
             if missing:
                 set_status(self.status, "")
-        self._page = min(self._page, self.page_count - 1)
-        self._render_page()
+        self._values = values
+        self.set_trait("items", items)
+        self.set_trait("page_count", max(1, -(-len(items) // self.page_size)))
+        target = min(self.page if page is None else page, self.page_count - 1)
+        if target != self.page:
+            self.page = target  # its observer renders the page
+        else:
+            self._render_page()
 
     def _sorted(self, samples: Samples, name: str, ext: str) -> tuple[Samples, np.ndarray]:
         if name == "index":  # the order given (row order of a set; a selection's own order)
-            order = np.arange(len(samples))[::-1] if self.order.value else np.arange(len(samples))
+            order = np.arange(len(samples))[::-1] if self.descending else np.arange(len(samples))
             return samples.take(order), samples.index[order].astype(np.float64)
         values = np.full(len(samples), np.nan)
         for code, set_name in enumerate(samples.sets):
             pos = np.flatnonzero(samples.codes == code)
             if pos.size:
                 values[pos] = self.scores.get(set_name, ext, name)[samples.index[pos]]
-        key = -values if self.order.value else values
+        key = -values if self.descending else values
         key = np.where(np.isnan(key), np.inf, key)  # NaN last either way
         order = np.argsort(key, kind="stable")
         return samples.take(order), values[order]
@@ -389,8 +484,9 @@ class SampleGrid(W.VBox):
                 self.scores.get(s, ext, name)
 
         label = f"{self.scores.info(name).label} of {', '.join(sets)} ({ext})"
-        self._task = BackgroundTask(compute, label=label, status=self.status, on_done=lambda _: self._resort(),
-                                    background=True).start()
+        self._task = BackgroundTask(
+            compute, label=label, status=self.status, on_done=lambda _: self._resort(), background=True
+        ).start()
 
     def wait(self, timeout: float | None = 120) -> None:
         """Wait for a running score computation (tests, scripts)."""
@@ -399,18 +495,26 @@ class SampleGrid(W.VBox):
 
     # ------------------------------------------------------------------ rendering
 
+    def _render_heading(self) -> None:
+        label = self.scores.info(self.sort_by).label
+        order = "↓" if self.descending else "↑"
+        self.heading.value = (
+            f"<b>{html.escape(self._title)}</b> — {html.escape(self._describe())}"
+            f" <span style='color:#666'>sorted by {html.escape(label)} {order}</span>"
+        )
+
     def _render_page(self) -> None:
-        start = self._page * self.page_size
-        page = self._items.take(np.arange(start, min(start + self.page_size, len(self._items))))
-        vals = self._values[start:start + len(page)]
-        self._page_items = page
+        start = self.page * self.page_size
+        page = self.items.take(np.arange(start, min(start + self.page_size, len(self.items))))
+        vals = self._values[start : start + len(page)]
+        self.set_trait("page_items", page)
         thumbs = gather_thumbnails(self.ws, page) if len(page) else np.zeros((0, 28, 28, 3), np.uint8)
         multi = len(page.set_names()) > 1
-        label = self.scores.info(self.sort.value).label
+        label = self.scores.info(self.sort_by).label
         cells, captions = [], []
         for (set_name, index), v in zip(page, vals):
-            text = f"#{index}" if self.sort.value == "index" else _fmt(float(v))
-            if self.sort.value == "class":
+            text = f"#{index}" if self.sort_by == "index" else _fmt(float(v))
+            if self.sort_by == "class":
                 classes = self.ws.classes(set_name)
                 text = classes.names[int(v)] if classes is not None and np.isfinite(v) and v >= 0 else "?"
             if multi:
@@ -418,34 +522,52 @@ class SampleGrid(W.VBox):
             captions.append(text)
             cells.append({"caption": text, "title": f"{set_name} #{index} — {label} {_fmt(float(v))}"})
         self.canvas.show(thumbs, cells, columns=self.columns, display_px=self.display_px)
-        self.page_png = self.canvas.sprite
-        self.captions = captions
-        n = len(self._items)
-        self.page_label.value = (f"<span style='padding:0 6px'>page {self._page + 1} / {self.page_count} "
-                                 f"· {n} sample(s)</span>")
-        order = "↓" if self.order.value else "↑"
-        self.heading.value = (f"<b>{html.escape(self._title)}</b> — {html.escape(self._what)}"
-                              f" <span style='color:#666'>sorted by {html.escape(label)} {order}</span>")
-        self.prev_button.disabled = self._page == 0
-        self.next_button.disabled = self._page >= self.page_count - 1
+        self.set_trait("page_png", self.canvas.sprite)
+        self.set_trait("captions", captions)
+        n = len(self.items)
+        self.page_label.value = (
+            f"<span style='padding:0 6px'>page {self.page + 1} / {self.page_count} · {n} sample(s)</span>"
+        )
+        self._render_heading()
+        self.prev_button.disabled = self.page == 0
+        self.next_button.disabled = self.page >= self.page_count - 1
+
+    def _show_detail(self, set_name: str, index: int) -> None:
+        thumbs = gather_thumbnails(self.ws, Samples.of(set_name, [index]))
+        scale = max(1, max(self.detail_px, 64) // thumbs.shape[1])
+        self.detail_image.value = encode_png(thumbs[0], scale=scale)
+        info = self.sample_info(set_name, index)
+        self.set_trait("detail", info)
+        rows = "".join(
+            f"<tr><td style='color:#666;padding-right:6px'>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
+            for k, v in info.items()
+        )
+        self.detail_info.value = f"<table style='font-size:11px'>{rows}</table>"
+
+    def _on_focused(self, change: dict[str, Any]) -> None:
+        if change["new"] is None:
+            return
+        set_name, index = change["new"]
+        self._show_detail(set_name, index)
+        on_page = [i for i, s in enumerate(self.page_items) if s == (set_name, index)]
+        self.canvas.selected = on_page[0] if on_page else -1
+
+    def _pass_focus_on(self, change: dict[str, Any]) -> None:
+        if change["new"] is not None:
+            self.selection.focus = change["new"]
 
     def _on_click(self, change: dict[str, Any]) -> None:
         pos = change["new"]
         if pos is None or pos < 0:
             return
         try:
-            if pos < len(self._page_items):
+            if pos < len(self.page_items):
                 self.click(pos)
         finally:
             self.canvas.clicked = -1
 
-    def _on_selection(self, change: dict[str, Any]) -> None:
-        if change["name"] == "extractor" and self._ext_independent():
-            return  # nothing shown depends on the extractor
-        self.refresh()
-
     def _ext_independent(self) -> bool:
-        name = self.sort.value
+        name = self.sort_by
         return name in ("index", "class") or name in self.scores._custom
 
     # ------------------------------------------------------------------ static report
@@ -457,18 +579,22 @@ class SampleGrid(W.VBox):
         parts = [f"<div class='wb-static-grid'><div class='wb-grid-title'>{self.heading.value}</div>"]
         for p in range(min(pages, self.page_count)):
             start = p * self.page_size
-            page = self._items.take(np.arange(start, min(start + self.page_size, len(self._items))))
-            vals = self._values[start:start + len(page)]
+            page = self.items.take(np.arange(start, min(start + self.page_size, len(self.items))))
+            vals = self._values[start : start + len(page)]
             thumbs = gather_thumbnails(self.ws, page) if len(page) else None
-            parts.append(f"<div class='wb-grid-cells' style='grid-template-columns:repeat({self.columns}, "
-                         f"{self.display_px + 6}px)'>")
+            parts.append(
+                f"<div class='wb-grid-cells' style='grid-template-columns:repeat({self.columns}, "
+                f"{self.display_px + 6}px)'>"
+            )
             for j, ((set_name, index), v) in enumerate(zip(page, vals)):
                 uri = data_uri(encode_png(thumbs[j]))
-                cap = f"#{index}" if self.sort.value == "index" else _fmt(float(v))
-                parts.append(f"<div class='wb-grid-cell' title='{html.escape(set_name)} #{index}'>"
-                             f"<img src='{uri}' width='{self.display_px}' height='{self.display_px}' "
-                             f"style='image-rendering:pixelated'><div class='wb-grid-caption'>{html.escape(cap)}"
-                             "</div></div>")
+                cap = f"#{index}" if self.sort_by == "index" else _fmt(float(v))
+                parts.append(
+                    f"<div class='wb-grid-cell' title='{html.escape(set_name)} #{index}'>"
+                    f"<img src='{uri}' width='{self.display_px}' height='{self.display_px}' "
+                    f"style='image-rendering:pixelated'><div class='wb-grid-caption'>{html.escape(cap)}"
+                    "</div></div>"
+                )
             parts.append("</div>")
         parts.append("</div>")
         return "".join(parts)

@@ -86,7 +86,7 @@ class BackgroundTask:
     def done(self) -> bool:
         return self._finished.is_set()
 
-    def start(self) -> "BackgroundTask":
+    def start(self) -> BackgroundTask:
         """Start (once); returns self."""
         if self.started is not None:
             return self
