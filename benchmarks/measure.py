@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import multiprocessing
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 
@@ -60,3 +62,23 @@ def print_table(rows: list[dict], columns: list[str], digits: int = 4) -> None:
 
 
 # ----------------------------------------------------------------------------- data
+
+
+def _spin() -> None:
+    while True:
+        pass
+
+
+@contextlib.contextmanager
+def busy_cores(n: int) -> Iterator[None]:
+    """Keep ``n`` other processes spinning on the CPU for the block (a busy shared machine)."""
+    procs = [multiprocessing.get_context("spawn").Process(target=_spin, daemon=True) for _ in range(n)]
+    for p in procs:
+        p.start()
+    time.sleep(0.5 if procs else 0)
+    try:
+        yield
+    finally:
+        for p in procs:
+            p.terminate()
+            p.join()

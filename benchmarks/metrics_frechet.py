@@ -54,7 +54,7 @@ from workbench.metrics.frechet import fd_from_stats, feature_statistics
 from workbench.threads import limit_threads
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import measure, print_table
+from measure import busy_cores, measure, print_table
 
 # ----------------------------------------------------------------------------- measurement
 
@@ -376,13 +376,14 @@ def main() -> None:
         help="run only the distance step or only the streaming statistics",
     )
     parser.add_argument("--repeats", type=int, default=3, help="ours: best of this many runs, plus one after the peers")
+    parser.add_argument("--busy", type=int, default=0, help="other processes spinning on a core during the run")
     args = parser.parse_args()
     print(
         f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}  cpus={os.cpu_count()}  "
-        f"threads={args.threads or 'default'}  load={os.getloadavg()[0]:.1f}",
+        f"threads={args.threads or 'default (ours: the free cores)'}  busy={args.busy}  load={os.getloadavg()[0]:.1f}",
         flush=True,
     )
-    with limit_threads(args.threads):
+    with busy_cores(args.busy), limit_threads(args.threads):
         rows = run(args.quick, args.ours_only, part=args.part, repeats=args.repeats)
     print(f"load at the end={os.getloadavg()[0]:.1f}")
     distance = [r for r in rows if r["part"] == "distance"]

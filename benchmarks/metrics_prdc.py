@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import io
 import multiprocessing as mp
+import os
 import resource
 import threading
 import time
@@ -31,6 +32,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+from measure import busy_cores
 
 KEYS = ("precision", "recall", "density", "coverage")
 
@@ -143,8 +145,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="2,000 x 2,000 x 256 only (seconds)")
     parser.add_argument("--repeats", type=int, default=1, help="runs of the comparison; fastest kept")
+    parser.add_argument("--busy", type=int, default=0, help="other processes spinning on a core during the run")
     args = parser.parse_args()
-    for row in _measurements(quick=args.quick, repeats=args.repeats):
+    print(f"busy={args.busy} (other processes spinning); load={os.getloadavg()[0]:.1f}", flush=True)
+    with busy_cores(args.busy):
+        rows = list(_measurements(quick=args.quick, repeats=args.repeats))
+    for row in rows:
         extra = ""
         if "ratio" in row:
             extra = f"  ratio(prdc/ours) {row['ratio']:.1f}x  max|diff| {row['max_abs_diff_vs_prdc']:.2g}"

@@ -2,13 +2,96 @@
 
 On a small or shared machine, two spinning OpenMP/OpenBLAS threads per process can be 5-100x
 slower than one (measured here on a loaded 2-core machine: a 128-d Frechet distance took 1.8 s
-with 2 OpenBLAS threads, 8 ms with 1).
+with 2 OpenBLAS threads, 8 ms with 1). :func:`free_threads` says how many cores are free now
+(``WORKBENCH_THREADS`` overrides it) and :func:`auto_threads` runs a block with that many threads
+in every pool at once, so the pools never oversubscribe the cores other processes are using.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import os
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar, cast
+
+THREADS_ENV = "WORKBENCH_THREADS"
+
+
+def _cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _others_running() -> int:
+    """Runnable tasks on the machine now, other than this process's reading thread (Linux), else 0.
+
+    The fourth field of ``/proc/loadavg`` counts the scheduling entities runnable at this instant
+    (unlike the load averages, which lag by a minute).
+    """
+    try:
+        with open("/proc/loadavg") as fh:
+            running = int(fh.read().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return max(0, running - 1)
+
+
+def free_threads() -> int:
+    """Threads a compute kernel of this process should use now.
+
+    ``$WORKBENCH_THREADS`` when set (a positive integer); otherwise the cores this process may run
+    on minus the tasks other processes are running at this instant, at least 1.
+
+    Raises:
+        ValueError: ``WORKBENCH_THREADS`` is set to something that is not a positive integer.
+    """
+    env = os.environ.get(THREADS_ENV, "").strip()
+    if env:
+        try:
+            value = int(env)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise ValueError(f"{THREADS_ENV} must be a positive integer (threads); got {env!r}")
+        return value
+    return max(1, _cores() - _others_running())
+
+
+_inside = threading.local()
+
+
+@contextmanager
+def auto_threads() -> Iterator[None]:
+    """Run the block with :func:`free_threads` threads in torch, BLAS/OpenMP and faiss together.
+
+    Nested blocks (a metric inside :func:`~workbench.metrics.suite.evaluate`, a bootstrap
+    replicate) keep the outer choice and cost nothing.
+    """
+    if getattr(_inside, "active", False):
+        yield
+        return
+    threads = free_threads()
+    if threads >= _cores() and not os.environ.get(THREADS_ENV, "").strip():
+        yield  # every core is free: the pools' own defaults already use them all
+        return
+    _inside.active = True
+    try:
+        with limit_threads(threads):
+            yield
+    finally:
+        _inside.active = False
+
+
+@functools.lru_cache(maxsize=1)
+def _controller() -> Any:
+    """threadpoolctl's view of the loaded BLAS/OpenMP pools, made once (scanning costs ~10 ms)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 @contextmanager
@@ -30,7 +113,6 @@ def limit_threads(threads: int | None) -> Iterator[None]:
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be a positive integer or None; got {threads!r}")
     import torch
-    from threadpoolctl import threadpool_limits
 
     try:
         import faiss
@@ -42,9 +124,23 @@ def limit_threads(threads: int | None) -> Iterator[None]:
     if faiss is not None:
         faiss.omp_set_num_threads(threads)
     try:
-        with threadpool_limits(limits=threads):
+        with _controller().limit(limits=threads):
             yield
     finally:
         torch.set_num_threads(old_torch)
         if faiss is not None:
             faiss.omp_set_num_threads(old_faiss)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def uses_free_threads(fn: F) -> F:
+    """Decorate a compute function so that it runs inside :func:`auto_threads`."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with auto_threads():
+            return fn(*args, **kwargs)
+
+    return cast(F, wrapper)

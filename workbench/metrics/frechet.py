@@ -28,6 +28,7 @@ from scipy.linalg import blas as _blas
 from scipy.linalg import lapack as _lapack
 
 from workbench.metrics.validation import as_features, check_same_dim, warn_sample_size
+from workbench.threads import uses_free_threads
 
 DEFAULT_BLOCK_ROWS = 2048
 
@@ -320,6 +321,7 @@ def _gram_on_range(f: _RangeFactor, sigma: np.ndarray) -> np.ndarray:
     return gram[:r, :r]
 
 
+@uses_free_threads
 def fd_from_stats(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
     """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2).
 
@@ -348,6 +350,7 @@ def fd_from_stats(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: 
     return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * trace_sqrt_product(s1, s2))
 
 
+@uses_free_threads
 def fd(real: object, fake: object, *, block_rows: int = DEFAULT_BLOCK_ROWS) -> float:
     """Fréchet distance between the Gaussian fits of two feature sets.
 

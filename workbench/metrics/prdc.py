@@ -28,6 +28,7 @@ from workbench.metrics.neighbors import (
     kth_neighbor_radii,
 )
 from workbench.metrics.validation import as_features, check_same_dim
+from workbench.threads import uses_free_threads
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class PRDCResult:
         }
 
 
+@uses_free_threads
 def prdc(
     real: np.ndarray,
     fake: np.ndarray,

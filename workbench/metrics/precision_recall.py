@@ -31,6 +31,7 @@ from workbench.metrics.neighbors import (
     max_radius_ratio,
 )
 from workbench.metrics.validation import as_features, check_same_dim
+from workbench.threads import uses_free_threads
 
 REALISM_EPS = 1e-5
 
@@ -78,6 +79,7 @@ class RealismResult:
     kept_real: np.ndarray
 
 
+@uses_free_threads
 def precision_recall(
     real: np.ndarray,
     fake: np.ndarray,
@@ -123,6 +125,7 @@ def precision_recall(
     return PrecisionRecallResult(p, r, f, int(k), real_radii, fake_radii, fake_in_real, real_in_fake)
 
 
+@uses_free_threads
 def realism_score(
     real: np.ndarray,
     fake: np.ndarray,

@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
+from workbench.threads import uses_free_threads
+
 from ..progress import Progress, ProgressReporter
 from .authenticity import authenticity
 from .bootstrap import bootstrap as bootstrap_metric
@@ -511,6 +513,7 @@ def _without_zero_rows(features: Any, gen_name: str, metric_name: str) -> Any:
     return features if keep.size == rows.shape[0] else np.asarray(rows[keep])
 
 
+@uses_free_threads
 def evaluate(
     ref: FeatureSet | Any,
     generated: Mapping[str, FeatureSet | Any],

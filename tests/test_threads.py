@@ -1,0 +1,66 @@
+"""Threads chosen from what is free: WORKBENCH_THREADS, busy cores, every pool at once."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+from workbench.metrics import evaluate
+from workbench.threads import _cores, auto_threads, free_threads, uses_free_threads
+
+
+def _spin(seconds: float) -> None:
+    end = time.time() + seconds
+    while time.time() < end:
+        pass
+
+
+def test_env_override_caps_every_pool_inside_metrics(monkeypatch) -> None:
+    import torch
+
+    monkeypatch.setenv("WORKBENCH_THREADS", "1")
+    assert free_threads() == 1
+    seen = {}
+
+    @uses_free_threads
+    def probe() -> None:
+        seen["torch"] = torch.get_num_threads()
+        seen["blas"] = {pool["num_threads"] for pool in threadpool_info()}
+
+    before = torch.get_num_threads()
+    probe()
+    assert seen == {"torch": 1, "blas": {1}}
+    assert torch.get_num_threads() == before  # restored after the block
+    rng = np.random.default_rng(0)
+    report = evaluate(rng.normal(size=(40, 3)), {"a": rng.normal(size=(30, 3))}, metrics="fd")
+    assert np.isfinite(report.values.at["a", "fd"])
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two"])
+def test_bad_env_value_is_a_clear_error(monkeypatch, value: str) -> None:
+    monkeypatch.setenv("WORKBENCH_THREADS", value)
+    with pytest.raises(ValueError, match="WORKBENCH_THREADS must be a positive integer"):
+        free_threads()
+
+
+def test_a_busy_core_is_left_alone(monkeypatch) -> None:
+    monkeypatch.delenv("WORKBENCH_THREADS", raising=False)
+    if _cores() < 2 or not os.path.exists("/proc/loadavg"):
+        pytest.skip("needs 2 cores and /proc/loadavg")
+    spinner = multiprocessing.get_context("spawn").Process(target=_spin, args=(20.0,), daemon=True)
+    spinner.start()
+    try:
+        time.sleep(1.0)  # let it start spinning
+        assert free_threads() <= _cores() - 1
+        import torch
+
+        with auto_threads():
+            assert torch.get_num_threads() <= _cores() - 1
+    finally:
+        spinner.terminate()
+        spinner.join()
