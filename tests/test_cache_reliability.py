@@ -69,6 +69,25 @@ def tmpfs(tmp_path: Path):
         subprocess.run(["umount", "-l", str(where)], capture_output=True)
 
 
+def _slow_extract_args(source: Path, ws: Path, *extra: str) -> list[str]:
+    """``workbench extract`` arguments for the slow test extractor: 10-image chunks, 5-image batches."""
+    return [
+        "extract",
+        str(source),
+        "-e",
+        "slow_extractor:create",
+        "-o",
+        str(ws),
+        "--chunk-size",
+        "10",
+        "-b",
+        "5",
+        "--workers",
+        "0",
+        *extra,
+    ]
+
+
 def _wait_for_chunk(ws: Path, proc: subprocess.Popen, count: int = 1, timeout: float = 120) -> list[Path]:
     """Wait until the extraction ``proc`` has finished ``count`` chunks; returns their markers."""
     deadline = time.time() + timeout
@@ -161,20 +180,7 @@ def test_two_processes_extracting_the_same_cache(tmp_path: Path, class_folder: P
     ws = tmp_path / "ws"
     gate = tmp_path / "gate"
     gate.touch()
-    args = [
-        "extract",
-        str(class_folder),
-        "-e",
-        "slow_extractor:create",
-        "-o",
-        str(ws),
-        "--chunk-size",
-        "10",
-        "-b",
-        "5",
-        "--workers",
-        "0",
-    ]
+    args = _slow_extract_args(class_folder, ws)
     first = _run_cli(args, {"SLOW_EXTRACTOR_DELAY": "0", "SLOW_EXTRACTOR_GATE": str(gate)})
     _wait_until(lambda: list(ws.glob("*/.writer.json")) or first.poll() is not None, "the first run's lock")
     second = _run_cli(args, {"SLOW_EXTRACTOR_DELAY": "0"})
@@ -246,22 +252,7 @@ def test_no_wait_stops_with_one_line(tmp_path: Path, class_folder: Path) -> None
 @pytest.mark.slow
 def test_kill_9_then_damaged_chunk_then_resume(tmp_path: Path, class_folder: Path) -> None:
     ws = tmp_path / "ws"
-    args = [
-        "extract",
-        str(class_folder),
-        "-e",
-        "slow_extractor:create",
-        "-o",
-        str(ws),
-        "--chunk-size",
-        "10",
-        "-b",
-        "5",
-        "--workers",
-        "0",
-        "--thumbnails",
-        "0",
-    ]
+    args = _slow_extract_args(class_folder, ws, "--thumbnails", "0")
     proc = _run_cli(args, {"SLOW_EXTRACTOR_DELAY": "0.3"})
     markers = _wait_for_chunk(ws, proc, count=2)
     proc.kill()  # SIGKILL: no clean-up of any kind, the lock dies with the process
