@@ -69,3 +69,15 @@ def read_manifest(directory: Path) -> dict[str, Any]:
         if field not in manifest:
             raise CacheError(f"{path} lacks the field {field!r}; the manifest was edited or truncated")
     return manifest
+
+
+def extractor_differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    """``"key: a_value vs b_value"`` for every (nested) field where two extractor descriptions differ."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += extractor_differences(va, vb, f"{prefix}{key}.")
+        elif va != vb:
+            out.append(f"{prefix}{key}: {va!r} vs {vb!r}")
+    return out

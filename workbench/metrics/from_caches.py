@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from ..cache import EmbeddingCache, open_cache
+from ..cache.manifest import extractor_differences
 from ..progress import Progress
 from .suite import FeatureSet, MetricReport, evaluate
 
@@ -20,17 +20,6 @@ def feature_set(cache: EmbeddingCache) -> FeatureSet:
     return FeatureSet(features=cache.features, logits=cache.logits, labels=cache.labels)
 
 
-def _difference(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
-    out = []
-    for key in sorted(set(a) | set(b)):
-        va, vb = a.get(key), b.get(key)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            out += _difference(va, vb, f"{prefix}{key}.")
-        elif va != vb:
-            out.append(f"{prefix}{key}: {va!r} vs {vb!r}")
-    return out
-
-
 def check_compatible(caches: Mapping[str, EmbeddingCache]) -> list[str]:
     """Raise :class:`IncompatibleCachesError` unless every cache has the same extractor description.
 
@@ -39,7 +28,7 @@ def check_compatible(caches: Mapping[str, EmbeddingCache]) -> list[str]:
     items = list(caches.items())
     first_name, first = items[0]
     for name, cache in items[1:]:
-        diff = _difference(first.extractor, cache.extractor)
+        diff = extractor_differences(first.extractor, cache.extractor)
         if diff:
             raise IncompatibleCachesError(
                 f"cannot compare {first_name} ({first.path}) with {name} ({cache.path}): they were made with "

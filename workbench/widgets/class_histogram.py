@@ -34,7 +34,7 @@ from plotly.subplots import make_subplots
 
 from ..analysis.classes import class_histogram
 from ..workspace import Samples, ScoreStore, Workspace, as_workspace
-from .linking import SelectionLink, TraitValueError, link_control, refuse, replace_options
+from .linking import SelectionLink, TraitValueError, choice_or_default, link_control, replace_options
 from .sample_grid import SampleGrid
 from .selection import Selection
 from .tasks import BackgroundTask, status_widget
@@ -174,11 +174,7 @@ class ClassHistogram(W.VBox):
     @traitlets.validate("model")
     def _valid_model(self, proposal: Any) -> str:
         allowed = self.ws.generated or [self.ws.reference]
-        if proposal["value"] == "":  # as in the selection: the first generated set
-            return allowed[0]
-        if proposal["value"] not in allowed:
-            refuse("model", proposal["value"], allowed)
-        return proposal["value"]
+        return choice_or_default("model", proposal["value"], allowed)  # "": the first generated set
 
     @traitlets.validate("top_n")
     def _valid_top_n(self, proposal: Any) -> int:

@@ -37,7 +37,7 @@ from ..metrics.suite import MetricReport
 from ..workspace import Samples, ScoreStore, Workspace, as_workspace, long_metric_frame
 from .embedding_map import PALETTE
 from .json_values import finite_or_none
-from .linking import link_control, refuse, replace_options
+from .linking import choice_or_default, link_control, refuse, replace_options
 from .sample_grid import SampleGrid
 from .selection import Selection
 from .tasks import BackgroundTask, status_widget
@@ -215,11 +215,8 @@ class ExtractorComparison(W.VBox):
     @traitlets.validate("extractor")
     def _valid_extractor(self, proposal: Any) -> str:
         allowed = self.ws.extractors if self.ws is not None else [""]
-        if proposal["value"] == "":  # no extractor chosen: the attribution keeps its own
-            return self.extractor or allowed[0]
-        if proposal["value"] not in allowed:
-            refuse("extractor", proposal["value"], allowed)
-        return proposal["value"]
+        # "" (no extractor chosen): the attribution keeps its own
+        return choice_or_default("extractor", proposal["value"], allowed, self.extractor)
 
     # ------------------------------------------------------------------ data
 

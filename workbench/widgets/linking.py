@@ -42,6 +42,16 @@ def refuse(name: str, value: Any, allowed: Iterable[Any]) -> NoReturn:
     raise TraitValueError(f"{name} must be one of {list(allowed)}; got {value!r}")
 
 
+def choice_or_default(name: str, value: Any, allowed: Sequence[Any], default: Any = None) -> Any:
+    """``value`` when it is one of ``allowed``; ``""`` (nothing chosen) gives ``default``, or the
+    first of ``allowed`` when ``default`` is empty; anything else is refused (:func:`refuse`)."""
+    if value == "":
+        return default or allowed[0]
+    if value not in allowed:
+        refuse(name, value, allowed)
+    return value
+
+
 def same(a: Any, b: Any) -> bool:
     """``a == b``, answered at once for the same object (a large :class:`Samples` compares in O(n))."""
     if a is b:

@@ -35,7 +35,14 @@ import pandas as pd
 import traitlets
 
 from ..workspace import Samples, ScoreStore, Workspace, as_workspace
-from .linking import SelectionLink, TraitValueError, check_samples, link_control, refuse, select_samples
+from .linking import (
+    SelectionLink,
+    TraitValueError,
+    check_samples,
+    choice_or_default,
+    link_control,
+    select_samples,
+)
 from .sample_grid import gather_thumbnails
 from .selection import Selection
 from .sprite_canvas import SpriteCanvas
@@ -206,19 +213,11 @@ class MemorizationBrowser(W.VBox):
 
     @traitlets.validate("model")
     def _valid_model(self, proposal: Any) -> str:
-        if proposal["value"] == "":  # as in the selection: the first generated set
-            return self.ws.generated[0]
-        if proposal["value"] not in self.ws.generated:
-            refuse("model", proposal["value"], self.ws.generated)
-        return proposal["value"]
+        return choice_or_default("model", proposal["value"], self.ws.generated)  # "": the first generated set
 
     @traitlets.validate("extractor")
     def _valid_extractor(self, proposal: Any) -> str:
-        if proposal["value"] == "":  # as in the selection: the workspace's first
-            return self.ws.extractors[0]
-        if proposal["value"] not in self.ws.extractors:
-            refuse("extractor", proposal["value"], self.ws.extractors)
-        return proposal["value"]
+        return choice_or_default("extractor", proposal["value"], self.ws.extractors)  # "": the first
 
     @traitlets.validate("copy_threshold")
     def _valid_copy_threshold(self, proposal: Any) -> float:

@@ -35,7 +35,16 @@ import traitlets
 from PIL import Image
 
 from ..workspace import Samples, ScoreStore, Workspace, as_workspace
-from .linking import SelectionLink, TraitValueError, check_samples, link_control, refuse, replace_options, same
+from .linking import (
+    SelectionLink,
+    TraitValueError,
+    check_samples,
+    choice_or_default,
+    link_control,
+    refuse,
+    replace_options,
+    same,
+)
 from .selection import Selection
 from .sprite_canvas import SpriteCanvas
 from .tasks import BackgroundTask, set_status, status_widget
@@ -244,11 +253,7 @@ class SampleGrid(W.VBox):
 
     @traitlets.validate("extractor")
     def _valid_extractor(self, proposal: Any) -> str:
-        if proposal["value"] == "":  # as in the selection: the workspace's first
-            return self.ws.extractors[0]
-        if proposal["value"] not in self.ws.extractors:
-            refuse("extractor", proposal["value"], self.ws.extractors)
-        return proposal["value"]
+        return choice_or_default("extractor", proposal["value"], self.ws.extractors)  # "": the first
 
     @traitlets.validate("samples")
     def _valid_samples(self, proposal: Any) -> Samples | None:

@@ -23,9 +23,9 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ..cache import CacheError, EmbeddingCache, open_cache
+from ..cache.manifest import extractor_differences
 from .index import (
     WORKSPACE_FILE,
     CacheEntry,
@@ -181,15 +181,3 @@ def _check_same_configuration(
                 "another name with --extractor NAME"
             )
         return
-
-
-def extractor_differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
-    """``"key: a_value vs b_value"`` for every (nested) field where two extractor descriptions differ."""
-    out = []
-    for key in sorted(set(a) | set(b)):
-        va, vb = a.get(key), b.get(key)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            out += extractor_differences(va, vb, f"{prefix}{key}.")
-        elif va != vb:
-            out.append(f"{prefix}{key}: {va!r} vs {vb!r}")
-    return out

@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from ..cache import CacheError, EmbeddingCache, open_cache
-from .editing import extractor_differences
+from ..cache.manifest import extractor_differences
 from .index import WORKSPACE_FILE, CacheEntry, read_index, stored_path
 from .scan import scan_caches
 
