@@ -42,7 +42,8 @@ def test_round_trip_folder(tmp_path: Path, class_folder: Path, fmnist_test) -> N
     assert cache.class_names == ["Sneaker", "T-shirt-top", "Trouser"]
     m = cache.manifest
     assert m["complete"] and m["n"] == 60 and m["dim"] == 768 and m["format_version"] == 1
-    assert m["pretrained"] is False and "NOT the published pretrained" in m["warning"]
+    # pixels has no weights at all: nothing published to miss, so no warning (random weights get one)
+    assert m["pretrained"] is False and m["warning"] is None
     assert m["extractor"]["preprocessing"]["resize"] == "pil-box"
     assert set(m["files"]) == {"features.npy", "meta.parquet", "thumbnails.npy"}
     assert not (cache.path / "_partial").exists()
@@ -246,7 +247,7 @@ def test_cli_extract_and_info(tmp_path: Path, class_folder: Path, capsys) -> Non
     assert open_cache(path).manifest["n"] == 25
     assert main(["info", path, "--verify"]) == 0
     out = capsys.readouterr().out
-    assert "25 x 768" in out and "NOT PRETRAINED" in out and "verified" in out
+    assert "25 x 768" in out and "no-weights" in out and "NOT PRETRAINED" not in out and "verified" in out
     assert main(["info", str(tmp_path / "nope")]) == 2
     assert "cache not found" in capsys.readouterr().err
     assert main(["extract", str(tmp_path / "nope"), "-e", "pixels"]) == 2

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import re
+import sys
+
 import numpy as np
 import pytest
 
 from workbench.cache import extract
 from workbench.metrics import evaluate
 from workbench.metrics.neighbors import knn
-from workbench.progress import ProgressEvent, ProgressReporter, check_progress
+from workbench.progress import LineProgress, ProgressEvent, ProgressReporter, check_progress
 
 
 def test_event_text_and_reporter_events() -> None:
@@ -74,3 +78,81 @@ def test_same_contract_for_metrics_and_extraction(tmp_path, digits, capsys) -> N
     assert capsys.readouterr().err == ""  # a callable replaces the bars and messages
     extract(digits[0][:30], "pixels", out=tmp_path, name="d", chunk_size=10, progress=False)
     assert capsys.readouterr().err == ""
+
+
+class _FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_bars_on_a_terminal_plain_lines_elsewhere(monkeypatch) -> None:
+    log = io.StringIO()  # a log file, CI or a pipe: isatty() is False
+    monkeypatch.setattr(sys, "stderr", log)
+    with ProgressReporter(True, "extract pixels", 200, unit="img") as rep:
+        for _ in range(200):
+            rep.advance()
+    text = log.getvalue()
+    lines = text.splitlines()
+    assert "\r" not in text and "\x1b" not in text
+    assert lines[0] == "extract pixels: started, 200 img"
+    # one line at every 10% step up to 90%, then the end line
+    steps = [
+        int(re.match(r"extract pixels: (\d+)% \((\d+)/200 img\), .* img/s, .* elapsed, ETA ", ln).group(1))
+        for ln in lines[1:-1]
+    ]
+    assert steps == [10, 20, 30, 40, 50, 60, 70, 80, 90]
+    assert re.fullmatch(r"extract pixels: done, 200/200 img in .+ s \(.+ img/s\)", lines[-1])
+
+    terminal = _FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with ProgressReporter(True, "extract pixels", 200, unit="img") as rep:
+        for _ in range(200):
+            rep.advance()
+    assert "\r" in terminal.getvalue() and "200/200" in terminal.getvalue()  # tqdm's bar, as before
+
+
+def test_plain_lines_every_30_seconds_without_a_total() -> None:
+    now = [0.0]
+    log = io.StringIO()
+    bar = LineProgress("k-NN search", None, unit="tile", stream=log, clock=lambda: now[0])
+    for _ in range(10):  # 10 steps, 10 s apart: a line at 30 s, 60 s and 90 s
+        now[0] += 10.0
+        bar.update(2)
+    bar.set_postfix_str("merging")
+    bar.close()
+    bar.close()  # once
+    assert log.getvalue().splitlines() == [
+        "k-NN search: started",
+        "k-NN search: 6 tile, 0.2 tile/s, 30 s elapsed",
+        "k-NN search: 12 tile, 0.2 tile/s, 1 min 00 s elapsed",
+        "k-NN search: 18 tile, 0.2 tile/s, 1 min 30 s elapsed",
+        "k-NN search: merging",
+        "k-NN search: done, 20 tile in 1 min 40 s (0.2 tile/s)",
+    ]
+
+
+def test_plain_lines_of_a_resumed_task_count_this_run_and_give_an_eta() -> None:
+    now = [0.0]
+    log = io.StringIO()
+    bar = LineProgress("extract inception", 100, unit="img", initial=50, stream=log, clock=lambda: now[0])
+    now[0] = 25.0
+    bar.update(10)  # 60%: 10 images in 25 s, 40 left -> 100 s
+    now[0] = 50.0
+    bar.update(5)  # 65%: no new 10% step, not 30 s since the last line
+    now[0] = 100.0
+    bar.update(5)  # 70%: 20 images in 100 s, 30 left -> 150 s
+    bar.close()
+    assert log.getvalue().splitlines() == [
+        "extract inception: started, 100 img (50 already done)",
+        "extract inception: 60% (60/100 img), 0.4 img/s, 25 s elapsed, ETA 1 min 40 s",
+        "extract inception: 70% (70/100 img), 0.2 img/s, 1 min 40 s elapsed, ETA 2 min 30 s",
+        "extract inception: stopped, 70/100 img in 1 min 40 s (0.2 img/s)",
+    ]
+
+
+def test_knn_progress_true_in_a_log_has_no_carriage_returns(capsys) -> None:
+    rng = np.random.default_rng(0)
+    knn(rng.normal(size=(300, 4)), rng.normal(size=(300, 4)), 1, block_size=64, progress=True)
+    err = capsys.readouterr().err
+    assert "\r" not in err and err.splitlines()[0] == "k-NN search: started, 25 tile"
+    assert err.splitlines()[-1].startswith("k-NN search: done, 25/25 tile in ")

@@ -163,9 +163,16 @@ def test_workspace_scan_index_and_roles(workspace_dir: Path, ws: Workspace, tmp_
     assert sorted(ws.generated) == ["copies", "dropper", "noisy"]
     assert sorted(ws.extractors) == ["centroid", "pixels"]
     assert ws.classifier() == "centroid"
-    # Top-1 classes of the classifier: compare with an independent argmax of the logits.
+    # Every compared set has labels (class folders): the user's classes, not the classifier's.
+    assert ws.classes("dropper").source == "labels"
+    np.testing.assert_array_equal(ws.classes("dropper").codes, ws.cache("dropper", "pixels").labels)
+    # Without labels on a generated set: Top-1 classes of the trained classifier, compared with an
+    # independent argmax of the logits.
+    unlabelled = Workspace(ws.entries, caches={**ws._caches})
+    unlabelled.labelled = lambda s: s != "dropper"  # type: ignore[method-assign]
     logits = np.asarray(ws.cache("dropper", "centroid").logits)
-    np.testing.assert_array_equal(ws.classes("dropper").codes, logits.argmax(1))
+    assert unlabelled.classes("dropper").source == "top-1 of centroid"
+    np.testing.assert_array_equal(unlabelled.classes("dropper").codes, logits.argmax(1))
     # workspace.json (the demo's index format) is read instead of scanning.
     index = {
         "caches": [
@@ -292,7 +299,8 @@ def test_sample_grid_follows_model_class_and_sorts(ws: Workspace, reports) -> No
     t = np.asarray(ws.cache("train", "pixels").features, dtype=np.float64)
     naive = np.sqrt(((f[:, None, :] - t[None, :, :]) ** 2).sum(-1)).min(1)
     np.testing.assert_allclose(grid.values, np.sort(naive), rtol=1e-6, atol=1e-9)
-    assert grid.captions[0] == f"{np.sort(naive)[0]:.3g}"
+    # every caption names the set and row, then the score
+    assert grid.captions[0] == f"copies\n#{int(np.argmin(naive))} · {np.sort(naive)[0]:.3g}"
     info = grid.click(0)
     assert info["set"] == "copies" and sel.focus == ("copies", int(np.argmin(naive)))
     assert is_png(grid.detail_image.value)
@@ -369,7 +377,8 @@ def test_class_histogram_click_side_by_side_and_matching(ws: Workspace) -> None:
     view.run_matching(1)
     table = view.matching.to_frame("fd")
     assert sorted(table["extractor"]) == ["centroid", "pixels"]
-    assert "FD matched" in view.match_table.value and len(view.figure.data) == 4
+    # real, generated, the two signs of the difference, and the matched resample
+    assert "FD matched" in view.match_table.value and len(view.figure.data) == 5
 
 
 def test_memorization_threshold_copy_count_and_click(ws: Workspace) -> None:

@@ -410,3 +410,82 @@ def test_old_import_paths_give_the_same_objects() -> None:
     assert widgets.Samples is W.Samples is selection.Samples
     assert projections.umap_layout is W.umap_layout and workspace.guess_role is W.guess_role
     assert workspace_metrics.report_from_json is W.report_from_json
+
+
+# --------------------------------------------------------------------------- caches of one set holding different images
+
+
+def test_cache_take_reads_the_chosen_rows(caches) -> None:
+    whole = open_cache(caches["real"])
+    rows = np.array([7, 3, 3, 120, 0])
+    part = whole.take(rows, reason="a test")
+    feats = np.asarray(whole.features)
+    np.testing.assert_array_equal(np.asarray(part.features), feats[rows])
+    np.testing.assert_array_equal(part.features[1:3], feats[[3, 3]])
+    np.testing.assert_array_equal(part.features[np.array([True, False, False, False, True])], feats[[7, 0]])
+    np.testing.assert_array_equal(part.features[-1], feats[0])
+    np.testing.assert_array_equal(part.thumbnails[[4, 0]], np.asarray(whole.thumbnails)[[0, 7]])
+    assert len(part) == 5 and part.features.shape == (5, feats.shape[1])
+    assert part.meta["index"].tolist() == [0, 1, 2, 3, 4] and part.meta["cache_row"].tolist() == rows.tolist()
+    assert part.meta["id"].tolist() == whole.meta["id"].to_numpy()[rows].tolist()
+    assert part.manifest["key"] != whole.manifest["key"] and part.manifest["subset"] == {
+        "of": 150,
+        "rows": 5,
+        "reason": "a test",
+    }
+    assert "5 of its 150 rows are used: a test" in part.summary()
+    # rows of a subset are rows of the subset, mapped back to the whole cache
+    again = part.take([3, 0])
+    np.testing.assert_array_equal(np.asarray(again.features), feats[[120, 7]])
+    assert again.subset_of is whole
+    with pytest.raises(ValueError, match=r"\[0, 150\)"):
+        whole.take([150])
+
+
+def test_workspace_uses_the_rows_every_cache_of_a_set_holds(tmp_path: Path, caches, fmnist_test) -> None:
+    """A set extracted with --limit under one extractor and whole under another (the user's
+    mixed workspace): the workspace opens, says so, and every view and metric uses the common
+    rows, so nothing indexes past the shorter cache (it crashed the Memorization tab)."""
+    from workbench.widgets import Workbench
+    from workbench.workspace import workspace_reports
+
+    images, _ = fmnist_test
+    eight = {"size": 8}
+    out = tmp_path / "more"
+    short_real = extract(
+        images[:150], "pixels", out=out, name="real", limit=100, progress=False, extractor_options={"size": 4}
+    )
+    a8 = extract(images[270:360], "pixels", out=out, name="a", progress=False, extractor_options=eight)
+    train8 = extract(images[150:270], "pixels", out=out, name="train", progress=False, extractor_options=eight)
+    ws = Workspace.from_caches(
+        {
+            ("real", "p4"): short_real,
+            ("real", "p8"): caches["real8"],
+            ("a", "p4"): caches["a"],
+            ("a", "p8"): a8,
+            ("train", "p4"): caches["train"],
+            ("train", "p8"): train8,
+        },
+        state_dir=tmp_path / "state",
+    )
+    assert len(ws.notes) == 1 and "set 'real'" in ws.notes[0] and "p4: 100, p8: 150" in ws.notes[0]
+    assert "under p4" in ws.notes[0] and "without --limit" in ws.notes[0]
+    assert ws.size("real") == 100 and len(ws.cache("real", "p8")) == 100 and len(ws.meta("real")) == 100
+    whole8 = open_cache(caches["real8"])
+    np.testing.assert_array_equal(np.asarray(ws.cache("real", "p8").features), np.asarray(whole8.features)[:100])
+    assert ws.cache("a", "p4") is ws._caches[("a", "p4")]  # same images: used as they are
+    reports = workspace_reports(ws, metrics="fd,prdc,authpct")
+    assert reports["p8"].info["n_ref"] == 100 and not reports["p8"].errors
+    bench = Workbench(ws, background=False, memorization=False)
+    for ext in ("p4", "p8"):
+        bench.extractor = ext
+        memo = bench.memorization
+        assert memo is not None
+        memo.compute()
+        memo.wait(120)
+        assert memo.report is not None, ext
+
+
+def test_workspace_refuses_caches_of_one_set_without_a_common_image(caches) -> None:
+    with pytest.raises(ValueError, match=r"set 'real': its caches hold no image in common .*different sets"):
+        Workspace.from_caches({("real", "p4"): caches["real"], ("real", "p8"): caches["b"], ("a", "p4"): caches["a"]})

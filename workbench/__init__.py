@@ -8,6 +8,7 @@ The small top-level API::
     wb.open_cache(real.path).features              # N x D float32
     wb.evaluate_caches(real, {"model": fake}, bootstrap=100)   # metrics table with intervals
     wb.Workbench.open("workspace/demo")           # the interactive dashboard (in Jupyter)
+    wb.evaluate_folders("real/", {"model": "samples/"}, train="train/", out="workspace/own")  # all at once
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __getattr__, __dir__, __all__ = attach(
         "evaluate": "metrics",
         "evaluate_caches": "metrics",
         "Workbench": "widgets",
+        "evaluate_folders": "workspace",
     },
 )
 __all__ += ["__version__"]
@@ -43,3 +45,4 @@ if TYPE_CHECKING:
     from .images import open_source
     from .metrics import evaluate, evaluate_caches
     from .widgets import Workbench
+    from .workspace import evaluate_folders

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -70,6 +71,12 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    if args.workspace is not None:
+        return _info_of_workspace_set(args)
+    if args.extractor:
+        raise ValueError("--extractor chooses among a set's caches; use it with --workspace DIR SET")
+    if args.cache is None:
+        raise ValueError("give a cache folder (workbench info CACHE), or a workspace and a set (--workspace DIR SET)")
     from .cache import open_cache
 
     cache = open_cache(args.cache)
@@ -84,6 +91,52 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _info_of_workspace_set(args: argparse.Namespace) -> int:
+    """``workbench info --workspace DIR [SET] [--extractor NAME]``: the caches of one set (all its
+    extractors, or those named), or without SET the workspace's sets x extractors."""
+    from .workspace import Workspace, workspace_overview
+
+    ws = Workspace.open(args.workspace)
+    if args.cache is None:
+        if args.extractor:
+            raise ValueError("--extractor needs a set: workbench info --workspace DIR SET --extractor NAME")
+        print(
+            json.dumps(workspace_overview(args.workspace).to_json(), indent=2)
+            if args.json
+            else workspace_overview(args.workspace).format()
+        )
+        return 0
+    name = args.cache
+    if name not in ws.sets:
+        hint = " (a cache folder is given without --workspace)" if any(c in name for c in "/\\") else ""
+        raise ValueError(f"no set named {name!r} in {ws.root}{hint}; sets: {', '.join(ws.sets)}")
+    exts = [e.extractor for e in ws.entries if e.set == name]
+    wanted = list(dict.fromkeys(args.extractor)) or exts
+    missing = [e for e in wanted if e not in exts]
+    if missing:
+        raise ValueError(f"set {name!r} has no cache by extractor(s) {missing}; its extractors: {', '.join(exts)}")
+    caches = {e: ws.cache(name, e) for e in wanted}
+    if args.verify:
+        for cache in caches.values():
+            cache.verify()
+    if args.json:
+        data = {
+            "workspace": str(ws.root),
+            "set": name,
+            "role": ws.role(name),
+            "caches": {e: c.manifest for e, c in caches.items()},
+        }
+        print(json.dumps(data, indent=2))
+        return 0
+    print(f"set        {name} ({ws.role(name)}) in {ws.root}: {ws.size(name)} images, {len(exts)} extractor(s)")
+    for e, cache in caches.items():
+        print(f"\n== {name} x {e} ==")
+        print(cache.summary())
+        if args.verify:
+            print("verified   every file matches the SHA-256 in the manifest")
+    return 0
+
+
 def _cmd_metrics(args: argparse.Namespace) -> int:
     """Print the metric table (failed cells marked, their errors listed beneath) and write the JSON.
 
@@ -91,21 +144,6 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
     cell failed; the table and JSON are still written).
     """
     if args.workspace is not None:
-        given = [
-            flag
-            for flag, value in (
-                ("--ref", args.ref),
-                ("--gen", args.gen),
-                ("--train", args.train),
-                ("--test", args.test),
-            )
-            if value
-        ]
-        if given:
-            raise ValueError(
-                f"--workspace and {'/'.join(given)} are mutually exclusive: the workspace says which cache is the "
-                "reference, the generated sets, train and test; give either --workspace DIR or --ref/--gen caches"
-            )
         return _metrics_of_workspace(args)
     if args.extractor or args.recompute:
         raise ValueError(
@@ -157,25 +195,93 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
-def _metrics_of_workspace(args: argparse.Namespace) -> int:
-    """``workbench metrics --workspace DIR``: one table per extractor, every generated set against
-    the reference (with train/test where the workspace has them); the JSON holds every report."""
-    from .workspace import Workspace, workspace_reports
+def _workspace_with_roles(args: argparse.Namespace) -> Any:
+    """The workspace of ``args.workspace`` with ``--ref/--gen/--train/--test`` SET names applied.
+
+    ``--ref S`` / ``--train S`` / ``--test S`` give set S that role (the set that had it before is
+    listed, not compared: role ``pool``); ``--gen S ...`` shows only those generated sets (others
+    become ``pool``; a set of another role named there is compared as a generated set).
+    """
+    from .workspace import Workspace
 
     ws = Workspace.open(args.workspace)
+    given = [("--ref", args.ref), *(("--gen", g) for g in args.gen), ("--train", args.train), ("--test", args.test)]
+    given = [(flag, value) for flag, value in given if value]
+    if not given:
+        return ws
+    paths = [f for f, v in given if v not in ws.sets and (any(c in v for c in "/\\=") or os.path.exists(v))]
+    if paths:
+        flags = "/".join(dict.fromkeys(paths))
+        raise ValueError(
+            f"--workspace and {flags} are mutually exclusive when they give cache folders: with --workspace, "
+            f"--ref/--gen/--train/--test name sets of the workspace (sets: {', '.join(ws.sets)}); give either "
+            "--workspace DIR [--gen SET ...] or --ref/--gen caches"
+        )
+    for flag, value in given:
+        if value not in ws.sets:
+            raise ValueError(f"{flag} {value}: no set named {value!r} in {ws.root}; sets: {', '.join(ws.sets)}")
+    chosen: dict[str, str] = {}  # set -> the flag that names it
+    for flag, value in given:
+        if value in chosen:
+            if chosen[value] == flag == "--gen":
+                raise ValueError(f"--gen {value} is given twice; name each generated set once")
+            raise ValueError(f"set {value!r} is named by {chosen[value]} and {flag}; a set plays one role")
+        chosen[value] = flag
+    roles: dict[str, str] = {}
+    for flag, role, current in (
+        ("--ref", "reference", [ws.reference]),
+        ("--train", "train", ws.sets_with_role("train")),
+        ("--test", "test", ws.sets_with_role("test")),
+        ("--gen", "generated", ws.generated),
+    ):
+        named = [v for v, f in chosen.items() if f == flag]
+        if not named:
+            continue
+        for old in current:  # the set(s) that had the role are listed, not compared
+            if old not in chosen:
+                roles[old] = "pool"
+        roles.update(dict.fromkeys(named, role))
+    return Workspace.open(args.workspace, roles=roles)
+
+
+def _reports_json(ws: Any, reports: dict[str, Any]) -> dict[str, Any]:
+    """The JSON of ``metrics --workspace`` and ``evaluate --json``: roles and every extractor's report."""
+    return {
+        "workspace": str(ws.root),
+        "reference": ws.reference,
+        "train": ws.train,
+        "test": ws.test,
+        "generated": ws.generated,
+        "extractors": {e: r.to_json() for e, r in reports.items()},
+    }
+
+
+def _nothing_computed(reports: dict[str, Any]) -> int:
+    """Exit status 2 with an error line when no value of any report was computed, else 0."""
+    if any(r.computed for r in reports.values()):
+        return 0
+    failed = [(e, m) for e, r in reports.items() for m in r.errors.values()]
+    first = f"{failed[0][0]}: {failed[0][1]}" if failed else "no report"
+    print(
+        f"workbench: error: no metric could be computed under any extractor ({len(failed)} failed; first: {first})",
+        file=sys.stderr,
+    )
+    return 2
+
+
+def _metrics_of_workspace(args: argparse.Namespace) -> int:
+    """``workbench metrics --workspace DIR``: one table per extractor, every generated set against
+    the reference (with train/test where the workspace has them); the JSON holds every report.
+    ``--ref/--gen/--train/--test`` name sets of the workspace (see :func:`_workspace_with_roles`)."""
+    from .workspace import workspace_reports
+    from .workspace.evaluate import comparable_extractors, format_reports
+
+    ws = _workspace_with_roles(args)
     names = list(dict.fromkeys(args.extractor)) if args.extractor else None
     if names is None:
-        names = []
-        for e in ws.extractors:
-            if not ws.has(ws.reference, e):
-                print(
-                    f"note: extractor {e!r} is left out: the reference set {ws.reference!r} has no cache by it",
-                    file=sys.stderr,
-                )
-            elif not any(ws.has(g, e) for g in ws.generated):
-                print(f"note: extractor {e!r} is left out: no generated set has a cache by it", file=sys.stderr)
-            else:
-                names.append(e)
+        names, notes = comparable_extractors(ws)
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
         if not names:
             raise ValueError(
                 f"no extractor of {ws.root} has caches of both the reference set {ws.reference!r} and a "
@@ -200,33 +306,139 @@ def _metrics_of_workspace(args: argparse.Namespace) -> int:
                 reuse=not args.recompute,
             )
         )
-    roles = ", ".join(
-        f"{r}: {s}" for r, s in (("reference", ws.reference), ("train", ws.train), ("test", ws.test)) if s
-    )
-    for i, (ext, report) in enumerate(reports.items()):
-        print(("\n" if i else "") + f"== {ext} ({roles}) ==")
-        print(report)
+    print(format_reports(ws, reports))
     if args.json:
-        data = {
-            "workspace": str(ws.root),
-            "reference": ws.reference,
-            "train": ws.train,
-            "test": ws.test,
-            "generated": ws.generated,
-            "extractors": {e: r.to_json() for e, r in reports.items()},
-        }
         with open(args.json, "w") as fh:
-            json.dump(data, fh, indent=2)
+            json.dump(_reports_json(ws, reports), fh, indent=2)
         print(f"wrote {args.json}", file=sys.stderr)
-    if not any(r.computed for r in reports.values()):
-        failed = [(e, m) for e, r in reports.items() for m in r.errors.values()]
-        first = f"{failed[0][0]}: {failed[0][1]}" if failed else "no report"
-        print(
-            f"workbench: error: no metric could be computed under any extractor ({len(failed)} failed; first: {first})",
-            file=sys.stderr,
+    return _nothing_computed(reports)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    """``workbench report WS [--out FILE]``: the dashboard's static HTML report of a workspace."""
+    from .workspace import workspace_reports
+    from .workspace.evaluate import REPORT_FILE, comparable_extractors, write_static_report
+
+    ws = _workspace_with_roles(args)
+    names, notes = comparable_extractors(ws)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    say = None if args.quiet else (lambda msg: print(f"  computing {msg}", file=sys.stderr, flush=True))
+    reports = (
+        workspace_reports(
+            ws, extractors=names, metrics=args.metrics, bootstrap=args.bootstrap, seed=args.seed, progress=say
         )
-        return 2
+        if names
+        else {}
+    )
+    out = args.out if args.out is not None else ws.root / REPORT_FILE
+    path, why = write_static_report(ws, out, reports, args.metrics, args.bootstrap, args.seed)
+    if path is None:
+        raise RuntimeError(why)
+    print(path)
     return 0
+
+
+def _named_folders(values: Sequence[str], flag: str) -> list[tuple[str, str]]:
+    from .workspace.evaluate import parse_named_folder
+
+    return [parse_named_folder(v, flag, None) for v in values]
+
+
+def _one_folder(value: str | None, flag: str, default: str) -> Any:
+    """``--real/--train/--test [NAME=]DIR`` as evaluate_folders takes it: the folder, or (name, folder)."""
+    from .workspace.evaluate import parse_named_folder
+
+    if value is None:
+        return None
+    name, folder = parse_named_folder(value, flag, default)
+    return folder if name == default else (name, folder)
+
+
+def _weights_arg(values: Sequence[str], names: Sequence[str]) -> str | dict[str, str]:
+    """``--weights SPEC`` (every extractor) and ``--weights EXTRACTOR=SPEC`` -> evaluate_folders' ``weights``."""
+    every: str | None = None
+    per: dict[str, str] = {}
+    for value in values:
+        key, sep, spec = value.partition("=")
+        if sep and key not in names and not os.path.exists(value) and not any(c in key for c in "/\\."):
+            raise ValueError(
+                f"--weights {value!r} names extractor {key!r}, which is not evaluated (extractors: {', '.join(names)})"
+            )
+        if sep and key in names:
+            if key in per:
+                raise ValueError(f"--weights {key}=... is given twice; give each extractor's weights once")
+            per[key] = spec
+        elif every is not None:
+            raise ValueError(
+                f"--weights {every!r} and {value!r} both apply to every extractor; name the extractor of one of them "
+                f"(--weights EXTRACTOR=SPEC, extractors: {', '.join(names)})"
+            )
+        else:
+            every = value
+    if not per:
+        return every or "default"
+    rest = [n for n in names if n not in per]
+    if every is not None and every not in ("default", "none") and len(rest) > 1:
+        raise ValueError(
+            f"--weights {every!r} is given for all of {', '.join(rest)}; a weights file fits one extractor: "
+            f"say which, e.g. --weights {rest[0]}={every}"
+        )
+    return {n: per.get(n, every or "default") for n in names}
+
+
+def _options_arg(values: Sequence[str], names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``--option EXTRACTOR:KEY=VALUE`` (the prefix may be left out with one extractor) -> per extractor."""
+    pairs: dict[str, list[str]] = {}
+    for value in values:
+        lhs, sep, rhs = value.partition("=")
+        ext, colon, key = lhs.rpartition(":")
+        if not colon:
+            if len(names) != 1:
+                raise ValueError(f"--option {value!r}: say which extractor it is for, e.g. --option {names[0]}:{value}")
+            ext = names[0]
+        if ext not in names:
+            raise ValueError(f"--option {value!r} names extractor {ext!r}, which is not evaluated ({', '.join(names)})")
+        pairs.setdefault(ext, []).append(f"{key}{sep}{rhs}")
+    return {ext: _parse_options(items) for ext, items in pairs.items()}
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    """``workbench evaluate``: folders -> caches -> workspace.json -> tables -> report.html, then what next."""
+    from .workspace.evaluate import DEFAULT_EXTRACTORS, evaluate_folders, extractor_names
+
+    names = extractor_names(",".join(args.extractor) if args.extractor else list(DEFAULT_EXTRACTORS))
+    result = evaluate_folders(
+        _one_folder(args.real, "--real", "real"),
+        _named_folders(args.gen, "--gen"),
+        train=_one_folder(args.train, "--train", "train"),
+        test=_one_folder(args.test, "--test", "test"),
+        extractors=names,
+        out=args.out,
+        weights=_weights_arg(args.weights, names),
+        extractor_options=_options_arg(args.option, names),
+        device=args.device,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        limit=args.limit,
+        thumbnails=args.thumbnails,
+        metrics=args.metrics,
+        bootstrap=args.bootstrap,
+        seed=args.seed,
+        report=not args.no_report,
+        force=args.force,
+        progress=not args.quiet,
+    )
+    print(result.format_tables())
+    print()
+    print(result.summary())
+    print()
+    print(result.next_steps())
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(_reports_json(result.workspace, result.reports), fh, indent=2)
+        print(f"wrote {args.json}", file=sys.stderr)
+    return _nothing_computed(result.reports)
 
 
 def _cmd_workspace_init(args: argparse.Namespace) -> int:
@@ -330,6 +542,162 @@ def _add_workspace_command(sub: Any) -> None:
     p.set_defaults(func=_cmd_workspace_show)
 
 
+class _KeepLinesFormatter(argparse.HelpFormatter):
+    """Wraps one-line texts (descriptions) as usual and keeps texts of several lines (the metric
+    list) as they are written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+def _add_metrics_option(p: argparse.ArgumentParser, menu: bool) -> None:
+    """The ``--metrics/-m`` option of ``metrics``, ``evaluate`` and ``report``; with ``menu`` (their
+    ``--help`` was asked for) the help ends with every metric name, what ``default`` holds and what
+    ``all`` adds (importing the metrics, hence torch, only then)."""
+    p.add_argument(
+        "--metrics",
+        "-m",
+        default="default",
+        help="comma list of metric names, 'default' and/or 'all' (e.g. default,cmmd; repeats count once); "
+        "the list, and what 'default' holds, is at the end of this help (default: default)",
+    )
+    if menu:
+        from .metrics.suite import metric_menu_text
+
+        p.formatter_class = _KeepLinesFormatter
+        p.epilog = metric_menu_text()
+
+
+def _add_evaluate_command(sub: Any, menu: bool = False) -> None:
+    """``workbench evaluate``: folders of images -> a workspace with caches, metric tables and report."""
+    p = sub.add_parser(
+        "evaluate",
+        help="extract folders of real, generated, training and test images into a workspace, print the "
+        "metric tables, write the report",
+        description="Your own models, end to end. Extracts every folder under every extractor into "
+        "WORKSPACE/caches (progress shown; complete caches are reused, interrupted ones resume, as in "
+        "`workbench extract`), writes WORKSPACE/workspace.json with the set names and roles (entries of the "
+        "same set and extractor are replaced on a re-run, other sets are kept), prints one metric table per "
+        "extractor (saved in WORKSPACE/.workbench and reused), writes WORKSPACE/report.html (the dashboard's "
+        "static report) and says what to do next. Every argument is checked before anything is extracted.",
+    )
+    p.add_argument(
+        "--real",
+        required=True,
+        metavar="[NAME=]DIR",
+        help="the real images every metric compares to (the reference set; named 'real' unless NAME= is "
+        "given); class subfolders give labels. A folder, .zip or .npz",
+    )
+    p.add_argument(
+        "--gen",
+        action="append",
+        required=True,
+        metavar="NAME=DIR",
+        help="one model's samples (repeatable); NAME is its row in every table",
+    )
+    p.add_argument(
+        "--train",
+        default=None,
+        metavar="[NAME=]DIR",
+        help="the training images (memorization: AuthPct, copy detection, the memorization views; set 'train')",
+    )
+    p.add_argument(
+        "--test",
+        default=None,
+        metavar="[NAME=]DIR",
+        help="held-out real images never trained on (C_T; calibrates the copy flag; set 'test')",
+    )
+    p.add_argument(
+        "--extractor",
+        "-e",
+        action="append",
+        default=[],
+        metavar="A,B",
+        help="extractors, comma-separated or repeated (default: inception,dinov2; see `workbench extractors`)",
+    )
+    p.add_argument(
+        "--weights",
+        "-w",
+        action="append",
+        default=[],
+        metavar="[EXTRACTOR=]SPEC",
+        help="'default' (published), 'none' (random init, tests only) or a weights file; SPEC for every "
+        "extractor or EXTRACTOR=SPEC for one (repeatable)",
+    )
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="[EXTRACTOR:]KEY=VALUE",
+        help="extractor option, e.g. dinov2:model=vits14 (repeatable; the prefix may be left out with one extractor)",
+    )
+    p.add_argument(
+        "--out",
+        "-o",
+        default="workspace/own",
+        metavar="WORKSPACE",
+        help="the workspace folder (default: workspace/own); caches go to WORKSPACE/caches",
+    )
+    p.add_argument(
+        "--limit",
+        "-n",
+        type=_positive_int,
+        default=None,
+        help="only the first N images of each folder, in path order (a quick look; not a fair sample of class folders)",
+    )
+    p.add_argument("--batch-size", "-b", type=_positive_int, default=64, help="images per forward pass (default: 64)")
+    p.add_argument("--device", "-d", default=None, help="cuda or cpu (default: cuda when available)")
+    p.add_argument(
+        "--workers",
+        type=_non_negative_int,
+        default=None,
+        help="data-loading worker processes (default: cores - 1, max 4)",
+    )
+    p.add_argument(
+        "--thumbnails",
+        type=_non_negative_int,
+        default=64,
+        help="thumbnail side in pixels, 0 for none (default: 64; training and test sets keep 64 px thumbnails)",
+    )
+    _add_metrics_option(p, menu)
+    p.add_argument("--bootstrap", type=_non_negative_int, default=0, help="bootstrap replicates for 95%% intervals")
+    p.add_argument("--seed", type=int, default=0, help="seed of subsets, projections and bootstrap (default: 0)")
+    p.add_argument("--no-report", action="store_true", help="do not write WORKSPACE/report.html")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace finished caches in WORKSPACE/caches that were made from other images at the same paths",
+    )
+    p.add_argument("--json", default=None, metavar="OUT", help="also write every extractor's numbers as JSON")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or messages")
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _add_report_command(sub: Any, menu: bool = False) -> None:
+    """``workbench report WS [--out FILE]``: the static HTML report of a workspace."""
+    p = sub.add_parser(
+        "report",
+        help="write the static HTML report of a workspace (opens offline)",
+        description="Write the dashboard's static report of the workspace WS (metric tables, embedding map, "
+        "samples, classes, memorization, extractor comparison) as one self-contained HTML file. Metric reports "
+        "are read from WS/.workbench when saved, else computed and saved. --ref/--gen/--train/--test name "
+        "sets of WS, as in `workbench metrics --workspace`.",
+    )
+    p.add_argument("workspace", metavar="WS", help="the workspace folder")
+    p.add_argument("--out", "-o", default=None, metavar="FILE", help="the HTML file (default: WS/report.html)")
+    p.add_argument("--ref", default=None, metavar="SET", help="the reference set (default: the workspace's)")
+    p.add_argument("--gen", default=[], action="append", metavar="SET", help="only these generated sets (repeatable)")
+    p.add_argument("--train", default=None, metavar="SET", help="the training set (default: the workspace's)")
+    p.add_argument("--test", default=None, metavar="SET", help="the test set (default: the workspace's)")
+    _add_metrics_option(p, menu)
+    p.add_argument("--bootstrap", type=_non_negative_int, default=0, help="bootstrap replicates for 95%% intervals")
+    p.add_argument("--seed", type=int, default=0, help="seed of subsets, projections and bootstrap (default: 0)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress messages")
+    p.set_defaults(func=_cmd_report)
+
+
 def _cmd_extractors(args: argparse.Namespace) -> int:
     from .extractors import list_extractors
 
@@ -338,7 +706,8 @@ def _cmd_extractors(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(metric_menu: bool = False) -> argparse.ArgumentParser:
+    """The command line; ``metric_menu`` adds the list of metrics to the help of the commands with ``-m``."""
     parser = argparse.ArgumentParser(
         prog="workbench",
         description="Generative Evaluation Workbench: cache embeddings of real and generated images, "
@@ -421,8 +790,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or messages; print only the cache path")
     p.set_defaults(func=_cmd_extract)
 
-    p = sub.add_parser("info", help="summarise a cache", description="Summarise an embedding cache.")
-    p.add_argument("cache", help="cache directory")
+    p = sub.add_parser(
+        "info",
+        help="summarise a cache, or the caches of a workspace's set",
+        description="Summarise an embedding cache (workbench info CACHE), or the caches of one set of a "
+        "workspace by every extractor (workbench info --workspace DIR SET [--extractor NAME]); "
+        "--workspace DIR alone shows its sets x extractors.",
+    )
+    p.add_argument(
+        "cache", nargs="?", default=None, metavar="CACHE|SET", help="cache directory, or with --workspace a set name"
+    )
+    p.add_argument("--workspace", default=None, metavar="DIR", help="the workspace whose set SET is summarised")
+    p.add_argument(
+        "--extractor",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="with --workspace: only the set's cache by this extractor (repeatable; default: all of them)",
+    )
     p.add_argument("--verify", action="store_true", help="re-hash every file against the manifest")
     p.add_argument("--json", action="store_true", help="print the whole manifest as JSON")
     p.set_defaults(func=_cmd_info)
@@ -431,15 +816,23 @@ def build_parser() -> argparse.ArgumentParser:
         "metrics",
         help="compute metrics of generated caches against a reference cache, or of a whole workspace",
         description="One row per generated set. All caches must come from the same extractor, weights and "
-        "preprocessing. Metrics: fd, fd_inf, kd, cmmd, prdc, pr, swd, vendi, is, authpct, ct, mifid, fld. "
+        "preprocessing (the metrics are listed at the end of this help). "
         "A metric that fails for one set shows ERROR(n) in its cell, with the message under the table and "
         "in the JSON; the other cells stand. Exit status 0 when at least one value was computed, 2 when "
         "none could be. With --workspace DIR: one table per extractor of the workspace, every generated set "
         "against its reference (and train/test set), saved in DIR/.workbench and reused while the caches "
-        "are unchanged.",
+        "are unchanged; there --ref/--gen/--train/--test take set names of the workspace: --gen SET (repeatable) "
+        "shows only those sets (any set, e.g. the test set as an ideal model), --ref/--train/--test SET give a "
+        "set that role (the set that had it is left out).",
     )
-    p.add_argument("--ref", default=None, help="reference (real) cache")
-    p.add_argument("--gen", default=[], action="append", metavar="[NAME=]CACHE", help="generated cache (repeatable)")
+    p.add_argument("--ref", default=None, metavar="CACHE|SET", help="reference (real) cache; with --workspace a set")
+    p.add_argument(
+        "--gen",
+        default=[],
+        action="append",
+        metavar="[NAME=]CACHE|SET",
+        help="generated cache (repeatable); with --workspace a set name to show",
+    )
     p.add_argument(
         "--workspace",
         default=None,
@@ -456,14 +849,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--recompute", action="store_true", help="with --workspace: compute again instead of reading saved reports"
     )
-    p.add_argument("--train", default=None, help="training-set cache (memorization metrics)")
-    p.add_argument("--test", default=None, help="held-out real cache (ct, fld)")
     p.add_argument(
-        "--metrics",
-        "-m",
-        default="default",
-        help="comma list of names, 'default' and/or 'all' (e.g. default,cmmd; repeats count once) (default: default)",
+        "--train", default=None, metavar="CACHE|SET", help="training-set cache (memorization metrics); or a set"
     )
+    p.add_argument("--test", default=None, metavar="CACHE|SET", help="held-out real cache (ct, fld); or a set")
+    _add_metrics_option(p, metric_menu)
     p.add_argument("--bootstrap", type=int, default=0, help="bootstrap replicates for 95%% intervals (default: 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of subsets, projections and bootstrap (default: 0)")
     p.add_argument("--json", default=None, metavar="OUT", help="also write the numbers as JSON")
@@ -472,6 +862,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("extractors", help="list registered feature extractors")
     p.set_defaults(func=_cmd_extractors)
+
+    _add_evaluate_command(sub, metric_menu)
+    _add_report_command(sub, metric_menu)
 
     _add_workspace_command(sub)
 
@@ -482,8 +875,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    asks_help = any(a in ("-h", "--help") for a in argv)
+    parser = build_parser(metric_menu=asks_help and any(a in ("metrics", "evaluate", "report") for a in argv))
     debug = "--debug" in argv
     args = parser.parse_args([a for a in argv if a != "--debug"])
     args.debug = debug

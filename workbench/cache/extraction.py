@@ -52,12 +52,12 @@ from .manifest import (
     LOGITS,
     MANIFEST,
     META,
-    NOT_PRETRAINED_WARNING,
     PARTIAL_DIR,
     SHARDS_DIR,
     THUMBNAILS,
     CacheError,
     library_versions,
+    not_pretrained_warning,
 )
 from .reader import CacheShard, EmbeddingCache, open_cache
 from .writer_lock import WriterLock
@@ -490,8 +490,9 @@ def extract(
     if cache.skipped:
         names = ", ".join(s["id"] for s in cache.skipped[:10])
         say(f"skipped {len(cache.skipped)} unreadable image(s): {names}{' ...' if len(cache.skipped) > 10 else ''}")
-    if not ext.weights.pretrained:
-        say("warning: " + NOT_PRETRAINED_WARNING.format(identity=ext.weights.identity))
+    warning = not_pretrained_warning(ext.weights.pretrained, ext.weights.identity)
+    if warning:
+        say("warning: " + warning)
     say(f"cache written to {cache_dir} ({len(cache)} x {cache.manifest['dim']}, {elapsed:.1f} s)")
     return open_cache(base_dir) if shard_ij is None else cache
 
@@ -688,7 +689,7 @@ def _finalize(
         "extractor": ext.describe(),
         "extractor_class_names": ext.class_names,
         "pretrained": ext.weights.pretrained,
-        "warning": None if ext.weights.pretrained else NOT_PRETRAINED_WARNING.format(identity=ext.weights.identity),
+        "warning": not_pretrained_warning(ext.weights.pretrained, ext.weights.identity),
         "source": source_info,
         "range": [plan.start, plan.stop],
         "shard": None

@@ -26,6 +26,17 @@ NOT_PRETRAINED_WARNING = (
     "({identity}); values are not comparable with published numbers (e.g. this is not real FID)"
 )
 
+NO_WEIGHTS = "no-weights"
+"""Weights identity of an extractor that has no weights at all (``pixels``): nothing published to miss."""
+
+
+def not_pretrained_warning(pretrained: bool, identity: str) -> str | None:
+    """The warning a cache of a network with other than its published weights carries (random
+    initialisation, a local file), or None: published weights, or an extractor without weights."""
+    if pretrained or identity == NO_WEIGHTS:
+        return None
+    return NOT_PRETRAINED_WARNING.format(identity=identity)
+
 
 class CacheError(ValueError):
     """A cache directory is missing, incomplete, truncated, tampered with or of another format."""

@@ -26,8 +26,10 @@ from .manifest import (
     SHARDS_DIR,
     THUMBNAILS,
     CacheError,
+    not_pretrained_warning,
     read_manifest,
 )
+from .rows import RowsArray
 from .sharded import ShardedArray
 
 
@@ -112,7 +114,11 @@ class EmbeddingCache:
         logits: ``N x K`` float32 or None.
         thumbnails: ``N x px x px x 3`` uint8 or None.
         meta: one row per sample: ``index, id, label, class_name, content_hash`` (loaded on first use).
+        subset_of: for a cache seen through :meth:`take`, the whole cache it takes rows from
+            (its arrays are then :class:`~workbench.cache.rows.RowsArray`); else None.
     """
+
+    subset_of: EmbeddingCache | None = None
 
     def __init__(self, path: Path, shards: list[CacheShard]) -> None:
         self.path = path
@@ -120,9 +126,9 @@ class EmbeddingCache:
         first = shards[0]
         if len(shards) == 1:
             self.manifest = first.manifest
-            self.features: np.ndarray | ShardedArray = first.features
-            self.logits: np.ndarray | ShardedArray | None = first.logits
-            self.thumbnails: np.ndarray | ShardedArray | None = first.thumbnails
+            self.features: np.ndarray | ShardedArray | RowsArray = first.features
+            self.logits: np.ndarray | ShardedArray | RowsArray | None = first.logits
+            self.thumbnails: np.ndarray | ShardedArray | RowsArray | None = first.thumbnails
         else:
             self.manifest = dict(first.manifest)
             self.manifest["n"] = sum(int(s.manifest["n"]) for s in shards)
@@ -143,6 +149,49 @@ class EmbeddingCache:
     def meta(self) -> pd.DataFrame:
         frames = [s.read_meta() for s in self._shards]
         return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+    def take(self, rows: np.ndarray | list[int], *, reason: str = "") -> EmbeddingCache:
+        """The same cache seen through rows ``rows`` (in that order), read on demand.
+
+        Features, logits and thumbnails become :class:`~workbench.cache.rows.RowsArray` views;
+        ``meta`` holds those rows with ``index`` renumbered ``0..m-1`` and the original row in
+        ``cache_row``; the manifest's ``n`` is ``m`` and its ``key`` gains a digest of ``rows`` (so
+        results computed on the subset are never mistaken for results on the whole cache), and
+        ``manifest["subset"]`` records ``{"of": N, "rows": m, "reason": reason}``. Nothing on disk
+        changes; ``verify()`` checks the whole cache.
+
+        Args:
+            rows: ``(m,)`` row indices into this cache.
+            reason: why only these rows are used (shown by :meth:`summary`).
+
+        Raises:
+            ValueError: an index outside ``[0, len(self))``.
+        """
+        import hashlib
+
+        base = self.subset_of or self
+        idx = np.asarray(rows, dtype=np.int64)
+        if self.subset_of is not None:  # rows of a subset: map back to the whole cache
+            idx = np.asarray(self.meta["cache_row"].to_numpy(dtype=np.int64)[idx])
+        out = object.__new__(EmbeddingCache)
+        out.path = base.path
+        out._shards = base._shards
+        out.subset_of = base
+        out.features = RowsArray(base.features, idx)
+        out.logits = RowsArray(base.logits, idx) if base.logits is not None else None
+        out.thumbnails = RowsArray(base.thumbnails, idx) if base.thumbnails is not None else None
+        digest = hashlib.sha256(idx.tobytes()).hexdigest()[:12]
+        out.manifest = {
+            **base.manifest,
+            "n": int(idx.size),
+            "key": f"{base.manifest['key']}+rows-{digest}",
+            "subset": {"of": len(base), "rows": int(idx.size), "reason": reason},
+        }
+        meta = base.meta.iloc[idx].reset_index(drop=True)
+        meta.insert(1, "cache_row", idx)
+        meta["index"] = np.arange(idx.size, dtype=np.int64)
+        out.__dict__["meta"] = meta  # the cached_property's slot
+        return out
 
     @property
     def extractor(self) -> dict[str, Any]:
@@ -187,7 +236,8 @@ class EmbeddingCache:
             f"cache      {self.path}",
             f"source     {m['source'].get('path') or m['source'].get('name')} ({m['source']['kind']})",
             f"extractor  {ext['name']} [{ext['variant']}], {ext['feature_layer']}",
-            f"weights    {w['identity']}" + ("" if w["pretrained"] else "   ** NOT PRETRAINED **"),
+            f"weights    {w['identity']}"
+            + ("" if not_pretrained_warning(w["pretrained"], w["identity"]) is None else "   ** NOT PRETRAINED **"),
             f"features   {len(self)} x {m['dim']} {m.get('dtype', 'float32')}"
             + (f", logits {m['logits_dim']}" if m.get("logits_dim") else "")
             + (f", thumbnails {m['thumbnails']}px" if m.get("thumbnails") else ""),
@@ -210,13 +260,21 @@ class EmbeddingCache:
         pre = ext.get("preprocessing", {})
         if pre:
             lines.append("preprocess " + ", ".join(f"{k}={v}" for k, v in pre.items()))
-        if m.get("warning"):
+        warning = m.get("warning") and not_pretrained_warning(w["pretrained"], w["identity"])
+        if warning:  # caches written before pixels was exempt carry the warning too
             lines.append(f"WARNING    {m['warning']}")
+        if m.get("subset"):
+            sub = m["subset"]
+            lines.append(
+                f"subset     {sub['rows']} of its {sub['of']} rows are used"
+                + (f": {sub['reason']}" if sub["reason"] else "")
+            )
         return "\n".join(lines)
 
     def __repr__(self) -> str:
         ext = self.manifest["extractor"]
-        flag = "" if self.pretrained else " NOT-PRETRAINED"
+        w = ext["weights"]
+        flag = "" if not_pretrained_warning(w["pretrained"], w["identity"]) is None else " NOT-PRETRAINED"
         return f"<EmbeddingCache {self.path.name}: {len(self)} x {self.manifest['dim']} {ext['name']}{flag}>"
 
     def _repr_html_(self) -> str:

@@ -92,7 +92,7 @@ class DemoConfig:
             ssl_epochs=2,
             vae_epochs=10,
             thumbnails=28,
-            train_thumbnails=0,
+            train_thumbnails=28,  # the memorization views show training neighbours
         )
         return replace(base, **changes)
 

@@ -136,7 +136,8 @@ class Extractor(abc.ABC):
     @torch.inference_mode()
     def __call__(self, batch: torch.Tensor | np.ndarray) -> ExtractorOutput:
         if isinstance(batch, np.ndarray):
-            batch = torch.from_numpy(batch)
+            # torch.from_numpy warns on read-only arrays (memmaps, decoded images): copy those
+            batch = torch.from_numpy(batch if batch.flags.writeable else np.array(batch))
         batch = batch.to(self.device, dtype=torch.float32, non_blocking=True)
         for module in self._modules():
             module.eval()

@@ -119,7 +119,9 @@ class InceptionPreprocessor(Preprocessor):
         return self._clean(image)
 
     def _legacy_unit(self, image: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).to(torch.float32).div(255)
+        # float32 copy in numpy (uint8 -> float32 is exact): a writable array, so torch.from_numpy
+        # does not warn about read-only inputs (decoded images, memmaps); same values as before
+        x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1).div(255)
         x = F.interpolate(x[None], size=(self.size, self.size), mode="bilinear", align_corners=False)
         return x[0].numpy()
 

@@ -35,7 +35,7 @@ from workbench.metrics.frechet import (
     GaussianStats,
     _check_block_rows,
     fd_from_stats,
-    warn_if_singular,
+    warn_if_singular_sets,
 )
 from workbench.metrics.validation import as_features, check_same_dim, check_seed
 
@@ -115,16 +115,16 @@ def fd_infinity(
         :class:`FDInfinityResult` with the intercept, slope and the fitted points.
 
     Warns:
-        SampleSizeWarning: when the real set or the smallest subset has no more rows than D
-        (singular covariance; the 1/N law is only asymptotic).
+        SingularCovarianceWarning (a SampleSizeWarning): when the real set or the smallest subset
+        has no more rows than D (singular covariance; the 1/N law is only asymptotic); one warning
+        names both sizes.
     """
     real_arr = as_features(real, "real", min_samples=2)
     fake_arr = as_features(fake, "fake", min_samples=2)
     check_same_dim(real_arr, fake_arr, "real", "fake")
     n_fake, dim = fake_arr.shape
     sizes = fd_infinity_sizes(n_fake, points, min_size)
-    warn_if_singular(real_arr.shape[0], dim, "real")
-    warn_if_singular(int(sizes[0]), dim, "the smallest fake subset")
+    warn_if_singular_sets({"real": real_arr.shape[0], "the smallest fake subset": int(sizes[0])}, dim)
     rng = check_seed(seed)
 
     block_rows = _check_block_rows(block_rows)

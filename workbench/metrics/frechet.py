@@ -20,6 +20,8 @@ Statistics are accumulated in float64 in one streaming pass over row blocks (see
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +29,7 @@ import scipy.linalg
 from scipy.linalg import blas as _blas
 from scipy.linalg import lapack as _lapack
 
-from workbench.metrics.validation import as_features, check_same_dim, warn_sample_size
+from workbench.metrics.validation import SampleSizeWarning, as_features, check_same_dim
 from workbench.threads import uses_free_threads
 
 DEFAULT_BLOCK_ROWS = 2048
@@ -363,8 +365,9 @@ def fd(real: object, fake: object, *, block_rows: int = DEFAULT_BLOCK_ROWS) -> f
         ``fd_from_stats(mean(real), cov(real), mean(fake), cov(fake))`` with ``ddof=1``.
 
     Warns:
-        SampleSizeWarning: when N <= D for either set, the sample covariance is singular and FD
-        is strongly biased upward (the bias decays like 1/N; see :func:`fd_infinity`).
+        SingularCovarianceWarning (a SampleSizeWarning): when N <= D for either set, the sample
+        covariance is singular and FD is strongly biased upward (the bias decays like 1/N; see
+        :func:`fd_infinity`). One warning names both sets' sizes.
 
     Raises:
         ValueError: bad shapes, NaN/inf features, or features so large that the covariance or the
@@ -375,13 +378,26 @@ def fd(real: object, fake: object, *, block_rows: int = DEFAULT_BLOCK_ROWS) -> f
     real_arr = as_features(real, "real", min_samples=2)
     fake_arr = as_features(fake, "fake", min_samples=2)
     check_same_dim(real_arr, fake_arr, "real", "fake")
-    for name, arr in (("real", real_arr), ("fake", fake_arr)):
-        warn_if_singular(arr.shape[0], arr.shape[1], name)
+    warn_if_singular_sets({"real": real_arr.shape[0], "fake": fake_arr.shape[0]}, real_arr.shape[1])
+    return fd_of_validated(real_arr, fake_arr, block_rows=block_rows)
+
+
+@uses_free_threads
+def fd_of_validated(
+    real: np.ndarray,
+    fake: np.ndarray,
+    *,
+    block_rows: int = DEFAULT_BLOCK_ROWS,
+    names: tuple[str, str] = ("real", "fake"),
+) -> float:
+    """:func:`fd` of arrays already validated (``as_features``, same ``D``), without its sample-size
+    warning: for metrics built on FD that warn about their own inputs under their own names
+    (e.g. MiFID's ``train`` and ``fake``). ``names`` name the two sets in error messages."""
     block_rows = _check_block_rows(block_rows)
     with np.errstate(over="ignore", invalid="ignore"):
-        s_real = FeatureStats()._update_validated(real_arr, block_rows).finalize()
-        s_fake = FeatureStats()._update_validated(fake_arr, block_rows).finalize()
-    for name, stats in (("real", s_real), ("fake", s_fake)):
+        s_real = FeatureStats()._update_validated(real, block_rows).finalize()
+        s_fake = FeatureStats()._update_validated(fake, block_rows).finalize()
+    for name, stats in zip(names, (s_real, s_fake)):
         if not (np.isfinite(stats.mean).all() and np.isfinite(stats.cov).all()):
             raise ValueError(
                 f"the covariance of {name} overflows float64: its features are too large (the Fréchet "
@@ -394,15 +410,94 @@ def fd(real: object, fake: object, *, block_rows: int = DEFAULT_BLOCK_ROWS) -> f
     return value
 
 
-def warn_if_singular(n: int, dim: int, name: str, stacklevel: int = 4) -> None:
-    """Warn (SampleSizeWarning) when ``n`` rows cannot give a full-rank ``dim x dim`` covariance."""
-    if n <= dim:
-        warn_sample_size(
-            f"{name} has {n} samples for {dim} feature dimensions: its covariance is singular "
-            f"(rank <= {n - 1}) and the Fréchet distance is strongly biased upward. "
-            "Use more samples than dimensions (FID convention: 50,000).",
-            stacklevel=stacklevel,
+class SingularCovarianceWarning(SampleSizeWarning):
+    """Some feature sets of a Fréchet distance have no more rows than dimensions.
+
+    One warning names every such set with its size (one cause, one sentence), so that reports can
+    merge the warnings of several metrics and sets (:func:`workbench.metrics.suite.evaluate` does).
+
+    Made with ``dim=`` and ``sizes=`` (the message is then written from them); a message alone
+    gives a warning of this category without sizes.
+
+    Attributes:
+        dim: the feature dimension ``D`` (None when made from a message alone).
+        sizes: ``{set label: (sizes, ...)}``, e.g. ``{"real": (300,), "fake": (300, 200)}``: the
+            sample counts (rows) of the sets whose covariance is singular, largest first.
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        dim: int | None = None,
+        sizes: Mapping[str, int | Iterable[int]] | None = None,
+    ) -> None:
+        self.dim: int | None = None if dim is None else int(dim)
+        self.sizes: dict[str, tuple[int, ...]] = {
+            str(label): tuple(
+                sorted({int(n)} if isinstance(n, (int, np.integer)) else {int(v) for v in n}, reverse=True)
+            )
+            for label, n in (sizes or {}).items()
+        }
+        if self.dim is not None and self.sizes:
+            message = singular_covariance_message(self.dim, self.sizes)
+        # Built from a message alone (as warnings.warn_explicit(text, category) does), it is a
+        # plain SampleSizeWarning with that text and no sizes.
+        super().__init__(message)
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def singular_covariance_message(dim: int, sizes: Mapping[str, tuple[int, ...]]) -> str:
+    """The one sentence of a :class:`SingularCovarianceWarning`: every set and size, the cause, the fix.
+
+    ``sizes`` maps set labels to their sample counts (several when the label stands for several
+    sets, e.g. the generated sets of a report). One set: ``"real has 300 samples for 768 feature
+    dimensions: its covariance is singular (rank <= 299) ..."``; several sets of one size: ``"real
+    and fake have 300 samples ..."``; otherwise ``"real has 300 samples and fake 200 or 100 ..."``.
+    """
+    labels = [k for k, v in sizes.items() if v]
+    counts = sorted({n for k in labels for n in sizes[k]}, reverse=True)
+    tail = "the Fréchet distance is strongly biased upward. Use more samples than dimensions (FID convention: 50,000)."
+    if len(labels) == 1 and len(counts) == 1:
+        n = counts[0]
+        return (
+            f"{labels[0]} has {n} samples for {dim} feature dimensions: its covariance is singular "
+            f"(rank <= {n - 1}) and {tail}"
         )
+    if len(counts) == 1:
+        n = counts[0]
+        return (
+            f"{_and(labels)} have {n} samples for {dim} feature dimensions: their covariances are singular "
+            f"(rank <= {n - 1}) and {tail}"
+        )
+
+    def sizes_of(label: str) -> str:
+        return " or ".join(str(n) for n in sizes[label])
+
+    parts = [f"{labels[0]} has {sizes_of(labels[0])} samples", *(f"{k} {sizes_of(k)}" for k in labels[1:])]
+    return (
+        f"{_and(parts)} for {dim} feature dimensions: their covariances are "
+        f"singular (rank below the number of samples) and {tail}"
+    )
+
+
+def warn_if_singular_sets(sizes: Mapping[str, int], dim: int, stacklevel: int = 3) -> None:
+    """One :class:`SingularCovarianceWarning` naming every set of ``sizes`` (``{label: rows}``) that
+    has no more rows than ``dim`` (its ``dim x dim`` covariance is singular); nothing otherwise.
+
+    ``stacklevel`` 3 points at the caller of the function that calls this one."""
+    small = {label: int(n) for label, n in sizes.items() if int(n) <= dim}
+    if small:
+        warnings.warn(SingularCovarianceWarning(dim=dim, sizes=small), stacklevel=stacklevel)
+
+
+def warn_if_singular(n: int, dim: int, name: str, stacklevel: int = 4) -> None:
+    """Warn (:class:`SingularCovarianceWarning`, a SampleSizeWarning) when ``n`` rows cannot give a
+    full-rank ``dim x dim`` covariance. Several sets of one distance: :func:`warn_if_singular_sets`."""
+    warn_if_singular_sets({name: n}, dim, stacklevel=stacklevel)
 
 
 def _check_block_rows(block_rows: int) -> int:

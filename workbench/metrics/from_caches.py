@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 from ..cache import EmbeddingCache, open_cache
 from ..cache.manifest import extractor_differences
@@ -20,10 +21,23 @@ def feature_set(cache: EmbeddingCache) -> FeatureSet:
     return FeatureSet(features=cache.features, logits=cache.logits, labels=cache.labels)
 
 
+NO_WEIGHTS = "no-weights"  # the weights identity of an extractor without weights, as in cache.manifest
+
+
+def has_no_weights(extractor: Mapping[str, Any]) -> bool:
+    """True when a cache manifest's extractor block describes an extractor without any weights
+    (the ``pixels`` extractor: weights identity ``"no-weights"``), as opposed to random or
+    non-published weights of a network (``"random-init(seed=0)"``, ``"sha256:..."``)."""
+    weights = extractor.get("weights") or {}
+    return weights.get("identity") == NO_WEIGHTS
+
+
 def check_compatible(caches: Mapping[str, EmbeddingCache]) -> list[str]:
     """Raise :class:`IncompatibleCachesError` unless every cache has the same extractor description.
 
-    Returns warnings to show (e.g. features from weights that are not the published ones).
+    Returns warnings to show: features from weights that are not the published ones (random
+    initialisation, a local file). An extractor with no weights at all (``pixels``) gets none:
+    its features are what they are, there are no published weights to miss.
     """
     items = list(caches.items())
     first_name, first = items[0]
@@ -37,7 +51,7 @@ def check_compatible(caches: Mapping[str, EmbeddingCache]) -> list[str]:
                 + ". Re-extract both with the same --extractor, --weights and options."
             )
     warnings = []
-    if not first.pretrained:
+    if not first.pretrained and not has_no_weights(first.extractor):
         ident = first.extractor["weights"]["identity"]
         warnings.append(
             f"features from {first.extractor['name']} with weights '{ident}', not the published pretrained "
@@ -61,14 +75,17 @@ def evaluate_caches(
     seed: int = 0,
     ci: float = 0.95,
     progress: Progress = None,
+    missing: Literal["raise", "skip"] = "raise",
 ) -> MetricReport:
     """:func:`~workbench.metrics.suite.evaluate` on caches, refusing to mix extractors.
 
     ``generated`` is ``{name: cache}`` or a list of caches (named by their source name; by their
     folder name when two source names collide; the same cache twice is a ValueError).
     A metric that fails for one set is an error in its cell of the report, not an exception
-    (see :func:`~workbench.metrics.suite.evaluate`). ``metrics``, ``bootstrap``, ``seed``, ``ci``
-    and ``progress`` are passed to :func:`~workbench.metrics.suite.evaluate`.
+    (see :func:`~workbench.metrics.suite.evaluate`). ``metrics``, ``bootstrap``, ``seed``, ``ci``,
+    ``progress`` and ``missing`` (``"raise"`` or ``"skip"`` an explicitly named metric whose inputs
+    are missing, e.g. ``is`` on an extractor without logits) are passed to
+    :func:`~workbench.metrics.suite.evaluate`; ``report.info["skipped"]`` says what was left out.
     """
     if not isinstance(generated, Mapping):
         opened = [_open(g) for g in generated]
@@ -100,6 +117,7 @@ def evaluate_caches(
         seed=seed,
         ci=ci,
         progress=progress,
+        missing=missing,
     )
     report.warnings[:0] = notes
     report.info["extractor"] = ref_c.extractor

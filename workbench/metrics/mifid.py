@@ -127,6 +127,10 @@ def mifid(
     Returns:
         :class:`MiFIDResult`.
 
+    Warns:
+        SingularCovarianceWarning (a SampleSizeWarning): ``fd_value`` is None and ``train`` or
+        ``fake`` has no more rows than D (one warning naming both sets' sizes).
+
     Raises:
         ValueError: bad inputs, ``tau`` outside (0, 1], ``eps <= 0``, or no non-zero rows.
     """
@@ -138,9 +142,10 @@ def mifid(
     if not (float(eps) > 0 and np.isfinite(eps)):
         raise ValueError(f"eps must be a positive finite number; got {eps!r}")
     if fd_value is None:
-        from workbench.metrics.frechet import fd
+        from workbench.metrics.frechet import fd_of_validated, warn_if_singular_sets
 
-        fd_value = fd(train_arr, fake_arr)
+        warn_if_singular_sets({"train": train_arr.shape[0], "fake": fake_arr.shape[0]}, train_arr.shape[1])
+        fd_value = fd_of_validated(train_arr, fake_arr, names=("train", "fake"))
     elif not np.isfinite(fd_value):
         raise ValueError(f"fd_value must be finite; got {fd_value!r}")
 

@@ -9,7 +9,14 @@ Nothing computed is thrown away: every metric of every generated set is computed
 one that fails (bad input, a bug) leaves an error message in its cell of the report
 (:attr:`MetricReport.errors`) while every other cell stands. Only mistakes in the call itself
 (unknown metric names, missing inputs, no generated set, sets of different feature dimensions)
-raise.
+raise; ``missing="skip"`` skips a named metric whose inputs are missing instead, saying why.
+
+``"default"`` and ``"all"`` say what they leave out: :func:`select_metrics` gives every metric
+left out for a missing input with its reason, :func:`evaluate` records them in
+``report.info["skipped"]`` and in one warning line; :func:`metric_menu_text` lists every metric
+for ``--help``. Warnings are collected once per cause: identical messages of several metrics and
+generated sets become one line naming them, and the singular-covariance warnings of the Fréchet
+family (``fd``, ``fd_inf``, ``mifid``) one line naming every set's size.
 """
 
 from __future__ import annotations
@@ -19,9 +26,9 @@ import math
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -33,10 +40,17 @@ from ..progress import Progress, ProgressReporter
 from .authenticity import authenticity
 from .bootstrap import bootstrap as bootstrap_metric
 from .cmmd import cmmd
+from .copy_rate import (
+    DEFAULT_QUANTILE,
+    UncalibratedCopyRateWarning,
+    copy_rate,
+    criterion_description,
+    likely_copiers,
+)
 from .ct_score import ct_score
 from .fd_infinity import fd_infinity
 from .fld import fld
-from .frechet import fd
+from .frechet import SingularCovarianceWarning, fd, singular_covariance_message
 from .inception_score import inception_score
 from .kernel_distance import kd
 from .mifid import mifid
@@ -61,11 +75,12 @@ class MetricSpec:
     """How to compute one metric from a :class:`FeatureSet` bundle.
 
     ``needs`` lists the inputs beyond the generated set: ``"ref"``, ``"train"``, ``"test"``,
-    ``"logits"``. ``fields`` maps each output column to True when higher is better, False when
-    lower is better, None when neither (e.g. C_T, where 0 is ideal). ``pairwise`` metrics are
-    functions of (reference, generated) and can be bootstrapped. ``cosine`` metrics are undefined
-    on all-zero rows (e.g. a black image with the ``pixels`` extractor): such rows of the
-    generated set are left out of them, with a warning naming the rows.
+    ``"logits"``; ``uses`` the optional inputs that change how it is computed when present
+    (``copy_rate`` is calibrated on ``"test"``). ``fields`` maps each output column to True when
+    higher is better, False when lower is better, None when neither (e.g. C_T, where 0 is ideal).
+    ``pairwise`` metrics are functions of (reference, generated) and can be bootstrapped.
+    ``cosine`` metrics are undefined on all-zero rows (e.g. a black image with the ``pixels``
+    extractor): such rows of the generated set are left out of them, with a warning naming the rows.
     """
 
     name: str
@@ -76,6 +91,7 @@ class MetricSpec:
     default: bool = True
     pairwise: bool = True
     cosine: bool = False
+    uses: frozenset[str] = frozenset()
 
 
 def _two_sample(fn: Callable[..., dict[str, float]]) -> Callable[..., dict[str, float]]:
@@ -122,6 +138,14 @@ def _swd(ref: Any, gen: Any, seed: int) -> dict[str, float]:
 
 def _vendi(ref: Any, gen: Any, seed: int) -> dict[str, float]:
     return {"vendi": float(vendi(gen))}
+
+
+def _copy_rate(sets: Mapping[str, FeatureSet | None], seed: int) -> dict[str, float]:
+    train, gen, test = sets["train"], sets["gen"], sets["test"]
+    if train is None or gen is None:  # not reached through evaluate: "train" is in the spec's needs
+        raise ValueError("copy_rate needs the training set (train=) and a generated set")
+    result = copy_rate(train.features, gen.features, None if test is None else test.features)
+    return {"copy_rate": result.rate}
 
 
 METRICS: dict[str, MetricSpec] = {
@@ -187,6 +211,15 @@ METRICS: dict[str, MetricSpec] = {
             pairwise=False,
         ),
         MetricSpec(
+            "copy_rate",
+            "share of generated samples that are likely copies of training samples",
+            frozenset({"train"}),
+            {"copy_rate": False},
+            _copy_rate,
+            pairwise=False,
+            uses=frozenset({"test"}),
+        ),
+        MetricSpec(
             "ct",
             "data-copying test C_T (Meehan et al. 2020); < 0 means copying",
             frozenset({"train", "test"}),
@@ -229,7 +262,7 @@ _PAIRWISE_FNS: dict[str, Callable[..., dict[str, float]]] = {
 
 # Ranges of bounded values; intervals are clipped to them.
 _BOUNDS = {
-    **dict.fromkeys(("precision", "recall", "coverage", "ipr_precision", "ipr_recall"), (0.0, 1.0)),
+    **dict.fromkeys(("precision", "recall", "coverage", "ipr_precision", "ipr_recall", "copy_rate"), (0.0, 1.0)),
     **dict.fromkeys(("fd", "cmmd", "swd", "density"), (0.0, math.inf)),
     "vendi": (1.0, math.inf),
 }
@@ -269,6 +302,136 @@ METRIC_ALIASES: dict[str, str] = {
 }
 
 
+# What a missing input is called in an error (an explicit metric name) and in a skip reason.
+_NEEDS_ERROR = {
+    "train": "--train (training set features)",
+    "test": "--test (held-out real features)",
+    "logits": "classifier logits (an extractor with logits, e.g. inception)",
+    "ref": "--ref",
+}
+_NEEDS_SKIP = {
+    "train": "a training set (--train)",
+    "test": "a held-out test set (--test)",
+    "logits": "classifier logits (an extractor with logits, e.g. inception)",
+    "ref": "a reference set (--ref)",
+}
+_INPUT_ORDER = ("ref", "logits", "train", "test")
+
+
+def _split_names(names: str | Sequence[str]) -> list[str]:
+    if isinstance(names, str):
+        return [n.strip() for n in names.split(",") if n.strip()]
+    if not all(isinstance(n, str) for n in names):
+        raise TypeError(f"metric names must be strings; got {list(names)!r}")
+    return [n.strip() for n in names if n.strip()]
+
+
+@dataclass(frozen=True)
+class MetricSelection:
+    """The metrics a request resolves to, and those it leaves out (see :func:`select_metrics`).
+
+    Attributes:
+        request: the request as given, comma-joined (e.g. ``"all"``, ``"default,is"``).
+        names: metric keys of :data:`METRICS` to compute, in order, each once.
+        skipped: ``{metric: reason}`` of every metric left out for a missing input, e.g.
+            ``{"is": "needs classifier logits (this extractor has none)"}``: those of ``"all"``,
+            the default ones of ``"default"`` and, with ``missing="skip"``, explicit names. Metrics
+            that are simply not default are not listed.
+    """
+
+    request: str
+    names: list[str]
+    skipped: dict[str, str]
+
+    @property
+    def warning(self) -> str | None:
+        """One line naming every skipped metric and why, metrics of one reason together, e.g.
+        ``"all: skipped is: needs classifier logits (this extractor has none); ct, fld: need a
+        held-out test set (--test)"``; None when nothing was skipped."""
+        if not self.skipped:
+            return None
+        groups: dict[str, list[str]] = {}
+        for metric, reason in self.skipped.items():
+            groups.setdefault(reason.removeprefix("needs "), []).append(metric)
+        parts = [
+            f"{', '.join(ms)}: {'needs' if len(ms) == 1 else 'need'} {requirement}"
+            for requirement, ms in groups.items()
+        ]
+        return f"{self.request}: skipped " + "; ".join(parts)
+
+
+def select_metrics(
+    names: str | Sequence[str],
+    available: Collection[str],
+    *,
+    missing: Literal["raise", "skip"] = "raise",
+    inputs: Mapping[str, str] | None = None,
+) -> MetricSelection:
+    """Resolve ``"default"``, ``"all"`` or names to metric keys, and say what is left out and why.
+
+    ``available`` holds the optional inputs present (``"ref"``, ``"train"``, ``"test"``,
+    ``"logits"``). ``"default"`` holds the metrics marked default in :data:`METRICS`, ``"all"``
+    every metric; both keep those whose inputs are present and list the others in
+    :attr:`MetricSelection.skipped` with the missing inputs (``"default"`` does not list metrics
+    that are not default anyway). An explicit name whose inputs are missing raises with
+    ``missing="raise"`` (the default) and is skipped with its reason with ``missing="skip"``.
+    "default" and "all" may be combined with names (``"default,cmmd"``); repeated names are merged,
+    keeping the first position. The names of :data:`METRIC_ALIASES` stand for their keys.
+
+    Args:
+        names: a comma string or a sequence of names.
+        available: the inputs present.
+        missing: ``"raise"`` or ``"skip"``, for explicit names whose inputs are missing.
+        inputs: better words for a missing input in skip reasons, e.g. ``{"logits": "classifier
+            logits (this extractor has none)"}`` (the default words name the option to give).
+
+    Raises:
+        ValueError: no name, an unknown name, a bad ``missing``, or (``missing="raise"``) an
+            explicit metric whose inputs are missing.
+        TypeError: ``names`` is neither a string nor a sequence of strings.
+    """
+    if missing not in ("raise", "skip"):
+        raise ValueError(f"missing must be 'raise' or 'skip'; got {missing!r}")
+    raw = _split_names(names)
+    items = [METRIC_ALIASES.get(n.lower(), n) for n in raw]
+    if not items:
+        raise ValueError(f"no metric named; choose from {', '.join(METRICS)}, 'default' or 'all'")
+    unknown = [n for n in items if n not in METRICS and n not in ("default", "all")]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(METRICS)}, 'default' or 'all'")
+    words = {**_NEEDS_SKIP, **(inputs or {})}
+    have = set(available)
+
+    def reason(metric: str) -> str:
+        lacking = [k for k in _INPUT_ORDER if k in METRICS[metric].needs - have]
+        return "needs " + " and ".join(words[k] for k in lacking)
+
+    chosen: list[str] = []
+    skipped: dict[str, str] = {}
+    for n in items:
+        if n in ("default", "all"):
+            for m, spec in METRICS.items():
+                if n == "all" or spec.default:
+                    if spec.needs <= have:
+                        chosen.append(m)
+                    else:
+                        skipped.setdefault(m, reason(m))
+            continue
+        lacking = METRICS[n].needs - have
+        if not lacking:
+            chosen.append(n)
+        elif missing == "raise":
+            raise ValueError(f"metric {n!r} needs " + " and ".join(_NEEDS_ERROR[m] for m in sorted(lacking)))
+        else:
+            skipped.setdefault(n, reason(n))
+    order = list(METRICS)
+    return MetricSelection(
+        request=",".join(raw),
+        names=list(dict.fromkeys(chosen)),
+        skipped=dict(sorted(skipped.items(), key=lambda kv: order.index(kv[0]))),
+    )
+
+
 def resolve_metrics(names: str | Sequence[str], available: set[str]) -> list[str]:
     """Metric names from ``"default"``, ``"all"`` or a list/comma string; checks they exist.
 
@@ -278,39 +441,54 @@ def resolve_metrics(names: str | Sequence[str], available: set[str]) -> list[str
     names (``"default,cmmd"``); repeated names are merged, keeping the first position, so every
     metric is computed once (``"fd,fd"`` gives one ``fd`` column). The names of
     :data:`METRIC_ALIASES` (``"sliced_wasserstein"``, ``"fid"``, ``"kid"``, ...) stand for their keys.
+    What is left out and why: :func:`select_metrics`.
 
     Raises:
         ValueError: no name, an unknown name, or an explicit metric whose inputs are missing.
         TypeError: ``names`` is neither a string nor a sequence of strings.
     """
-    if isinstance(names, str):
-        items = [n.strip() for n in names.split(",") if n.strip()]
-    else:
-        if not all(isinstance(n, str) for n in names):
-            raise TypeError(f"metric names must be strings; got {list(names)!r}")
-        items = [n.strip() for n in names if n.strip()]
-    items = [METRIC_ALIASES.get(n.lower(), n) for n in items]
-    if not items:
-        raise ValueError(f"no metric named; choose from {', '.join(METRICS)}, 'default' or 'all'")
-    unknown = [n for n in items if n not in METRICS and n not in ("default", "all")]
-    if unknown:
-        raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(METRICS)}, 'default' or 'all'")
-    what = {
-        "train": "--train (training set features)",
-        "test": "--test (held-out real features)",
-        "logits": "classifier logits (an extractor with logits, e.g. inception)",
-        "ref": "--ref",
-    }
-    chosen: list[str] = []
-    for n in items:
-        if n in ("default", "all"):
-            chosen += [m for m, spec in METRICS.items() if (n == "all" or spec.default) and spec.needs <= available]
-            continue
-        missing = METRICS[n].needs - available
-        if missing:
-            raise ValueError(f"metric {n!r} needs " + " and ".join(what[m] for m in sorted(missing)))
-        chosen.append(n)
-    return list(dict.fromkeys(chosen))
+    return select_metrics(names, available).names
+
+
+_MENU_NEEDS = {"ref": "--ref", "train": "--train", "test": "--test", "logits": "classifier logits"}
+
+
+def _needs_text(spec: MetricSpec) -> str:
+    needs = [_MENU_NEEDS[k] for k in _INPUT_ORDER if k in spec.needs and k != "ref"]
+    text = f"needs {' and '.join(needs)}" if needs else ""
+    uses = [_MENU_NEEDS[k] for k in _INPUT_ORDER if k in spec.uses]
+    if uses:
+        text += f"; uses {' and '.join(uses)} when given"
+    return text
+
+
+def metric_menu_text() -> str:
+    """A short text for ``--help``: every metric name (``*`` marks those in ``default``), what it
+    needs beyond ``--ref`` and ``--gen``, and what ``all`` adds.
+
+    Example:
+        >>> print(metric_menu_text().splitlines()[1])
+          fd         *  Frechet distance (FID on Inception pool3)
+    """
+    width = max(len(n) for n in METRICS)
+    lines = ["metrics (-m, a comma list; 'default' and 'all' combine with names, e.g. default,cmmd):"]
+    for name, spec in METRICS.items():
+        needs = _needs_text(spec)
+        lines.append(
+            f"  {name:<{width}}  {'*' if spec.default else ' '}  {spec.description}" + (f" [{needs}]" if needs else "")
+        )
+    extra = [
+        name + (f" ({_needs_text(spec)})" if _needs_text(spec) else "")
+        for name, spec in METRICS.items()
+        if not spec.default
+    ]
+    aliases = ", ".join(f"{a} = {k}" for a, k in METRIC_ALIASES.items() if a in ("fid", "kid", "ipr"))
+    lines += [
+        "* = in 'default'; 'all' adds " + ", ".join(extra) + ".",
+        "A metric whose inputs are missing is left out of 'default' and 'all', and the report says which and why.",
+        f"Other names: {aliases}, and each function's name (e.g. sliced_wasserstein).",
+    ]
+    return "\n".join(lines)
 
 
 @dataclass
@@ -436,9 +614,25 @@ class MetricReport:
             for i, ((model, metric), message) in enumerate(self.errors.items(), start=1)
         ]
 
+    def copiers(self) -> dict[str, float]:
+        """``{set: copy_rate}`` of the generated sets flagged as likely copiers of the training set
+        (a calibrated copy rate above :data:`~workbench.metrics.copy_rate.COPIER_RATE`; see
+        :func:`~workbench.metrics.copy_rate.likely_copiers`). Empty without a ``copy_rate`` column."""
+        if "copy_rate" not in self.values.columns:
+            return {}
+        return likely_copiers(self.values["copy_rate"].to_dict(), str(self.info.get("copy_rate_criterion", "")))
+
+    def format_copiers(self) -> list[str]:
+        """One line per likely copier: whatever its other ranks, most of what sets it apart is copying."""
+        return [
+            f"copies: {name}: {100 * rate:.1f}% of its samples are closer to a training image than 99% of held-out "
+            "real images are (likely copies of the training set; see the memorization views)"
+            for name, rate in self.copiers().items()
+        ]
+
     def __str__(self) -> str:
         notes = [f"warning: {w}" for w in self.warnings]
-        return "\n".join([self.format_table(), *self.format_errors(), *notes])
+        return "\n".join([self.format_table(), *self.format_copiers(), *self.format_errors(), *notes])
 
     def _repr_html_(self) -> str:
         numbers = self._error_numbers()
@@ -525,6 +719,7 @@ def evaluate(
     seed: int = 0,
     ci: float = 0.95,
     progress: Progress = None,
+    missing: Literal["raise", "skip"] = "raise",
 ) -> MetricReport:
     """Compute ``metrics`` for every generated set against the reference (and train/test) features.
 
@@ -538,10 +733,15 @@ def evaluate(
     Args:
         ref: reference (real) features ``N x D`` or a :class:`FeatureSet`.
         generated: ``{name: features or FeatureSet}`` — one row of the report each.
-        train: training-set features, for memorization metrics (``authpct``, ``ct``, ``mifid``, ``fld``).
-        test: held-out real features (not used in training), for ``ct`` and ``fld``.
+        train: training-set features, for memorization metrics (``authpct``, ``copy_rate``, ``ct``,
+            ``mifid``, ``fld``).
+        test: held-out real features (not used in training), for ``ct`` and ``fld``, and to
+            calibrate ``copy_rate`` (without it ``copy_rate`` uses the uncalibrated ratio
+            criterion, with a warning).
         metrics: ``"default"``, ``"all"``, or names from :data:`METRICS` (list or comma string,
-            may include "default"/"all"; repeats are merged, see :func:`resolve_metrics`).
+            may include "default"/"all"; repeats are merged, see :func:`select_metrics`). The
+            metrics "default" and "all" leave out for missing inputs are listed with their
+            reasons in ``info["skipped"]`` and in one warning line.
         bootstrap: number of bootstrap replicates for confidence intervals of pairwise metrics
             (0 = none). Metrics that need the training set are not bootstrapped. The interval is
             ``value +- z * std_boot`` (normal bootstrap interval centred on the full-data value):
@@ -553,14 +753,24 @@ def evaluate(
             cells, or a callable receiving one :class:`~workbench.progress.ProgressEvent` as each
             cell begins (``done`` cells begun of ``total``; ``str(event)`` is ``"<metric> · <set>"``,
             so ``progress=print`` lists them).
+        missing: what to do with an explicitly named metric whose inputs are missing (e.g.
+            ``"default,is"`` without logits): ``"raise"`` (default) a ValueError, or ``"skip"`` it,
+            with its reason in ``info["skipped"]`` and the warning line.
 
     Returns:
-        :class:`MetricReport`.
+        :class:`MetricReport`. ``info`` holds ``"metrics"`` (exactly the metric names computed),
+        ``"skipped"`` (``{metric: reason}``, e.g. ``{"is": "needs classifier logits (this
+        extractor has none)"}``), ``"copy_rate_criterion"`` when ``copy_rate`` is computed (e.g.
+        ``"distance (calibrated on 300 test images, q=0.01)"`` or ``"ratio (uncalibrated: no test
+        set)"``), the set sizes and the settings. Warnings come once per cause: one line per
+        message naming every metric and set it applies to (the Fréchet family's singular
+        covariances: one line naming every set's size).
 
     Raises:
-        ValueError: no generated set, unknown metric names, a metric whose inputs are missing,
-            feature sets of different dimensions (different extractors), or a bad ``bootstrap``
-            count (mistakes in the call, not in the data).
+        ValueError: no generated set, unknown metric names, a metric whose inputs are missing
+            (``missing="raise"``), nothing left to compute (``missing="skip"``), a bad
+            ``missing``, feature sets of different dimensions (different extractors), or a bad
+            ``bootstrap`` count (mistakes in the call, not in the data).
     """
     if not generated:
         raise ValueError("generated must name at least one generated feature set")
@@ -573,9 +783,18 @@ def evaluate(
         available.add("train")
     if test_set is not None:
         available.add("test")
-    if all(g.logits is not None for g in gens.values()):
+    without_logits = [k for k, g in gens.items() if g.logits is None]
+    inputs: dict[str, str] = {}
+    if not without_logits:
         available.add("logits")
-    names = resolve_metrics(metrics, available)
+    elif len(without_logits) == len(gens):
+        inputs["logits"] = "classifier logits (this extractor has none)"
+    else:
+        inputs["logits"] = f"classifier logits of every generated set ({', '.join(without_logits)} have none)"
+    selection = select_metrics(metrics, available, missing=missing, inputs=inputs)
+    names = selection.names
+    if not names:
+        raise ValueError(f"no metric left to compute ({selection.warning})")
     _check_dimensions(ref_set, gens, train_set, test_set)
     if bootstrap and bootstrap < 2:
         raise ValueError(f"bootstrap must be 0 (off) or at least 2 replicates; got {bootstrap}")
@@ -584,8 +803,7 @@ def evaluate(
     columns = [c for n in names for c in METRICS[n].fields]
     shape = dict(index=list(gens), columns=columns, dtype=float)
     values, low, high, std = (pd.DataFrame(math.nan, **shape) for _ in range(4))
-    # one line per (metric, message), naming every generated set it applies to
-    collected: dict[tuple[str, str], list[str]] = {}
+    notes = _Notes()  # one line per cause, naming every metric and generated set it applies to
     errors: dict[tuple[str, str], str] = {}
     seconds: dict[str, float] = {}
     reporter = ProgressReporter(progress, "metrics", len(names) * len(gens), unit="cell")
@@ -598,6 +816,7 @@ def evaluate(
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", SampleSizeWarning)
                 warnings.simplefilter("always", ExcludedRowsWarning)
+                warnings.simplefilter("always", UncalibratedCopyRateWarning)
                 try:
                     if spec.cosine:
                         gen = FeatureSet(
@@ -630,15 +849,14 @@ def evaluate(
                             frame.loc[gen_name, list(spec.fields)] = math.nan
                         errors[(gen_name, metric_name)] = "bootstrap failed: " + describe_error(exc)
             for w in caught:
-                sets = collected.setdefault((metric_name, str(w.message)), [])
-                if gen_name not in sets:
-                    sets.append(gen_name)
+                notes.add(metric_name, gen_name, w.message)
             for col, v in (result or {}).items():
                 values.at[gen_name, col] = v
         seconds[metric_name] = time.perf_counter() - t0
     reporter.close()
-    info = {
+    info: dict[str, Any] = {
         "metrics": names,
+        "skipped": dict(selection.skipped),
         "n_ref": _length(ref_set.features),
         "n_generated": {k: _length(g.features) for k, g in gens.items()},
         "n_train": _length(train_set.features) if train_set is not None else None,
@@ -647,10 +865,53 @@ def evaluate(
         "ci": ci if bootstrap else None,
         "seed": seed,
     }
-    notes = [f"{metric} ({', '.join(sets)}): {message}" for (metric, message), sets in collected.items()]
+    if "copy_rate" in names:
+        info["copy_rate_criterion"] = criterion_description(
+            _length(test_set.features) if test_set is not None else None, DEFAULT_QUANTILE
+        )
+    lines = ([selection.warning] if selection.warning else []) + list(notes.lines())
     return MetricReport(
-        values=values, low=low, high=high, std=std, warnings=notes, info=info, seconds=seconds, errors=errors
+        values=values, low=low, high=high, std=std, warnings=lines, info=info, seconds=seconds, errors=errors
     )
+
+
+class _Notes:
+    """Warnings of the cells of a report, merged by cause: identical messages become one line
+    naming every metric and generated set, and every :class:`SingularCovarianceWarning` of one
+    feature dimension one line naming every set's size (``fd``, ``fd_inf`` and ``mifid`` alike)."""
+
+    def __init__(self) -> None:
+        self._where: dict[Hashable, dict[str, list[str]]] = {}  # cause -> {metric: [sets]}
+        self._text: dict[Hashable, str] = {}
+        self._sizes: dict[Hashable, tuple[int, dict[str, set[int]]]] = {}
+
+    def add(self, metric: str, gen_name: str, message: Warning | str) -> None:
+        key: Hashable
+        if isinstance(message, SingularCovarianceWarning) and message.dim is not None and message.sizes:
+            key = ("singular covariance", message.dim)
+            _, sizes = self._sizes.setdefault(key, (message.dim, {}))
+            for label, counts in message.sizes.items():
+                sizes.setdefault(label, set()).update(counts)
+        else:
+            key = ("message", str(message))
+            self._text[key] = str(message)
+        sets = self._where.setdefault(key, {}).setdefault(metric, [])
+        if gen_name not in sets:
+            sets.append(gen_name)
+
+    def lines(self) -> Iterator[str]:
+        for key, where in self._where.items():
+            if key in self._sizes:
+                dim, sizes = self._sizes[key]
+                text = singular_covariance_message(dim, {k: tuple(sorted(v, reverse=True)) for k, v in sizes.items()})
+            else:
+                text = self._text[key]
+            set_lists = list(where.values())
+            if all(sets == set_lists[0] for sets in set_lists):
+                head = f"{', '.join(where)} ({', '.join(set_lists[0])})"
+            else:
+                head = ", ".join(f"{metric} ({', '.join(sets)})" for metric, sets in where.items())
+            yield f"{head}: {text}"
 
 
 def _check_dimensions(

@@ -21,6 +21,11 @@ set shows ``error`` in its cell (message as tooltip and under the table, and in 
 report); if the computation fails altogether, the metric table says why. Memorization analyses
 and UMAP layouts are computed on request (or, for memorization, in the background after the
 metrics) and saved likewise.
+
+No tab raises on a workspace that opened: a view that cannot be made for it (or fails when the
+metric tables arrive) is replaced by an error message in its tab (:attr:`Workbench.view_errors`),
+and a view that does not apply says what to add (no training set, one extractor, a human study
+of other models).
 """
 
 from __future__ import annotations
@@ -76,8 +81,9 @@ class Workbench(traitlets.HasTraits):
         memorization: run the memorization analysis right after the metrics (True) or only when
             its tab asks (False).
         human_table: your own human study (:func:`workbench.analysis.human_data.load_user_study`);
-            its ``model`` names must be generated set names. Default: the shipped study with the
-            published metrics.
+            its ``model`` names must be generated set names (else the tab says so). Default: the
+            shipped study with the published metrics, under a notice that it is not about your
+            models when none of the generated sets is in it.
         umap_reducer: replaces umap-learn (tests).
     """
 
@@ -119,12 +125,18 @@ class Workbench(traitlets.HasTraits):
         self._human_table = human_table
         self.human_n_boot = human_n_boot
         self._task: BackgroundTask | None = None
+        #: ``{view: "ExceptionType: message"}`` of the views that could not be made (their tab says why)
+        self.view_errors: dict[str, str] = {}
 
         def timed(name: str, fn: Callable[[], Any]) -> Any:
             t = time.perf_counter()
-            out = fn()
-            self.timings[name] = time.perf_counter() - t
-            return out
+            try:
+                return fn()
+            except Exception as exc:  # the tab shows the error instead of the view
+                self.view_errors[name] = f"{type(exc).__name__}: {exc}"
+                return None
+            finally:
+                self.timings[name] = time.perf_counter() - t
 
         sel, scores = self.selection, self.scores
         self.metric_table = timed("metric_table", lambda: MetricTable(self.reports, selection=sel))
@@ -155,19 +167,26 @@ class Workbench(traitlets.HasTraits):
         )
         self.human = timed("human_agreement", self._make_human_view)
 
-        memo_tab = (
-            self.memorization
-            if self.memorization is not None
-            else W.HTML("<i>no training set in this workspace: give a set the role 'train' to browse memorization</i>")
+        root = str(ws.root) if ws.root is not None else "WS"
+        memo_empty = (
+            "<div class='wb-empty-view' style='font-size:13px'><i>No training set in this workspace</i>: the "
+            "memorization browser needs the images the models were trained on. Add them with "
+            f"<code>workbench evaluate ... --train DIR</code>, or <code>workbench workspace add {html.escape(root)} "
+            "CACHE --set train --role train</code>.</div>"
+        )
+        human_empty = (
+            "<i>waiting for the metric tables (your human study is compared with them)…</i>"
+            if self._human_table is not None
+            else ""
         )
         self.tabs = W.Tab(
             children=[
-                self.metric_table,
-                self.embedding_map,
-                self.class_view,
-                memo_tab,
-                self.comparison,
-                self.human if self.human is not None else W.HTML(""),
+                self._tab("metric_table", self.metric_table),
+                self._tab("embedding_map", self.embedding_map),
+                self._tab("class_histogram", self.class_view),
+                self._tab("memorization", self.memorization, memo_empty),
+                self._tab("extractor_comparison", self.comparison),
+                self._tab("human_agreement", self.human, human_empty),
             ]
         )
         for i, name in enumerate(TABS):
@@ -199,9 +218,15 @@ class Workbench(traitlets.HasTraits):
             f"{len(ws.generated)} generated set(s), reference “{html.escape(ws.reference)}”"
             + (f", training set “{html.escape(ws.train)}”" if ws.train else "")
             + f"; extractors {html.escape(', '.join(ws.extractors))}</div>"
+            + "".join(
+                f"<div class='wb-workspace-note' style='color:#8a6d00;font-size:12px'>⚠ {html.escape(n)}</div>"
+                for n in ws.notes
+            )
         )
         header = W.HBox([self.model_menu, self.extractor_menu, self.class_label, self.clear_button, self.status])
-        self.widget = W.VBox([title, header, self.tabs, W.HTML("<hr style='margin:6px 0'>"), self.grid])
+        self.widget = W.VBox(
+            [title, header, self.tabs, W.HTML("<hr style='margin:6px 0'>"), self._tab("sample_grid", self.grid)]
+        )
         self.widget.add_class("wb-workbench")
 
         # Every view above is linked to the shared selection (its traits follow it and set it); the
@@ -231,7 +256,7 @@ class Workbench(traitlets.HasTraits):
                 label="metric tables",
                 status=self.status,
                 on_done=self._reports_ready,
-                on_error=self.metric_table.show_error,
+                on_error=self._reports_failed,
                 background=background,
             ).start()
         elif memorization and self.memorization is not None:
@@ -259,30 +284,158 @@ class Workbench(traitlets.HasTraits):
         Other arguments as the constructor."""
         return cls(Workspace.open(workspace_dir, roles=roles, state_dir=state_dir), **kwargs)
 
+    @classmethod
+    def from_folders(
+        cls,
+        real: Any,
+        generated: Mapping[str, str | os.PathLike] | Sequence[tuple[str, str | os.PathLike]],
+        *,
+        train: Any = None,
+        test: Any = None,
+        extractors: str | Sequence[str] = ("inception", "dinov2"),
+        out: str | os.PathLike = "workspace/own",
+        report: bool = True,
+        progress: Any = True,
+        **options: Any,
+    ) -> Workbench:
+        """The dashboard of your own folders of images, end to end (``workbench evaluate`` in Python).
+
+        Runs :func:`workbench.workspace.evaluate.evaluate_folders` (extracts every folder under every
+        extractor into ``out/caches``, reusing finished caches; writes ``out/workspace.json`` with the
+        set names and roles; computes and saves one metric report per extractor), then opens the
+        dashboard on that workspace with those reports and, with ``report=True``, writes its static
+        report to ``out/report.html``.
+
+        Args:
+            real: the real images (reference): a folder, or ``(name, folder)`` (default name ``real``).
+            generated: ``{name: folder}``, one set per model.
+            train, test: the training images and held-out real images, as ``real`` (optional).
+            extractors: extractor names (default ``inception`` and ``dinov2``).
+            out: the workspace folder.
+            report: write ``out/report.html``.
+            progress: the :mod:`workbench.progress` contract for the extraction and metrics.
+            **options: the other arguments of ``evaluate_folders`` (``weights``, ``limit``,
+                ``batch_size``, ``device``, ``thumbnails``, ``extractor_options``, ``force``, ...) and
+                of the constructor (``max_points``, ``background``, ``memorization``, ...);
+                ``metrics``, ``bootstrap`` and ``seed`` go to both.
+
+        Raises:
+            TypeError: an option neither function takes.
+            ValueError: a bad folder, set name or option, before anything is extracted.
+        """
+        import inspect
+
+        from ..workspace.evaluate import REPORT_FILE, evaluate_folders
+
+        shared = {k: options[k] for k in ("metrics", "bootstrap", "seed") if k in options}
+        takes = set(inspect.signature(evaluate_folders).parameters)
+        mine = set(inspect.signature(cls.__init__).parameters) - {"self", "workspace", "reports"}
+        unknown = sorted(k for k in options if k not in takes and k not in mine)
+        if unknown:
+            raise TypeError(
+                f"Workbench.from_folders() got unknown option(s) {unknown}; it takes the options of "
+                "evaluate_folders and of the Workbench constructor"
+            )
+        result = evaluate_folders(
+            real,
+            generated,
+            train=train,
+            test=test,
+            extractors=extractors,
+            out=out,
+            report=False,
+            progress=progress,
+            **{k: v for k, v in options.items() if k in takes and k not in mine},
+            **shared,
+        )
+        bench = cls(
+            result.workspace,
+            reports=result.reports,
+            **{k: v for k, v in options.items() if k in mine and k not in shared},
+            **shared,
+        )
+        if report:
+            bench.report(result.root / REPORT_FILE)
+        return bench
+
+    def _tab(self, name: str, view: W.Widget | None, empty: str = "") -> W.Widget:
+        """What a tab shows: the view, else why it is missing (its error) or ``empty``."""
+        if view is not None:
+            return view
+        error = self.view_errors.get(name)
+        if error is None:
+            return W.HTML(empty)
+        box = W.HTML(
+            "<div class='wb-view-error' style='color:#b00020;font-size:13px;max-width:980px'>"
+            f"<b>This view cannot be shown for this workspace</b> ({html.escape(name.replace('_', ' '))}): "
+            f"{html.escape(error)}</div>"
+        )
+        box.add_class("wb-view-error")
+        return box
+
     def _make_human_view(self) -> HumanAgreement | None:
         if self._human_table is None:
-            return HumanAgreement(selection=self.selection, seed=self.seed, n_boot=self.human_n_boot)
+            return HumanAgreement(
+                selection=self.selection, seed=self.seed, n_boot=self.human_n_boot, workspace_models=self.ws.generated
+            )
         if self.reports is None:
             return None  # made when the reports are ready
         table = metric_table_from_reports(self.reports)
-        return HumanAgreement(
-            table, self._human_table, selection=self.selection, seed=self.seed, n_boot=self.human_n_boot
-        )
+        try:
+            return HumanAgreement(
+                table,
+                self._human_table,
+                selection=self.selection,
+                seed=self.seed,
+                n_boot=self.human_n_boot,
+                workspace_models=self.ws.generated,
+            )
+        except ValueError as exc:
+            raise ValueError(
+                f"{exc}. The human table's model names must be the workspace's generated sets "
+                f"({', '.join(self.ws.generated)}); see workbench.analysis.human_data.load_user_study"
+            ) from exc
 
     def _compute_reports(self) -> dict[str, MetricReport]:
         return workspace_reports(self.ws, metrics=self.metric_names, bootstrap=self.bootstrap, seed=self.seed)
 
+    def _reports_failed(self, exc: BaseException) -> None:
+        if self.metric_table is not None:
+            self.metric_table.show_error(exc)
+
     def _reports_ready(self, reports: dict[str, MetricReport]) -> None:
         self.reports = reports
-        self.metric_table.set_reports(reports)
-        self.comparison.set_reports(reports)
-        if self._human_table is not None and self.human is None:
-            self.human = self._make_human_view()
-            children = list(self.tabs.children)
-            children[5] = self.human
-            self.tabs.children = children
+        if self.metric_table is not None:
+            self.metric_table.set_reports(reports)
+        for name, update in (
+            ("extractor_comparison", self._comparison_after_reports),
+            ("human_agreement", self._human_after_reports),
+        ):
+            try:
+                update()
+            except Exception as exc:  # that tab shows the error; the others stand
+                self.view_errors[name] = f"{type(exc).__name__}: {exc}"
+                self._replace_tab(name, None)
         if self._memorization_after_metrics and self.memorization is not None:
             self.memorization.compute()
+
+    def _comparison_after_reports(self) -> None:
+        if self.comparison is not None and self.reports is not None:
+            self.comparison.set_reports(self.reports)
+
+    def _human_after_reports(self) -> None:
+        if self._human_table is not None and self.human is None:
+            self.human = self._make_human_view()
+            self._replace_tab("human_agreement", self.human)
+
+    def _replace_tab(self, name: str, view: W.Widget | None) -> None:
+        """Show ``view`` (or, for None, the view's error) in the tab of view ``name``."""
+        position = {"extractor_comparison": 4, "human_agreement": 5}[name]
+        if view is None:
+            setattr(self, {"extractor_comparison": "comparison", "human_agreement": "human"}[name], None)
+        children = list(self.tabs.children)
+        children[position] = self._tab(name, view)
+        self.tabs.children = children
 
     def wait(self, timeout: float | None = 900) -> Workbench:
         """Wait for the background work started at opening (metric reports, memorization)."""
@@ -325,5 +478,5 @@ class Workbench(traitlets.HasTraits):
         if self._task is not None and not self._task.join(900):  # an error is shown by the metric table
             raise TimeoutError("metric tables still running after 900 s")
         if self.memorization is not None:
-            self.memorization.wait(900)
+            self.memorization.join(900)  # a failed analysis is shown in the report, not raised
         return write_report(self, path, **kwargs)

@@ -6,7 +6,12 @@ running status line (the first fit compiles numba: a minute or two) and swaps th
 it is done; layouts are saved next to the caches (:mod:`workbench.widgets.projections`) so the
 next session has them at once. Hovering a point shows its thumbnail and metadata beside the
 plot; a lasso or box selection becomes the shared selection's ``samples`` (the dashboard's
-sample grid pages through them); selecting a model fades the other generated sets.
+sample grid pages through them); selecting a model fades the other generated sets (the subtitle
+says so). A sample of a set without stored thumbnails shows the empty-state tile and the reason.
+
+Axes are titled ``PC 1 (23.4% of variance)`` / ``PC 2 (...)`` (the share of the variance of the
+fitted points, :func:`~workbench.workspace.projections.pca_layout_info`) or ``UMAP 1`` /
+``UMAP 2``; the title sits below the plotly modebar (:mod:`workbench.widgets.plot_layout`).
 
 State, as traits (``emap.observe(callback, names="samples")``, ``traitlets.link((emap, "samples"),
 (grid, "samples"))``): ``extractor``, ``projection`` ("PCA" / "UMAP"), ``samples`` and
@@ -27,16 +32,25 @@ import plotly.graph_objects as go
 import traitlets
 
 from ..workspace import Samples, Workspace, as_workspace
-from ..workspace.projections import cached_umap, pca_layout, subsample, umap_available, umap_layout
+from ..workspace.projections import (
+    cached_umap,
+    pca_axis_titles,
+    pca_layout_info,
+    subsample,
+    umap_available,
+    umap_layout,
+)
 from .linking import SelectionLink, TraitValueError, check_samples, link_control, refuse, select_samples
-from .sample_grid import gather_thumbnails
+from .plot_layout import top_layout
+from .sample_grid import gather_thumbnails, has_thumbnails
 from .selection import Selection
 from .tasks import BackgroundTask, set_status, status_widget
-from .thumbnails import encode_png, placeholder
+from .thumbnails import blank_tile, encode_png, no_thumbnail_reason
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf"]
 ROLE_COLOURS = {"reference": "#222222", "train": "#9ecae1", "test": "#636363"}
 HOVER_PX = 128
+UMAP_AXES = ("UMAP 1", "UMAP 2")
 
 
 class EmbeddingMap(W.VBox):
@@ -102,6 +116,7 @@ class EmbeddingMap(W.VBox):
         self._task: BackgroundTask | None = None
         self._umap: dict[str, np.ndarray] = {}
         self._pca: dict[str, np.ndarray] = {}
+        self._pca_ratio: dict[str, tuple[float, ...] | None] = {}
         self._sets_wanted = wanted
         ext = extractor or selection.extractor or self.ws.extractors[0]
         if ext not in self.ws.extractors:
@@ -123,7 +138,7 @@ class EmbeddingMap(W.VBox):
         self.umap_button.add_class("wb-umap-button")
         self.status = status_widget("wb-umap-status")
         self.hover_image = W.Image(
-            value=encode_png(placeholder(HOVER_PX // 4), scale=4),
+            value=encode_png(blank_tile(HOVER_PX // 4), scale=4),
             format="png",
             layout=W.Layout(width=f"{HOVER_PX}px", height=f"{HOVER_PX}px"),
         )
@@ -188,6 +203,42 @@ class EmbeddingMap(W.VBox):
         return check_samples(proposal["value"], self.ws)
 
     @property
+    def axis_titles(self) -> tuple[str, str]:
+        """Titles of the x and y axes in the current projection (``PC 1 (23.4% of variance)``,
+        ``UMAP 1``)."""
+        if self.projection == "UMAP":
+            return UMAP_AXES
+        return pca_axis_titles(self._pca_ratio.get(self.extractor))
+
+    def _title(self, suffix: str = "") -> str:
+        return f"{self.extractor} features — {self.projection}{suffix}"
+
+    def _subtitle(self, max_points: int | None = None) -> str:
+        """What a point and a colour mean, and which sets are faded (``max_points``: the static
+        figure's cap per set)."""
+        sizes = np.bincount(self.points.codes, minlength=len(self.points.sets))
+        if max_points is not None and int(sizes.max(initial=0)) > max_points:
+            text = f"one point per sample (at most {max_points:,} per set)"
+        else:
+            full = all(self.ws.size(s) == int(n) for s, n in zip(self.points.sets, sizes))
+            text = f"one point per sample ({len(self.points):,}" + (
+                ")" if full else f", at most {self.max_points:,} per set)"
+            )
+        text += "; colour: set (legend)"
+        if self.model and self.model in self.points.sets:
+            text += f"; generated sets other than {self.model} are faded"
+        return text
+
+    def _layout(self, height: int, title: str, subtitle: str) -> dict[str, Any]:
+        """Title below the modebar, axis titles, legend beside the plot (below the modebar)."""
+        x_title, y_title = self.axis_titles
+        return {
+            **top_layout(height, title, subtitle=subtitle, margin={"l": 60, "r": 10, "b": 50}),
+            "xaxis": {"title": {"text": x_title}},
+            "yaxis": {"title": {"text": y_title}},
+        }
+
+    @property
     def coords(self) -> np.ndarray:
         """``(n, 2)`` coordinates of :attr:`points` in the current projection."""
         store = self._umap if self.projection == "UMAP" else self._pca
@@ -211,7 +262,9 @@ class EmbeddingMap(W.VBox):
     def _build(self, ext: str) -> None:
         self.points = self._points_for(ext)
         if ext not in self._pca:
-            self._pca[ext] = pca_layout(self.ws, ext, self.points, seed=self.seed)
+            layout = pca_layout_info(self.ws, ext, self.points, seed=self.seed)
+            self._pca[ext] = layout.coords
+            self._pca_ratio[ext] = layout.explained_variance_ratio
         found = cached_umap(self.ws, ext, self.points, seed=self.seed)
         if found is not None:
             self._umap[ext] = found
@@ -227,7 +280,7 @@ class EmbeddingMap(W.VBox):
                     x=coords[pos, 0],
                     y=coords[pos, 1],
                     mode="markers",
-                    name=f"{set_name} ({role})",
+                    name=self._trace_name(set_name),
                     customdata=self.points.index[pos],
                     hovertemplate=f"{html.escape(set_name)} #%{{customdata}}<extra></extra>",
                     marker={
@@ -241,15 +294,11 @@ class EmbeddingMap(W.VBox):
             self.figure.data = []
             self.figure.add_traces(traces)
             self.figure.update_layout(
-                height=self._height,
                 width=760,
                 dragmode="lasso",
-                margin={"l": 40, "r": 10, "t": 30, "b": 40},
-                title={"text": f"{ext} features — {self.projection}", "font": {"size": 13}},
                 legend={"itemsizing": "constant"},
                 uirevision="wb",
-                xaxis_title="",
-                yaxis_title="",
+                **self._layout(self._height, self._title(), self._subtitle()),
             )
         for trace in self.figure.data:
             trace.on_hover(self._on_hover)
@@ -273,16 +322,26 @@ class EmbeddingMap(W.VBox):
             for code, trace in enumerate(self.figure.data):
                 pos = self._offsets[code]
                 trace.x, trace.y = coords[pos, 0], coords[pos, 1]
-            self.figure.layout.title.text = f"{self.extractor} features — {self.projection}"
+            self.figure.layout.title.text = self._title()
+            x_title, y_title = self.axis_titles
+            self.figure.layout.xaxis.title.text = x_title
+            self.figure.layout.yaxis.title.text = y_title
+
+    def _opacity(self, set_name: str) -> float:
+        """Markers of the selected model and of the real sets stand out; other models fade."""
+        if self.ws.role(set_name) != "generated":
+            return 0.45
+        return 0.8 if not self.model or self.model == set_name else 0.12
+
+    def _trace_name(self, set_name: str) -> str:
+        role = self.ws.role(set_name)
+        return set_name if set_name == role else f"{set_name} ({role})"
 
     def _restyle(self) -> None:
-        model = self.model
         with self.figure.batch_update():
             for code, trace in enumerate(self.figure.data):
-                set_name = self.points.sets[code]
-                if self.ws.role(set_name) != "generated":
-                    continue
-                trace.marker.opacity = 0.8 if not model or model == set_name else 0.12
+                trace.marker.opacity = self._opacity(self.points.sets[code])
+            self.figure.layout.title.subtitle.text = self._subtitle()
 
     def _on_projection_menu(self, change: dict[str, Any]) -> None:
         name = change["new"]
@@ -350,6 +409,8 @@ class EmbeddingMap(W.VBox):
         self.hover_image.value = encode_png(thumbs[0], scale=max(1, HOVER_PX // thumbs.shape[1]))
         meta = self.ws.meta(set_name).iloc[int(index)]
         info = {"set": set_name, "row": int(index), "id": str(meta.get("id", ""))}
+        if not has_thumbnails(self.ws, set_name):
+            info["thumbnail"] = no_thumbnail_reason(set_name)
         classes = self.ws.classes(set_name)
         if classes is not None and classes.codes[index] >= 0:
             info["class"] = classes.names[int(classes.codes[index])]
@@ -404,26 +465,20 @@ class EmbeddingMap(W.VBox):
             pos = self._offsets[code]
             if pos.size > max_points:
                 pos = np.sort(rng.choice(pos, size=max_points, replace=False))
-            role = self.ws.role(set_name)
             fig.add_trace(
                 go.Scatter(
                     x=coords[pos, 0].astype(float).round(4),
                     y=coords[pos, 1].astype(float).round(4),
                     mode="markers",
-                    name=f"{set_name} ({role})",
-                    marker={
-                        "size": 4,
-                        "color": self._colour(set_name),
-                        "opacity": 0.7 if role == "generated" else 0.45,
-                    },
+                    name=self._trace_name(set_name),
+                    marker={"size": 4, "color": self._colour(set_name), "opacity": self._opacity(set_name)},
                     customdata=self.points.index[pos],
                     hovertemplate=f"{set_name} #%{{customdata}}<extra></extra>",
                 )
             )
         fig.update_layout(
-            height=520,
             width=760,
-            title=f"{self.extractor} features — {self.projection} (≤ {max_points} points per set)",
-            margin={"l": 40, "r": 10, "t": 40, "b": 40},
+            legend={"itemsizing": "constant"},
+            **self._layout(520, self._title(), self._subtitle(max_points)),
         )
         return fig

@@ -7,21 +7,30 @@ tau-b or Spearman's rho between the extractors' values over the models), both fr
 dashboard does) the comparison uses their values directly (no resampling, so no intervals);
 pass a precomputed comparison for bootstrap intervals.
 
+With a single extractor there is nothing to agree with: the matrix is replaced by what to add (a
+second extractor, :func:`second_extractor_hint`); with fewer than 3 models with values, by how
+many more generated sets agreement needs.
+
 Bottom: clicking a model's line selects it everywhere and shows the samples that move a metric
 most under the chosen extractor
 (:func:`workbench.analysis.attribution.metric_contributions`): the largest FD contributions, the
 least realistic samples, the generated samples outside the real manifold (precision/density),
-or, for recall/coverage, the real samples the model misses.
+or, for recall/coverage, the real samples the model misses. The controls (model, "moves",
+features) always describe what the grid shows: once samples are shown, changing any of them
+(or the shared selection's model or extractor) recomputes the grid for the new choice, showing
+"computing…" meanwhile; :meth:`run_contributions` with arguments sets the controls first.
 
 State, as traits (``view.observe(callback, names="model")``, ``traitlets.link``): ``metric``,
-``method``, ``model``, ``contribution_metric``, ``extractor`` (the attribution's features). Also
+``method``, ``model``, ``contribution_metric``, ``extractor`` (the attribution's features),
+read-only ``shown`` (``(model, metric, extractor)`` of the grid's samples). Also
 :attr:`comparison`, :meth:`bump_frame`, :meth:`click_model`, :meth:`run_contributions`,
-:attr:`contributions` (the last attribution result), :attr:`grid`.
+:attr:`contributions` (the result the grid shows), :attr:`grid`, :attr:`matrix_note`.
 """
 
 from __future__ import annotations
 
 import html
+import shlex
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,6 +50,43 @@ from .linking import choice_or_default, link_control, refuse, replace_options
 from .sample_grid import SampleGrid
 from .selection import Selection
 from .tasks import BackgroundTask, status_widget
+
+#: extractors suggested as the second one, in this order
+SECOND_EXTRACTORS = ("dinov2", "inception", "clip")
+
+
+def _root(ws: Workspace | None) -> str:
+    """The workspace folder for a command line (``WS`` when unknown)."""
+    return shlex.quote(str(ws.root)) if ws is not None and ws.root is not None else "WS"
+
+
+def second_extractor_hint(ws: Workspace | None, extractors: list[str]) -> str:
+    """HTML: the agreement between extractors needs a second extractor, and how to add one.
+
+    Names the commands with the workspace's extractor and a suggested second one, e.g.
+    ``workbench evaluate ... --extractor inception,dinov2`` or ``workbench extract SOURCE -e dinov2``
+    followed by ``workbench workspace add WS CACHE --set NAME`` for every set.
+    """
+    have = extractors[0] if extractors else "inception"
+    other = next((e for e in SECOND_EXTRACTORS if e not in extractors), "dinov2")
+    root = _root(ws)
+    sets = ", ".join(ws.sets) if ws is not None else "every set"
+    code = "<code>{}</code>".format
+    index = (
+        f"{code(html.escape(f'workbench workspace init {root} --scan'))} once, then "
+        if ws is not None and ws.root is not None and not (ws.root / "workspace.json").is_file()
+        else ""
+    )
+    return (
+        "<div class='wb-agreement-note' style='margin:4px 0;padding:6px 8px;border-left:4px solid #1f5fa8;"
+        "background:#eef3fa;font-size:12px;max-width:420px'>"
+        f"<b>One extractor ({html.escape(have)})</b>: there is no second ranking to agree with, so there is no "
+        "agreement matrix. Add a second extractor to see whether the ranking of your models depends on the "
+        f"features: {code(html.escape(f'workbench evaluate ... --extractor {have},{other}'))}, or for each set "
+        f"({html.escape(sets)}) {code(html.escape(f'workbench extract SOURCE -e {other}'))} + "
+        f"{index}{code(html.escape(f'workbench workspace add {root} CACHE --set NAME'))}.</div>"
+    )
+
 
 #: metric -> (sort descending?, what the top of the grid shows)
 CONTRIBUTIONS: dict[str, tuple[bool, str]] = {
@@ -82,6 +128,12 @@ class ExtractorComparison(W.VBox):
     model = traitlets.Unicode("", help="the selected model")
     contribution_metric = traitlets.Unicode("fd", help="the per-sample attribution 'Show samples' computes")
     extractor = traitlets.Unicode("", help="the features of the attribution")
+    shown = traitlets.Tuple(
+        allow_none=True,
+        default_value=None,
+        read_only=True,
+        help="(model, metric, extractor) of the samples the grid shows; None before 'Show samples'",
+    )
 
     def __init__(
         self,
@@ -102,6 +154,8 @@ class ExtractorComparison(W.VBox):
         self.contributions = None
         self._task: BackgroundTask | None = None
         self._wanted_metric = metric
+        self._requested: tuple[str, str, str] | None = None  # the attribution asked for last
+        self._results: dict[tuple[str, str, str], Any] = {}
 
         self.metric_menu = W.Dropdown(options=[], description="metric", layout=W.Layout(width="220px"))
         self.metric_menu.add_class("wb-comparison-metric")
@@ -113,6 +167,9 @@ class ExtractorComparison(W.VBox):
         self.bump.add_class("wb-bump-chart")
         self.matrix = go.FigureWidget()
         self.matrix.add_class("wb-agreement-matrix")
+        self.matrix_box = W.Box([self.matrix])  # hidden when there is no matrix to show
+        self.matrix_note = W.HTML("")
+        self.matrix_note.add_class("wb-agreement-note")
         self.summary = W.HTML("")
         self.model_menu = W.Dropdown(options=[], description="model", layout=W.Layout(width="240px"))
         self.model_menu.add_class("wb-comparison-model")
@@ -137,7 +194,7 @@ class ExtractorComparison(W.VBox):
                 "(1 = best); click a line to select the model</span>"
             ),
             W.HBox([self.metric_menu, self.method_menu]),
-            W.HBox([self.bump, self.matrix]),
+            W.HBox([self.bump, W.VBox([self.matrix_box, self.matrix_note])]),
             self.summary,
         ]
         if self.ws is not None:
@@ -183,6 +240,7 @@ class ExtractorComparison(W.VBox):
         link_control(self, "extractor", self.contribution_extractor)
         self.observe(lambda _: self._draw(), names=["metric", "method"])
         self.observe(self._on_model, names="model")
+        self.observe(lambda _: self._follow_controls(), names=["model", "contribution_metric", "extractor"])
         self.contribution_button.on_click(lambda _: self.run_contributions())
         if comparison is not None:
             self.set_comparison(comparison)
@@ -304,9 +362,26 @@ class ExtractorComparison(W.VBox):
         for trace in self.bump.data:
             trace.on_click(self._on_line_click)
         matrix = comp.agreement_matrix(metric, self.method) if len(comp.extractors) > 1 else pd.DataFrame()
+        values = matrix.to_numpy(dtype=float)
+        off_diagonal = values[~np.eye(len(values), dtype=bool)] if values.size else values
+        n_models = len(comp.models)
+        if len(comp.extractors) < 2:
+            self.matrix_note.value = second_extractor_hint(self.ws, list(comp.extractors))
+        elif not np.isfinite(off_diagonal).any():
+            self.matrix_note.value = (
+                "<div class='wb-agreement-note' style='margin:4px 0;padding:6px 8px;border-left:4px solid "
+                "#1f5fa8;background:#eef3fa;font-size:12px;max-width:420px'>No agreement matrix: rank agreement "
+                f"needs at least 3 models with a {html.escape(metric)} value under two extractors; this comparison "
+                f"has {n_models} ({html.escape(', '.join(comp.models))}). Add generated sets to the workspace "
+                f"(<code>workbench workspace add {html.escape(_root(self.ws))} CACHE --set NAME --role generated"
+                "</code>).</div>"
+            )
+        else:
+            self.matrix_note.value = ""
+        self.matrix_box.layout.display = "none" if self.matrix_note.value else None
         with self.matrix.batch_update():
             self.matrix.data = []
-            if not matrix.empty:
+            if not matrix.empty and not self.matrix_note.value:
                 self.matrix.add_heatmap(
                     z=finite_or_none(matrix.to_numpy(dtype=float)),
                     x=list(matrix.columns),
@@ -333,7 +408,9 @@ class ExtractorComparison(W.VBox):
             for r in part.itertuples()
             if np.isfinite(r.correlation)
         ]
-        note = "" if len(comp.models) >= 3 else " (agreement needs at least 3 models)"
+        note = "" if n_models >= 3 else " (agreement needs at least 3 models)"
+        if len(comp.extractors) < 2:
+            note = " (one extractor: nothing to compare it with)"
         boot = (
             "no bootstrap intervals (values from the metric tables)"
             if comp.resampling.startswith("none")
@@ -355,26 +432,58 @@ class ExtractorComparison(W.VBox):
 
     # ------------------------------------------------------------------ attribution
 
+    def _current_request(self) -> tuple[str, str, str]:
+        """``(model, metric, extractor)`` the controls describe now."""
+        return (self.model, self.contribution_metric, self.extractor)
+
+    def _follow_controls(self) -> None:
+        """Once samples are shown, a change of the controls recomputes the grid for them."""
+        if self.shown is None or self.ws is None or self.grid is None:
+            return
+        if self.model not in self.ws.generated:  # e.g. the selection moved to a set that is not a model
+            self._requested = None
+            self.set_trait("shown", None)
+            self.grid.show(None, "choose a generated model, then “Show samples”")
+            return
+        if self._current_request() != self._requested:
+            self.run_contributions()
+
     def run_contributions(
         self, model: str | None = None, metric: str | None = None, extractor: str | None = None
     ) -> BackgroundTask:
-        """Compute the per-sample scores of ``metric`` for ``model`` and show the samples that move it most."""
+        """Show the samples that move ``metric`` most for ``model`` under ``extractor`` (each
+        defaults to its control; given ones are set on the controls first, so the controls always
+        describe what the grid shows). Computed in the background unless disabled; a result
+        computed before is shown at once."""
         if self.ws is None or self.grid is None:
             raise ValueError("per-sample attribution needs a workspace (caches)")
         from ..analysis.attribution import metric_contributions
 
-        model = model or (self.model if self.model in self.ws.generated else self.ws.generated[0])
+        ws = self.ws
+        model = model or (self.model if self.model in ws.generated else ws.generated[0])
         metric = metric or self.contribution_metric
         ext = extractor or self.extractor
+        if model not in ws.generated:
+            raise ValueError(f"model must be a generated set, one of {ws.generated}; got {model!r}")
         if metric not in CONTRIBUTIONS:
             raise ValueError(f"metric must be one of {list(CONTRIBUTIONS)}; got {metric!r}")
-        ws = self.ws
+        key = (model, metric, ext)
+        self._requested = key
+        with self.hold_trait_notifications():  # the controls show the request (one change each)
+            self.model = model
+            self.contribution_metric = metric
+            self.extractor = ext
         ref = ws.reference
 
-        def run():
+        def run() -> Any:
+            if key in self._results:
+                return self._results[key]
             return metric_contributions(ws.cache(ref, ext), ws.cache(model, ext), metric)
 
         def done(result: Any) -> None:
+            self._results[key] = result
+            if self._requested != key:
+                return  # the controls moved on while this ran: their own request shows its result
             self.contributions = result
             descending, what = CONTRIBUTIONS[metric]
             set_name = model if result.sample_set == "fake" else ref
@@ -383,14 +492,23 @@ class ExtractorComparison(W.VBox):
                 set_name, name, result.scores, label=f"{metric} score", descending=descending, meaning=result.meaning
             )
             samples = Samples.of(set_name, np.arange(len(result.scores)))
-            self.grid.show(samples, f"{model} · {ext}: {what}", sort_by=name, descending=descending)
+            self.grid.show(samples, f"{model} · {metric} [{ext}]: {what}", sort_by=name, descending=descending)
+            self.set_trait("shown", key)
 
+        def failed(exc: BaseException) -> None:
+            if self._requested == key:
+                self.grid.show(None, f"{model} · {metric} [{ext}]: failed ({type(exc).__name__}: {exc})")
+                self.set_trait("shown", key)
+
+        if key not in self._results:
+            self.grid.show(None, f"{model} · {metric} [{ext}]: computing…")
         self._task = BackgroundTask(
             run,
             label=f"{metric} per sample of {model} ({ext})",
             status=self.status,
             on_done=done,
-            background=self.background,
+            on_error=failed,
+            background=self.background and key not in self._results,
         ).start()
         return self._task
 
@@ -401,5 +519,12 @@ class ExtractorComparison(W.VBox):
     # ------------------------------------------------------------------ static report
 
     def static_figures(self) -> list[go.Figure]:
-        """The bump chart and the agreement matrix as plain plotly figures."""
-        return [go.Figure(self.bump.to_dict()), go.Figure(self.matrix.to_dict())]
+        """The bump chart and the agreement matrix (when there is one) as plain plotly figures."""
+        figures = [go.Figure(self.bump.to_dict())]
+        if not self.matrix_note.value:
+            figures.append(go.Figure(self.matrix.to_dict()))
+        return figures
+
+    def static_html(self) -> str:
+        """What the report shows under the figures: why there is no matrix (if so) and the summary."""
+        return self.matrix_note.value + self.summary.value

@@ -99,6 +99,8 @@ TABLE_CSS = """
 .wb-table td.wb-best { background: #d8f0d8; font-weight: bold; }
 .wb-table td.wb-worst { background: #f8dada; }
 .wb-table td.wb-error { color: #b00020; font-style: italic; }
+.wb-table td.wb-copier { color: #b00020; font-weight: bold; }
+.wb-table td.wb-uncalibrated { color: #8a6d00; font-style: italic; }
 .wb-table-caption { font: 11px sans-serif; color: #666; margin-top: 4px; }
 """
 

@@ -12,15 +12,22 @@ Metric columns are named ``<metric>_<extractor>`` (``fd_dinov2``); the metric an
 menus choose the column (``inception_fd_rank`` is metric ``fd_rank`` of extractor
 ``inception``).
 
+Given the workspace's generated set names (``workspace_models``, as the dashboard passes them),
+the view says at the top when none of them is in the human table: the shipped study is the
+published one of Stein et al. (their models, not yours), kept below as a reference (it shows
+which metrics and extractors follow people), with how to load your own ratings
+(:func:`~workbench.analysis.human_data.load_user_study`, ``human_table=``).
+
 State, as traits (``view.observe(callback, names="column")``, ``traitlets.link``): ``dataset``,
-``metric``, ``extractor``, read-only ``column``, ``model``. Also :attr:`result`, :meth:`points`
-(the plotted table), :attr:`stats` (the correlation rows shown).
+``metric``, ``extractor``, read-only ``column``, ``model``, read-only ``own_models`` (the
+workspace's models that have human data). Also :attr:`result`, :meth:`points` (the plotted
+table), :attr:`stats` (the correlation rows shown), :attr:`notice`.
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ipywidgets as W
@@ -47,6 +54,37 @@ def split_column(column: str, suffixes: set[str]) -> tuple[str, str]:
         if tail in suffixes:
             return head, tail
     return column, "—"
+
+
+def not_your_models_notice(result: Any, workspace_models: Sequence[str], *, shipped: bool) -> str:
+    """HTML shown above the view when none of ``workspace_models`` has human data in ``result``:
+    whose study this is, and how to load your own ratings."""
+    models = result.models
+    datasets = ", ".join(pd.unique(models["dataset"]))
+    people = int(models["n_participants"].sum())
+    yours = ", ".join(html.escape(m) for m in workspace_models) or "none"
+    whose = (
+        "the <b>published study of Stein et al.</b> (NeurIPS 2023, dgm-eval): "
+        f"{len(models)} published models on {html.escape(datasets)}, judged by {people} people, with the "
+        "paper's metrics"
+        if shipped
+        else f"a study of {len(models)} models on {html.escape(datasets)} ({people} participants)"
+    )
+    return (
+        "<div class='wb-human-notice' style='margin:4px 0 8px;padding:8px 10px;border-left:4px solid #d9a400;"
+        "background:#fff8e1;font-size:13px;max-width:980px'>"
+        f"<b>These are not your models.</b> This is {whose}; none of your generated sets ({yours}) is in it. "
+        "To compare your models with people, load your ratings with "
+        '<code>workbench.analysis.human_data.load_user_study("ratings.csv")</code> (columns <code>model</code> = '
+        "your set names, <code>score</code> = human error rate or realism, optional <code>participant</code>) and "
+        "pass <code>human_table=...</code> (<code>Workbench.open(ws, human_table=...)</code>). "
+        + (
+            "Below, for reference: which metrics and extractors agree with people on the published models."
+            if shipped
+            else "Below: that study, for reference."
+        )
+        + "</div>"
+    )
 
 
 def metric_table_from_reports(reports: Mapping[str, MetricReport], dataset: str | None = None) -> pd.DataFrame:
@@ -82,6 +120,8 @@ class HumanAgreement(W.VBox):
         selection: the shared selection (a model name of the table highlights its point).
         n_boot, seed: bootstrap replicates and seed of the intervals.
         dataset, metric, extractor: initial choices.
+        workspace_models: the workspace's generated set names; when none has human data, a notice
+            at the top says whose study is shown and how to load your own ratings.
     """
 
     selection = traitlets.Instance(Selection, read_only=True, help="the shared selection")
@@ -90,6 +130,9 @@ class HumanAgreement(W.VBox):
     extractor = traitlets.Unicode(help="the extractor of the metric column")
     column = traitlets.Unicode(read_only=True, help="the metric-table column plotted")
     model = traitlets.Unicode("", help="the selected model (its point is enlarged)")
+    own_models = traitlets.List(
+        traitlets.Unicode(), read_only=True, help="the workspace's generated sets that have human data"
+    )
 
     def __init__(
         self,
@@ -102,13 +145,23 @@ class HumanAgreement(W.VBox):
         dataset: str | None = None,
         metric: str | None = None,
         extractor: str | None = None,
+        workspace_models: Sequence[str] | None = None,
     ) -> None:
+        shipped = metric_table is None and human_table is None
         if metric_table is None:
             from ..analysis.human_data import load_published_metrics
 
             metric_table = load_published_metrics()
         selection = selection if selection is not None else Selection()
         self.result = human_agreement(metric_table, human_table, n_boot=n_boot, seed=seed)
+        judged = set(self.result.human["model"])
+        own = [m for m in (workspace_models or []) if m in judged]
+        self.notice = W.HTML(
+            not_your_models_notice(self.result, list(workspace_models), shipped=shipped)
+            if workspace_models is not None and not own
+            else ""
+        )
+        self.notice.add_class("wb-human-notice-box")
         models = self.result.models
         self._columns = [
             c for c in models.columns if c not in NON_METRIC_COLUMNS and c not in ("n_participants", "human_error_se")
@@ -151,6 +204,7 @@ class HumanAgreement(W.VBox):
         )
         super().__init__(
             [
+                self.notice,
                 W.HTML(
                     "<b>Agreement with human judgments</b> <span style='color:#666'>— higher human error rate = "
                     "judges found the model's images harder to tell from real ones</span>"
@@ -163,6 +217,7 @@ class HumanAgreement(W.VBox):
         )
         self.add_class("wb-human-agreement")
         self.set_trait("selection", selection)
+        self.set_trait("own_models", own)
 
         self.dataset = self.dataset_menu.value
         self.metric = default_metric
@@ -320,7 +375,9 @@ class HumanAgreement(W.VBox):
     # ------------------------------------------------------------------ static report
 
     def static_figures(self) -> list[go.Figure]:
+        """The scatter and the agreement matrix as plain plotly figures."""
         return [go.Figure(self.scatter.to_dict()), go.Figure(self.matrix.to_dict())]
 
     def static_html(self) -> str:
+        """The correlations shown beside the scatter."""
         return self.stats_html.value

@@ -43,6 +43,17 @@ from .tasks import status_widget
 ALL = "all extractors"
 
 
+def copy_flags(report: MetricReport) -> tuple[dict[str, float], bool]:
+    """``({model: copy_rate}, calibrated)``: the likely copiers of ``report``
+    (:meth:`MetricReport.copiers <workbench.metrics.suite.MetricReport.copiers>`: a calibrated copy
+    rate above :data:`~workbench.metrics.copy_rate.COPIER_RATE`) and whether its copy rate is
+    calibrated at all (a test set was given)."""
+    calibrated = "copy_rate" in report.values.columns and str(report.info.get("copy_rate_criterion", "")).startswith(
+        "distance"
+    )
+    return (report.copiers() if calibrated else {}), calibrated
+
+
 def _fmt(v: float) -> str:
     if v is None or not np.isfinite(v):
         return "–"
@@ -183,6 +194,26 @@ class MetricTable(W.VBox):
                     if message:
                         errors[(str(model), ext, c)] = message
         self._errors = errors
+        self._copiers: dict[tuple[str, str], float] = {}
+        self._uncalibrated: set[str] = set()
+        copy_notes = []
+        for ext, rep in self.reports.items():
+            flagged, calibrated = copy_flags(rep)
+            if "copy_rate" in rep.values.columns and not calibrated:
+                self._uncalibrated.add(ext)
+            for model, rate in flagged.items():
+                self._copiers[(model, ext)] = rate
+                copy_notes.append(
+                    f"{model} ({ext}): {100 * rate:.1f}% of its samples are closer to a training image than 99% of "
+                    "held-out real images are: likely copies of the training set, whatever its other ranks say "
+                    "(see the Memorization tab)"
+                )
+        if self._uncalibrated:
+            copy_notes.append(
+                f"copy_rate under {', '.join(sorted(self._uncalibrated))} is uncalibrated (no test set: ratio "
+                "criterion, which flags many non-copies); add held-out real images: `workbench evaluate ... "
+                "--test DIR` or `workbench workspace add WS CACHE --set test --role test`"
+            )
         frame = pd.DataFrame(rows)
         for c in metrics:
             frame[f"rank_{c}"] = np.nan
@@ -210,6 +241,10 @@ class MetricTable(W.VBox):
             [
                 f"<div class='wb-metric-error' style='color:#b00020;font-size:11px'>✖ {html.escape(n)}</div>"
                 for n in dict.fromkeys(failed)
+            ]
+            + [
+                f"<div class='wb-copier-note' style='color:#b00020;font-size:11px'>⚠ {html.escape(n)}</div>"
+                for n in copy_notes
             ]
             + [f"<div style='color:#8a6d00;font-size:11px'>⚠ {html.escape(n)}</div>" for n in dict.fromkeys(notes)]
         )
@@ -288,6 +323,14 @@ class MetricTable(W.VBox):
         n_per_ext = frame.groupby("extractor")["model"].count().to_dict() if len(frame) else {}
         for rec in frame.to_dict("records"):
             cells, classes, titles = [rec["model"], rec["extractor"]], ["", ""], ["", ""]
+            rate = self._copiers.get((rec["model"], rec["extractor"]))
+            if rate is not None:
+                cells[0] = f"{rec['model']} ⚠ copies"
+                classes[0] = "wb-copier"
+                titles[0] = (
+                    f"{100 * rate:.1f}% of its samples are likely copies of training images "
+                    f"(held-out real images: about 1%)"
+                )
             for c in self.metrics:
                 v, lo, hi, rank = (
                     rec.get(c, math.nan),
@@ -318,6 +361,10 @@ class MetricTable(W.VBox):
                     cls = (cls + " wb-error").strip()
                 classes.append(cls)
                 title = f"{c} = {v!r}" + (f", {100 * 0.95:.0f}% CI [{lo!r}, {hi!r}]" if np.isfinite(lo) else "")
+                if c == "copy_rate" and rec["extractor"] in self._uncalibrated:
+                    title += "; uncalibrated (no test set): add held-out real images to trust it"
+                    cls = (cls + " wb-uncalibrated").strip()
+                    classes[-1] = cls
                 titles.append(
                     f"{c}: {error}" if error and not np.isfinite(v) else f"{title}; {error}" if error else title
                 )

@@ -11,7 +11,11 @@ in both cases only those of the selected class when one is selected. A grid made
 side-by-side grids, the extractor view's "samples that move the metric").
 
 Each page (``page_size`` thumbnails, default 64) is one PNG sprite sent as binary bytes
-(:class:`~workbench.widgets.sprite_canvas.SpriteCanvas`); captions show the sort score. Sorting
+(:class:`~workbench.widgets.sprite_canvas.SpriteCanvas`); each caption names the sample's set and
+row (``"model_a\n#12"``) and, sorted by a score, the score (``"model_a\n#12 · 0.314"``), also when the
+page mixes sets. A set without stored thumbnails (extracted with ``--thumbnails 0``) shows the
+empty-state tile (:func:`~workbench.widgets.thumbnails.empty_tile`, "NO THUMBNAIL"), its cell says
+why in its tooltip, and the enlarged view says so too. Sorting
 uses :class:`~workbench.widgets.scores.ScoreStore` scores; a score that needs a k-NN search or
 FD attribution is computed in a background task the first time (the status line says so) and
 the grid re-sorts when it is ready. Clicking a thumbnail shows it enlarged with its metadata and
@@ -48,9 +52,11 @@ from .linking import (
 from .selection import Selection
 from .sprite_canvas import SpriteCanvas
 from .tasks import BackgroundTask, set_status, status_widget
-from .thumbnails import encode_png, placeholder
+from .thumbnails import blank_tile, empty_state_html, empty_tile, encode_png, no_thumbnail_reason
 
 DETAIL_PX = 224  # default size of the enlarged thumbnail
+#: Side of the tiles when none of the sets shown has thumbnails (large enough for legible words).
+EMPTY_PX = 64
 
 
 def _fmt(v: float) -> str:
@@ -74,19 +80,33 @@ def resize_to(images: np.ndarray, px: int) -> np.ndarray:
 def gather_thumbnails(ws: Workspace, samples: Samples, px: int | None = None) -> np.ndarray:
     """Thumbnails of ``samples`` (any mix of sets) as one ``m x px x px x 3`` array.
 
-    ``px`` defaults to the largest thumbnail size among the sets involved; sets without stored
-    thumbnails get a grey placeholder.
+    ``px`` defaults to the largest thumbnail size among the sets involved (:data:`EMPTY_PX` when
+    none has any); samples of sets without stored thumbnails get the empty-state tile
+    (:func:`~workbench.widgets.thumbnails.empty_tile`: "NO THUMBNAIL" on a neutral tile; see
+    :func:`has_thumbnails`).
     """
     by_set = {s: ws.thumbnail_px(s) for s in samples.set_names()}
-    px = px or max([p for p in by_set.values() if p] or [28])
+    px = px or max([p for p in by_set.values() if p] or [EMPTY_PX])
     out = np.empty((len(samples), px, px, 3), dtype=np.uint8)
     for code, set_name in enumerate(samples.sets):
         pos = np.flatnonzero(samples.codes == code)
         if pos.size == 0:
             continue
         thumbs = ws.thumbnails(set_name, samples.index[pos])
-        out[pos] = resize_to(thumbs, px) if thumbs is not None else placeholder(px)
+        out[pos] = resize_to(thumbs, px) if thumbs is not None else empty_tile(px)
     return out
+
+
+def has_thumbnails(ws: Workspace, set_name: str) -> bool:
+    """True when some cache of ``set_name`` stores thumbnails (else it shows the empty state)."""
+    return ws.thumbnail_px(set_name) > 0
+
+
+def sample_caption(set_name: str, index: int, value: str | None = None) -> str:
+    """The caption of one sample: its set and row on the first line, ``value`` (a score or a
+    class) after the row on the second: ``"model_a\n#12 · 0.314"``."""
+    second = f"#{int(index)}" + (f" · {value}" if value else "")
+    return f"{set_name}\n{second}"
 
 
 _EMPTY = Samples((), np.zeros(0, np.int64), np.zeros(0, np.int64))
@@ -196,7 +216,7 @@ class SampleGrid(W.VBox):
         self.detail_px = int(detail_px)
         side = max(self.detail_px, 8)
         self.detail_image = W.Image(
-            value=encode_png(placeholder(side // 4), scale=4),
+            value=encode_png(blank_tile(side // 4), scale=4),
             format="png",
             layout=W.Layout(width=f"{side}px", height=f"{side}px"),
         )
@@ -349,6 +369,8 @@ class SampleGrid(W.VBox):
             "row": int(index),
             "id": str(row.get("id", "")),
         }
+        if not has_thumbnails(self.ws, set_name):
+            info["thumbnail"] = no_thumbnail_reason(set_name)
         if "class_name" in meta.columns and isinstance(row.get("class_name"), str):
             info["label"] = row["class_name"]
         classes = self.ws.classes(set_name)
@@ -514,18 +536,20 @@ class SampleGrid(W.VBox):
         vals = self._values[start : start + len(page)]
         self.set_trait("page_items", page)
         thumbs = gather_thumbnails(self.ws, page) if len(page) else np.zeros((0, 28, 28, 3), np.uint8)
-        multi = len(page.set_names()) > 1
         label = self.scores.info(self.sort_by).label
+        empty = {s: not has_thumbnails(self.ws, s) for s in page.set_names()}
         cells, captions = [], []
         for (set_name, index), v in zip(page, vals):
-            text = f"#{index}" if self.sort_by == "index" else _fmt(float(v))
-            if self.sort_by == "class":
-                classes = self.ws.classes(set_name)
-                text = classes.names[int(v)] if classes is not None and np.isfinite(v) and v >= 0 else "?"
-            if multi:
-                text = f"{set_name[:8]} {text}"
+            text = self._caption(set_name, index, float(v))
             captions.append(text)
-            cells.append({"caption": text, "title": f"{set_name} #{index} — {label} {_fmt(float(v))}"})
+            title = f"{set_name} #{index} ({self._sample_id(set_name, index)})"
+            if self.sort_by != "index":
+                title += f" — {label} {_fmt(float(v))}"
+            cell: dict[str, Any] = {"caption": text, "title": title}
+            if empty[set_name]:
+                cell["cls"] = "wb-no-thumb"
+                cell["title"] = f"{title}\n{no_thumbnail_reason(set_name)}"
+            cells.append(cell)
         self.canvas.show(thumbs, cells, columns=self.columns, display_px=self.display_px)
         self.set_trait("page_png", self.canvas.sprite)
         self.set_trait("captions", captions)
@@ -536,6 +560,21 @@ class SampleGrid(W.VBox):
         self._render_heading()
         self.prev_button.disabled = self.page == 0
         self.next_button.disabled = self.page >= self.page_count - 1
+
+    def _caption(self, set_name: str, index: int, value: float) -> str:
+        """Caption of one cell: set, row and (unless sorted by row) the sort value."""
+        if self.sort_by == "index":
+            return sample_caption(set_name, index)
+        if self.sort_by == "class":
+            classes = self.ws.classes(set_name)
+            ok = classes is not None and np.isfinite(value) and value >= 0
+            return sample_caption(set_name, index, classes.names[int(value)] if ok and classes else "?")
+        return sample_caption(set_name, index, _fmt(value))
+
+    def _sample_id(self, set_name: str, index: int) -> str:
+        """The sample's id (its file path inside the source) for tooltips."""
+        meta = self.ws.meta(set_name)
+        return str(meta["id"].iloc[int(index)]) if "id" in meta.columns else f"row {index}"
 
     def _show_detail(self, set_name: str, index: int) -> None:
         thumbs = gather_thumbnails(self.ws, Samples.of(set_name, [index]))
@@ -587,18 +626,25 @@ class SampleGrid(W.VBox):
             page = self.items.take(np.arange(start, min(start + self.page_size, len(self.items))))
             vals = self._values[start : start + len(page)]
             thumbs = gather_thumbnails(self.ws, page) if len(page) else None
+            empty = {s: not has_thumbnails(self.ws, s) for s in page.set_names()}
             parts.append(
                 f"<div class='wb-grid-cells' style='grid-template-columns:repeat({self.columns}, "
                 f"{self.display_px + 6}px)'>"
             )
             for j, ((set_name, index), v) in enumerate(zip(page, vals)):
-                uri = data_uri(encode_png(thumbs[j]))
-                cap = f"#{index}" if self.sort_by == "index" else _fmt(float(v))
+                cap = "<br>".join(html.escape(line) for line in self._caption(set_name, index, float(v)).split("\n"))
+                if empty[set_name]:
+                    tile = empty_state_html(set_name, self.display_px)
+                else:
+                    assert thumbs is not None  # the page is not empty
+                    tile = (
+                        f"<img src='{data_uri(encode_png(thumbs[j]))}' width='{self.display_px}' "
+                        f"height='{self.display_px}' style='image-rendering:pixelated'>"
+                    )
                 parts.append(
-                    f"<div class='wb-grid-cell' title='{html.escape(set_name)} #{index}'>"
-                    f"<img src='{uri}' width='{self.display_px}' height='{self.display_px}' "
-                    f"style='image-rendering:pixelated'><div class='wb-grid-caption'>{html.escape(cap)}"
-                    "</div></div>"
+                    f"<div class='wb-grid-cell' title='{html.escape(set_name)} #{index}'>{tile}"
+                    f"<div class='wb-grid-caption' style='max-width:{self.display_px + 6}px;overflow:hidden;"
+                    f"text-overflow:ellipsis;white-space:nowrap'>{cap}</div></div>"
                 )
             parts.append("</div>")
         parts.append("</div>")

@@ -6,8 +6,14 @@ cell, each showing its part of the sprite as a CSS background, scaled with neare
 rendering, plus a caption. Clicking a cell sets :attr:`SpriteCanvas.clicked` to the cell's
 position, which the Python side observes (and resets to -1).
 
+A caption of several lines (``"model_a\n#12 · 0.31"``) shows one ``.wb-grid-caption-line`` per
+line, each cut with an ellipsis when too wide (the cell's tooltip has it whole). A cell whose
+``cls`` is ``"wb-no-thumb"`` shows the empty-state tile of a set without thumbnails
+(:func:`~workbench.widgets.thumbnails.empty_tile`) with a muted caption.
+
 DOM hooks: ``.wb-sprite-canvas`` (the root), ``.wb-grid-cell[data-index]``, ``.wb-grid-thumb``,
-``.wb-grid-caption``, ``.wb-selected`` on the highlighted cell.
+``.wb-grid-caption`` (with one ``.wb-grid-caption-line`` per line), ``.wb-selected`` on the
+highlighted cell, ``.wb-no-thumb`` on empty-state cells.
 """
 
 from __future__ import annotations
@@ -58,7 +64,13 @@ function render({ model, el }) {
       }
       const cap = document.createElement("div");
       cap.className = "wb-grid-caption";
-      cap.textContent = c.caption || "";
+      // one line per "\n" of the caption (set on the first, row and score on the second)
+      (c.caption || "").split("\n").forEach((text) => {
+        const line = document.createElement("div");
+        line.className = "wb-grid-caption-line";
+        line.textContent = text;
+        cap.appendChild(line);
+      });
       cell.appendChild(thumb);
       cell.appendChild(cap);
       cell.addEventListener("click", () => {
@@ -88,7 +100,8 @@ _CSS = """
 .wb-sprite-canvas .wb-grid-cell.wb-query { background: #eef3fa; }
 .wb-sprite-canvas .wb-grid-thumb { image-rendering: pixelated; background-repeat: no-repeat;
   background-color: #eee; }
-.wb-sprite-canvas .wb-grid-caption { white-space: nowrap; text-overflow: ellipsis; overflow: hidden; }
+.wb-sprite-canvas .wb-grid-caption-line { white-space: nowrap; text-overflow: ellipsis; overflow: hidden; }
+.wb-sprite-canvas .wb-grid-cell.wb-no-thumb .wb-grid-caption { color: #777; }
 """
 
 
@@ -97,7 +110,7 @@ class SpriteCanvas(anywidget.AnyWidget):
 
     Traits: ``sprite`` (PNG bytes), ``sprite_width``/``sprite_height`` and ``px`` (native pixels),
     ``scale`` (display size / native size), ``columns``, ``cells`` (``[{caption, title, x, y,
-    cls}]``), ``clicked`` (cell clicked, -1 when handled), ``selected`` (cell highlighted).
+    cls}]``; ``caption`` may hold several ``\n``-separated lines), ``clicked`` (cell clicked, -1 when handled), ``selected`` (cell highlighted).
     """
 
     _esm = traitlets.Unicode(_ESM).tag(sync=True)

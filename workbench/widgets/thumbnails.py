@@ -106,13 +106,118 @@ def encode_sprite(images: np.ndarray, columns: int, *, compress_level: int = COM
     return encode_png(sprite_array(images, columns), compress_level=compress_level)
 
 
-def placeholder(px: int, *, shade: int = 225) -> np.ndarray:
-    """A grey ``px x px x 3`` uint8 square with a diagonal cross: "no thumbnail stored"."""
-    img = np.full((px, px, 3), shade, dtype=np.uint8)
-    idx = np.arange(px)
-    img[idx, idx] = 150
-    img[idx, px - 1 - idx] = 150
+#: What an empty-state tile says, and its colours (neutral: it must not look like a broken image).
+NO_THUMBNAIL = "no thumbnail"
+EMPTY_BACKGROUND = 244
+EMPTY_BORDER = 200
+EMPTY_TEXT = 105
+
+# A 3 x 5 pixel font for the letters the empty-state tile needs (rows top to bottom, "#" = ink),
+# so that the text is drawn the same everywhere without a font file.
+_GLYPHS = {
+    "A": ("###", "#.#", "###", "#.#", "#.#"),
+    "B": ("##.", "#.#", "##.", "#.#", "##."),
+    "H": ("#.#", "#.#", "###", "#.#", "#.#"),
+    "I": ("###", ".#.", ".#.", ".#.", "###"),
+    "L": ("#..", "#..", "#..", "#..", "###"),
+    "M": ("#.#", "###", "###", "#.#", "#.#"),
+    "N": ("##.", "#.#", "#.#", "#.#", "#.#"),
+    "O": ("###", "#.#", "#.#", "#.#", "###"),
+    "T": ("###", ".#.", ".#.", ".#.", ".#."),
+    "U": ("#.#", "#.#", "#.#", "#.#", "###"),
+}
+#: Ways of breaking "NO THUMBNAIL" into lines, tried in order (the widest text that fits wins).
+_LAYOUTS = (("NO", "THUMBNAIL"), ("NO", "THUMB", "NAIL"))
+
+
+def _text_size(lines: tuple[str, ...], scale: int) -> tuple[int, int]:
+    """``(height, width)`` in pixels of ``lines`` in the 3 x 5 font at ``scale``."""
+    width = max(4 * len(line) - 1 for line in lines) * scale
+    height = (6 * len(lines) - 1) * scale
+    return height, width
+
+
+def empty_tile(px: int) -> np.ndarray:
+    """The empty state of a thumbnail: a ``px x px x 3`` uint8 tile that says "NO THUMBNAIL".
+
+    A light, neutral tile with a dashed border and the words drawn in a small pixel font (as
+    large as fits: words from 23 px up, else the dashed tile alone; it is never mistaken for an
+    image or for a broken one). Views show it where a set has no stored thumbnails (its caches
+    were extracted with ``--thumbnails 0``); captions and tooltips name the set and the reason
+    (:func:`no_thumbnail_reason`).
+    """
+    px = int(px)
+    if px < 1:
+        raise ValueError(f"px must be a positive integer; got {px}")
+    img = np.full((px, px, 3), EMPTY_BACKGROUND, dtype=np.uint8)
+    if px >= 8:  # a dashed border: 2 pixels on, 2 off
+        dash = (np.arange(px) // 2) % 2 == 0
+        for edge in (0, px - 1):
+            img[edge, dash] = EMPTY_BORDER
+            img[dash, edge] = EMPTY_BORDER
+    room = px - 4  # a 2-pixel margin inside the border
+    best: tuple[int, int, tuple[str, ...]] | None = None  # (scale, -lines, layout)
+    for lines in _LAYOUTS:
+        h1, w1 = _text_size(lines, 1)
+        scale = min(room // w1, room // h1) if room > 0 else 0
+        if scale >= 1 and (best is None or (scale, -len(lines)) > best[:2]):
+            best = (scale, -len(lines), lines)
+    if best is None:
+        return img  # too small for words: the dashed tile alone
+    scale, _, lines = best
+    height, _ = _text_size(lines, scale)
+    top = (px - height) // 2
+    for r, line in enumerate(lines):
+        line_width = (4 * len(line) - 1) * scale
+        left = (px - line_width) // 2
+        y0 = top + 6 * r * scale
+        for c, ch in enumerate(line):
+            glyph = np.array([[p == "#" for p in row] for row in _GLYPHS[ch]], dtype=bool)
+            ink = np.kron(glyph, np.ones((scale, scale), dtype=bool))
+            x0 = left + 4 * c * scale
+            block = img[y0 : y0 + 5 * scale, x0 : x0 + 3 * scale]
+            block[ink] = EMPTY_TEXT
     return img
+
+
+def blank_tile(px: int) -> np.ndarray:
+    """A neutral ``px x px x 3`` tile with a dashed border and no text (e.g. "nothing hovered yet")."""
+    img = np.full((int(px), int(px), 3), EMPTY_BACKGROUND, dtype=np.uint8)
+    if px >= 8:
+        dash = (np.arange(int(px)) // 2) % 2 == 0
+        for edge in (0, int(px) - 1):
+            img[edge, dash] = EMPTY_BORDER
+            img[dash, edge] = EMPTY_BORDER
+    return img
+
+
+def placeholder(px: int) -> np.ndarray:
+    """The tile shown for a sample without a stored thumbnail: :func:`empty_tile` (kept by this
+    name for older callers; it used to be a grey square with a cross, which looked broken)."""
+    return empty_tile(px)
+
+
+def no_thumbnail_reason(set_name: str) -> str:
+    """Why a sample of ``set_name`` shows the empty-state tile, and what to do about it."""
+    return (
+        f"no thumbnail: the caches of set {set_name!r} were extracted with --thumbnails 0, so they "
+        "store no images; extract it again with --thumbnails 64 (the default) to see them"
+    )
+
+
+def empty_state_html(set_name: str, px: int, *, label: str = "") -> str:
+    """HTML of the empty state for the static report: a neutral box of ``px x px`` CSS pixels
+    saying "no thumbnail" and the set's name, the reason as its tooltip (no image needed)."""
+    import html
+
+    name = html.escape(label or set_name)
+    return (
+        f"<div class='wb-no-thumb' title='{html.escape(no_thumbnail_reason(set_name))}' "
+        f"style='width:{int(px)}px;height:{int(px)}px;box-sizing:border-box;border:1px dashed #c8c8c8;"
+        "background:#f4f4f4;color:#696969;font:9px/1.2 sans-serif;display:flex;flex-direction:column;"
+        "align-items:center;justify-content:center;text-align:center;overflow:hidden;word-break:break-all'>"
+        f"{NO_THUMBNAIL}<span style='color:#999'>{name}</span></div>"
+    )
 
 
 def data_uri(png: bytes) -> str:

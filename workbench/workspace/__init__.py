@@ -10,7 +10,8 @@ sets, ``pool`` sets)::
 
 Modules, one concern each: :mod:`~workbench.workspace.roles` (roles), :mod:`~.index` (the one
 reader and writer of ``workspace.json``), :mod:`~.scan` (caches of a folder without an index),
-:mod:`~.editing` (``workbench workspace init/add``: checked additions), :mod:`~.overview`
+:mod:`~.editing` (``workbench workspace init/add``: checked additions), :mod:`~.evaluate`
+(``workbench evaluate``: folders of images to a workspace with metrics and report), :mod:`~.overview`
 (``workbench workspace show``: sets x extractors with warnings), :mod:`~.sets` (:class:`Workspace`),
 :mod:`~.samples` (:class:`Samples`, references to samples), :mod:`~.reports` (metric reports per
 extractor), :mod:`~.scores` (per-sample scores), :mod:`~.projections` (PCA/UMAP layouts).
@@ -43,6 +44,11 @@ __getattr__, __dir__, __all__ = attach(
         "init_workspace": "editing",
         "add_caches": "editing",
         "AddResult": "editing",
+        "replace_sets": "editing",
+        "ReplaceResult": "editing",
+        "evaluate_folders": "evaluate",
+        "EvaluationResult": "evaluate",
+        "FolderSet": "evaluate",
         "workspace_overview": "overview",
         "WorkspaceOverview": "overview",
         "Workspace": "sets",
@@ -67,7 +73,8 @@ __getattr__, __dir__, __all__ = attach(
 )
 
 if TYPE_CHECKING:
-    from .editing import AddResult, add_caches, init_workspace
+    from .editing import AddResult, ReplaceResult, add_caches, init_workspace, replace_sets
+    from .evaluate import EvaluationResult, FolderSet, evaluate_folders
     from .index import (
         INDEX_FORMAT,
         WORKSPACE_FILE,

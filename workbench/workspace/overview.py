@@ -258,7 +258,8 @@ def _warnings(ov: WorkspaceOverview, opened: dict[tuple[str, str], EmbeddingCach
         if len(set(sizes.values())) > 1:
             out.append(
                 f"set {s!r} has different sizes under different extractors "
-                f"({', '.join(f'{e}: {n}' for e, n in sizes.items())})"
+                f"({', '.join(f'{e}: {n}' for e, n in sizes.items())}): views and metrics use only the images "
+                f"all of them hold; extract {s!r} again with the same images (e.g. without --limit) to use them all"
             )
     out += [
         f"cache of set {c.entry.set!r} by {c.entry.extractor!r} changed since it was added (its content key "

@@ -7,7 +7,11 @@ workspace, all embedded by the same extractor).
   ``fit_rows`` points drawn uniformly (seeded) with a randomized SVD (Halko, Martinsson & Tropp
   2011; ``sklearn.utils.extmath.randomized_svd``), then every point projected in row blocks:
   ``y = (x - mean) V_k``. Signs are fixed so that each axis' largest-magnitude loading is
-  positive (SVD signs are arbitrary). Saved as ``pca-<key>.npy`` like UMAP layouts.
+  positive (SVD signs are arbitrary). Saved as ``pca-<key>.npy`` like UMAP layouts, with
+  ``pca-<key>.json`` holding each axis' share of the variance (:func:`pca_layout_info`):
+  ``s_k^2 / ||X_fit - mean||_F^2``, the squared singular value of the axis over the total sum of
+  squares of the centred fitted points (the ``explained_variance_ratio_`` of scikit-learn's PCA
+  on those points). Axis labels read ``PC 1 (23.4% of variance)``.
 - UMAP (:func:`umap_layout`; McInnes, Healy & Melville 2018, ``umap-learn``): first the points
   are reduced to ``pca_dims`` (50) PCA dimensions (which roughly halves UMAP's time and changes
   the layout little), then ``umap.UMAP(n_neighbors=15, min_dist=0.1, random_state=seed)``. The
@@ -22,7 +26,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,7 +53,38 @@ def subsample(ws: Workspace, sets: list[str], max_points: int, seed: int = 0) ->
     return Samples.from_mapping(parts)
 
 
-def _blocks(ws: Workspace, extractor: str, points: Samples):
+@dataclass(frozen=True)
+class PCALayout:
+    """A 2-D PCA layout and what its axes mean.
+
+    Attributes:
+        coords: ``(n, 2)`` float32 coordinates of the points.
+        explained_variance_ratio: each axis' share of the total variance of the fitted points
+            (``(0.234, 0.118)``), or None when unknown (a layout saved before it was recorded).
+    """
+
+    coords: np.ndarray
+    explained_variance_ratio: tuple[float, ...] | None
+
+    def axis_titles(self) -> tuple[str, str]:
+        """``("PC 1 (23.4% of variance)", "PC 2 (11.8% of variance)")``, or ``("PC 1", "PC 2")``
+        when the shares are unknown."""
+        return pca_axis_titles(self.explained_variance_ratio)
+
+
+def pca_axis_titles(ratio: tuple[float, ...] | list[float] | None) -> tuple[str, str]:
+    """Axis titles of a 2-D PCA layout from the axes' variance shares (None: ``PC 1``, ``PC 2``)."""
+    titles = []
+    for k in range(2):
+        share = ratio[k] if ratio is not None and k < len(ratio) else None
+        if share is not None and np.isfinite(share):
+            titles.append(f"PC {k + 1} ({100 * float(share):.1f}% of variance)")
+        else:
+            titles.append(f"PC {k + 1}")
+    return titles[0], titles[1]
+
+
+def _blocks(ws: Workspace, extractor: str, points: Samples) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield ``(positions, features float32)`` of the points, set by set, in row blocks."""
     for code, set_name in enumerate(points.sets):
         pos = np.flatnonzero(points.codes == code)
@@ -61,6 +98,19 @@ def pca_basis(
     ws: Workspace, extractor: str, points: Samples, dims: int = 2, *, fit_rows: int = 5000, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(mean (D,), components (D, dims))`` of the points' features (see the module docstring)."""
+    mean, comps, _ = pca_fit(ws, extractor, points, dims, fit_rows=fit_rows, seed=seed)
+    return mean, comps
+
+
+def pca_fit(
+    ws: Workspace, extractor: str, points: Samples, dims: int = 2, *, fit_rows: int = 5000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(mean (D,), components (D, dims), variance share (dims,))`` of the points' features.
+
+    The share of axis ``k`` is ``s_k^2 / sum((x - mean)^2)`` over the fitted points (0 for the
+    zero axes that pad a fit of fewer points or dimensions than ``dims``; all 0 when the
+    points do not vary).
+    """
     from sklearn.utils.extmath import randomized_svd
 
     n = len(points)
@@ -75,13 +125,16 @@ def pca_basis(
     mean = x.mean(axis=0, dtype=np.float64)
     xc = (x - mean).astype(np.float32)
     k = int(min(dims, min(xc.shape)))
-    _, _, vt = randomized_svd(xc, n_components=k, n_iter=4, random_state=seed)
+    _, sv, vt = randomized_svd(xc, n_components=k, n_iter=4, random_state=seed)
     comps = vt.T.astype(np.float64)
     flip = np.sign(comps[np.abs(comps).argmax(axis=0), np.arange(k)])
     comps *= np.where(flip == 0, 1.0, flip)
+    total = float(np.square(xc, dtype=np.float64).sum())
+    share = np.square(sv.astype(np.float64)) / total if total > 0 else np.zeros(k)
     if k < dims:  # fewer points/dimensions than asked: pad with zero axes
         comps = np.hstack([comps, np.zeros((comps.shape[0], dims - k))])
-    return mean, comps
+        share = np.concatenate([share, np.zeros(dims - k)])
+    return mean, comps, share
 
 
 def project(ws: Workspace, extractor: str, points: Samples, mean: np.ndarray, comps: np.ndarray) -> np.ndarray:
@@ -97,19 +150,48 @@ def pca_layout(
 ) -> np.ndarray:
     """2-D PCA coordinates ``(n, 2)`` float32 of the points (saved as ``pca-<key>.npy`` in the
     workspace's state folder and reused: reading 100,000 feature rows takes seconds)."""
+    return pca_layout_info(ws, extractor, points, fit_rows=fit_rows, seed=seed, reuse=reuse).coords
+
+
+def pca_layout_info(
+    ws: Workspace, extractor: str, points: Samples, *, fit_rows: int = 5000, seed: int = 0, reuse: bool = True
+) -> PCALayout:
+    """The 2-D PCA layout of the points with each axis' share of the variance (:class:`PCALayout`).
+
+    The coordinates are saved as ``pca-<key>.npy`` and the shares as ``pca-<key>.json`` in the
+    workspace's state folder and reused; a saved layout without its ``.json`` (written by an
+    older version) gets its shares recomputed.
+    """
     key = layout_key(ws, extractor, points, {"method": "pca", "fit_rows": int(fit_rows), "seed": seed})
     path = ws.state_path(f"pca-{key}.npy")
     if reuse and path is not None and path.is_file():
         coords = np.load(path, allow_pickle=False)
-        if coords.shape == (len(points), 2):
-            return coords
-    mean, comps = pca_basis(ws, extractor, points, 2, fit_rows=fit_rows, seed=seed)
+        ratio = _read_ratio(path.with_suffix(".json"))
+        if coords.shape == (len(points), 2) and ratio is not None:
+            return PCALayout(coords, ratio)
+    mean, comps, share = pca_fit(ws, extractor, points, 2, fit_rows=fit_rows, seed=seed)
     coords = project(ws, extractor, points, mean, comps)
+    ratio = tuple(float(v) for v in share[:2])
     if path is not None:
         tmp = path.with_name(path.name + ".tmp.npy")
         np.save(tmp, coords, allow_pickle=False)
         tmp.replace(path)
-    return coords
+        info = path.with_suffix(".json")
+        tmp_info = info.with_name(info.name + ".tmp")
+        tmp_info.write_text(
+            json.dumps({"key": key, "extractor": extractor, "points": len(points), "explained_variance_ratio": ratio})
+        )
+        tmp_info.replace(info)
+    return PCALayout(coords, ratio)
+
+
+def _read_ratio(path: Path) -> tuple[float, ...] | None:
+    """The ``explained_variance_ratio`` saved next to a PCA layout, or None (missing, unreadable)."""
+    try:
+        values = json.loads(path.read_text())["explained_variance_ratio"]
+        return tuple(float(v) for v in values)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def layout_key(ws: Workspace, extractor: str, points: Samples, params: dict[str, Any]) -> str:

@@ -48,6 +48,7 @@ def report_key(ws: Workspace, extractor: str, metrics: str | Sequence[str], boot
         "bootstrap": int(bootstrap),
         "seed": int(seed),
         "format": REPORT_FORMAT,
+        "missing": "skip",
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
@@ -125,7 +126,9 @@ def workspace_report(
         ws: the workspace.
         extractor: one of ``ws.extractors``; sets without a cache by it are left out.
         metrics, bootstrap, seed, progress: as :func:`workbench.metrics.from_caches.evaluate_caches`
-            (``progress``: the :mod:`workbench.progress` contract).
+            (``progress``: the :mod:`workbench.progress` contract). A named metric whose inputs
+            this extractor's caches lack (``is`` without logits) is skipped with its reason
+            (``report.info["skipped"]``), not an error: other extractors of the workspace may have them.
         reuse: read a saved report with the same key instead of computing.
     """
     if extractor not in ws.extractors:
@@ -155,6 +158,7 @@ def workspace_report(
         bootstrap=bootstrap,
         seed=seed,
         progress=progress,
+        missing="skip",  # e.g. `default,is` with one extractor without logits: skipped there, with why
     )
     if path is not None:
         tmp = path.with_suffix(".tmp")

@@ -101,6 +101,9 @@ class Workspace:
             self.state_dir: Path | None = Path(state_dir)
         else:
             self.state_dir = self.root / STATE_DIR if self.root is not None else None
+        self._aligned: dict[tuple[str, str], EmbeddingCache] = {}
+        self.notes: list[str] = []
+        self._align_rows()
 
     # ------------------------------------------------------------------ construction
 
@@ -227,11 +230,75 @@ class Workspace:
         )
 
     def cache(self, set_name: str, extractor: str) -> EmbeddingCache:
-        """The (lazily opened, memory-mapped) cache of ``set_name`` by ``extractor``."""
+        """The (memory-mapped) cache of ``set_name`` by ``extractor``, seen through the rows the
+        set's caches have in common when they hold different images (see :meth:`_align_rows`)."""
+        key = (set_name, extractor)
+        if key in self._aligned:
+            return self._aligned[key]
+        return self._whole_cache(set_name, extractor)
+
+    def _whole_cache(self, set_name: str, extractor: str) -> EmbeddingCache:
         key = (set_name, extractor)
         if key not in self._caches:
             self._caches[key] = open_cache(self.entry(set_name, extractor).path)
         return self._caches[key]
+
+    def _align_rows(self) -> None:
+        """Check that every set's caches hold the same images (matched by ``id``) and, where they
+        do not, see each through the images all of them hold.
+
+        Each cache of every set is opened here (cheap: memory maps and the per-sample table), so a
+        workspace that opens can be shown: a set whose caches hold different images (one extracted
+        with ``--limit``, or from a folder that changed) is compared on the ids its caches share,
+        in the order of its smallest cache, and :attr:`notes` says so. Caches of one set with the
+        same ids in the same order are used as they are.
+
+        Raises:
+            ValueError: the caches of one set share no image id (they were not made from the same
+                images), naming the set and each cache's size.
+        """
+        for set_name in self.sets:
+            exts = [e.extractor for e in self.entries if e.set == set_name]
+            caches = {e: self._whole_cache(set_name, e) for e in exts}
+            if len(caches) < 2:
+                continue
+            ids = {e: c.meta["id"].astype(str).to_numpy() for e, c in caches.items()}
+            first = ids[exts[0]]
+            if all(len(v) == len(first) and np.array_equal(v, first) for v in ids.values()):
+                continue
+            smallest = min(exts, key=lambda e: (len(ids[e]), exts.index(e)))
+            common = set.intersection(*(set(v.tolist()) for v in ids.values()))
+            sizes = ", ".join(f"{e}: {len(ids[e]):,}" for e in exts)
+            if not common:
+                raise ValueError(
+                    f"set {set_name!r}: its caches hold no image in common ({sizes} images; ids such as "
+                    + ", ".join(f"{e}: {ids[e][0]!r}" for e in exts if len(ids[e]))
+                    + "); they were made from different images. List them as different sets, or extract "
+                    "the same folder under every extractor"
+                )
+            order = [i for i in dict.fromkeys(ids[smallest].tolist()) if i in common]
+            for e in exts:
+                position: dict[str, int] = {}
+                for row, i in enumerate(ids[e].tolist()):
+                    position.setdefault(i, row)  # first occurrence of a repeated id
+                rows = np.fromiter((position[i] for i in order), dtype=np.int64, count=len(order))
+                if len(rows) == len(ids[e]) and np.array_equal(rows, np.arange(len(rows))):
+                    continue
+                self._aligned[(set_name, e)] = caches[e].take(
+                    rows, reason=f"the {len(order):,} images every cache of set {set_name!r} holds"
+                )
+            most = max(len(v) for v in ids.values())
+            short = [e for e in exts if len(ids[e]) < most]
+            fix = (
+                f"To use all {most:,}, extract {set_name!r} again under {', '.join(short)} from the same images "
+                "(e.g. without --limit)"
+                if short
+                else f"To use them all, extract every cache of {set_name!r} again from the same folder"
+            )
+            self.notes.append(
+                f"set {set_name!r}: its caches hold different images ({sizes}); every view and metric uses "
+                f"the {len(order):,} images all of them hold. {fix}"
+            )
 
     def caches_of(self, set_name: str) -> dict[str, EmbeddingCache]:
         """``{extractor: cache}`` of one set."""
@@ -247,11 +314,26 @@ class Workspace:
         return str(self.cache(set_name, extractor).manifest["key"])
 
     def classifier(self) -> str | None:
-        """The first extractor whose reference cache has classifier logits, or None."""
+        """The first extractor whose reference cache has logits of a trained network, or None.
+
+        A randomly initialised network's classes (weights ``random-init(seed=S)``, e.g.
+        ``--weights none``) mean nothing; such extractors are listed by
+        :meth:`untrained_classifiers` instead."""
         for ext in self.extractors:
-            if self.has(self.reference, ext) and self.cache(self.reference, ext).logits is not None:
+            if self._has_logits(ext) and not _random_weights(self.cache(self.reference, ext)):
                 return ext
         return None
+
+    def untrained_classifiers(self) -> list[str]:
+        """Extractors with logits whose weights are a random initialisation (their classes are noise)."""
+        return [e for e in self.extractors if self._has_logits(e) and _random_weights(self.cache(self.reference, e))]
+
+    def _has_logits(self, ext: str) -> bool:
+        return self.has(self.reference, ext) and self.cache(self.reference, ext).logits is not None
+
+    def labelled(self, set_name: str) -> bool:
+        """True when a cache of the set has dataset labels (e.g. class folders) for its samples."""
+        return any(c.labels is not None for c in self.caches_of(set_name).values())
 
     def _check_set(self, set_name: str) -> None:
         if set_name not in self._roles:
@@ -291,26 +373,38 @@ class Workspace:
         return out
 
     def classes(self, set_name: str) -> SetClasses | None:
-        """One class per sample: the Top-1 class of the workspace's classifier (an extractor with
-        logits) when the set has logits, else the dataset labels, else None."""
+        """One class per sample of a set, or None when the workspace has no meaningful classes.
+
+        - the sets' own labels (e.g. class folders) when the reference and every generated set
+          have them (the user's classes);
+        - else the Top-1 class of the workspace's trained classifier (:meth:`classifier`, an
+          extractor with logits, e.g. published Inception: FID's ImageNet classes) when the set
+          has its logits;
+        - else the set's labels when it has them, else None.
+
+        A randomly initialised classifier is never used: its classes would look meaningful and
+        are noise.
+        """
         if set_name in self._classes:
             return self._classes[set_name]
         result = None
         clf = self.classifier()
-        if clf is not None and self.has(set_name, clf) and self.cache(set_name, clf).logits is not None:
+        use_labels = all(self.labelled(s) for s in [self.reference, *self.generated])
+        logits = self.cache(set_name, clf).logits if clf is not None and self.has(set_name, clf) else None
+        if not use_labels and clf is not None and logits is not None:
             from ..analysis.classes import top_classes
 
-            logits = self.cache(set_name, clf).logits
-            assert logits is not None  # checked just above
             codes = top_classes(logits, 1, name=f"{set_name} logits")[:, 0]
             k = int(logits.shape[1])
             cache = self.cache(set_name, clf)
             names = cache.manifest.get("extractor_class_names") or [f"class {i}" for i in range(k)]
             result = SetClasses(codes, [str(n) for n in names], f"top-1 of {clf}")
         else:
-            cache = next(iter(self.caches_of(set_name).values()))
-            labels = cache.labels
-            if labels is not None:
+            labelled = [c for c in self.caches_of(set_name).values() if c.labels is not None]
+            if labelled:
+                cache = labelled[0]
+                labels = cache.labels
+                assert labels is not None  # chosen for having labels
                 k = int(labels.max()) + 1
                 names = cache.class_names or self._reference_class_names() or [f"class {i}" for i in range(k)]
                 if len(names) < k:
@@ -350,6 +444,11 @@ class Workspace:
         return (
             f"<Workspace{where}: {len(self.sets)} sets ({len(self.generated)} generated), extractors {self.extractors}>"
         )
+
+
+def _random_weights(cache: EmbeddingCache) -> bool:
+    """True when the cache's extractor ran with randomly initialised weights."""
+    return str(cache.extractor.get("weights", {}).get("identity", "")).startswith("random-init")
 
 
 def as_workspace(source: Workspace | str | os.PathLike | Mapping[tuple[str, str], Any]) -> Workspace:
