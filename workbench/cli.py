@@ -542,6 +542,18 @@ def _add_workspace_command(sub: Any) -> None:
     p.set_defaults(func=_cmd_workspace_show)
 
 
+def _add_running_options(p: argparse.ArgumentParser) -> None:
+    """How a model runs, for ``extract`` and ``evaluate``: ``--batch-size``, ``--device``, ``--workers``."""
+    p.add_argument("--batch-size", "-b", type=_positive_int, default=64, help="images per forward pass (default: 64)")
+    p.add_argument("--device", "-d", default=None, help="cuda or cpu (default: cuda when available)")
+    p.add_argument(
+        "--workers",
+        type=_non_negative_int,
+        default=None,
+        help="data-loading worker processes (default: cores - 1, max 4)",
+    )
+
+
 class _KeepLinesFormatter(argparse.HelpFormatter):
     """Wraps one-line texts (descriptions) as usual and keeps texts of several lines (the metric
     list) as they are written."""
@@ -647,14 +659,7 @@ def _add_evaluate_command(sub: Any, menu: bool = False) -> None:
         default=None,
         help="only the first N images of each folder, in path order (a quick look; not a fair sample of class folders)",
     )
-    p.add_argument("--batch-size", "-b", type=_positive_int, default=64, help="images per forward pass (default: 64)")
-    p.add_argument("--device", "-d", default=None, help="cuda or cpu (default: cuda when available)")
-    p.add_argument(
-        "--workers",
-        type=_non_negative_int,
-        default=None,
-        help="data-loading worker processes (default: cores - 1, max 4)",
-    )
+    _add_running_options(p)
     p.add_argument(
         "--thumbnails",
         type=_non_negative_int,
@@ -742,14 +747,7 @@ def build_parser(metric_menu: bool = False) -> argparse.ArgumentParser:
     p.add_argument(
         "--out", "-o", default="workspace/caches", help="workspace folder for caches (default: workspace/caches)"
     )
-    p.add_argument("--batch-size", "-b", type=_positive_int, default=64, help="images per forward pass (default: 64)")
-    p.add_argument("--device", "-d", default=None, help="cuda or cpu (default: cuda when available)")
-    p.add_argument(
-        "--workers",
-        type=_non_negative_int,
-        default=None,
-        help="data-loading worker processes (default: cores - 1, max 4)",
-    )
+    _add_running_options(p)
     p.add_argument("--limit", "-n", type=_positive_int, default=None, help="only the first N images")
     p.add_argument(
         "--thumbnails", type=_non_negative_int, default=64, help="thumbnail side in pixels, 0 for none (default: 64)"

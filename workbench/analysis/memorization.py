@@ -60,29 +60,19 @@ from workbench.analysis.neighbors import (
     feature_source,
 )
 from workbench.analysis.result import AnalysisResult
+from workbench.metrics.authenticity import authenticity_ratio
+from workbench.metrics.copy_rate import DEFAULT_QUANTILE, check_quantile, second_distance
 from workbench.metrics.neighbors import Progress
 from workbench.metrics.validation import as_features, check_same_dim
 from workbench.threads import limit_threads
 
 CRITERIA = ("distance", "ratio")
-DEFAULT_QUANTILE = 0.01
-
-
-def _ratio(d1: np.ndarray, d2: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(d2 > 0, d1 / np.where(d2 > 0, d2, 1.0), np.where(d1 > 0, np.inf, 0.0))
 
 
 def _check_threshold(t: Any) -> float:
     if isinstance(t, bool) or not isinstance(t, (int, float, np.integer, np.floating)) or not np.isfinite(t) or t < 0:
         raise ValueError(f"threshold must be a finite number >= 0 (a distance, or a ratio); got {t!r}")
     return float(t)
-
-
-def _check_quantile(q: Any) -> float:
-    if isinstance(q, bool) or not isinstance(q, (int, float, np.integer, np.floating)) or not 0.0 <= q <= 1.0:
-        raise ValueError(f"quantile must be a number in [0, 1] (e.g. 0.01 for 1%); got {q!r}")
-    return float(q)
 
 
 def _thumb_rows(src: FeatureSource, rows: np.ndarray) -> pd.arrays.IntegerArray:
@@ -334,7 +324,7 @@ class MemorizationReport(AnalysisResult):
         if self.test_distance is None:
             raise ValueError("calibrated_threshold needs a test set: pass test= to memorization_report")
         values = self.test_distance if criterion == "distance" else self.test_ratio
-        return float(np.quantile(values, _check_quantile(quantile)))
+        return float(np.quantile(values, check_quantile(quantile)))
 
     def with_threshold(self, threshold: float, criterion: str | None = None) -> MemorizationReport:
         """A report with flags for another threshold (and criterion), without searching again.
@@ -371,17 +361,6 @@ class MemorizationReport(AnalysisResult):
         if src is None or not src.has_thumbnails:
             return None
         return np.asarray(src.cache.thumbnails[int(row)])
-
-
-def _second_distance(d: np.ndarray, idx: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Distance from each training row to its nearest *other* row, from a 2-NN search of the rows themselves.
-
-    The row itself is normally the first hit (distance 0); when a duplicate came first, or an
-    approximate search missed the row, the first hit that is not the row is used.
-    """
-    not_self = (idx != rows[:, None]) & (idx >= 0)
-    first = np.argmax(not_self, axis=1)
-    return d[np.arange(d.shape[0]), first]
 
 
 def memorization_report(
@@ -448,7 +427,7 @@ def memorization_report(
     """
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}; got {metric!r}")
-    quantile = _check_quantile(quantile)
+    quantile = check_quantile(quantile)
     if threshold is not None:
         threshold = _check_threshold(threshold)
     if backend_options is not None and not isinstance(backend_options, dict):
@@ -493,17 +472,17 @@ def memorization_report(
             )
         matched, inverse = np.unique(nearest, return_inverse=True)
         m_dist, m_rows = searcher.search(np.asarray(x_train[matched]), 2, progress=progress)
-    d2_all = _second_distance(m_dist, m_rows, matched)[inverse]
+    d2_all = second_distance(m_dist, m_rows, matched)[inverse]
 
     m = x_fake.shape[0]
     arrays: dict[str, Any] = {
         "train_rows": rows,
         "distances": dist,
         "train_nn_distance": d2_all[:m],
-        "ratio": _ratio(dist[:, 0], d2_all[:m]),
+        "ratio": authenticity_ratio(dist[:, 0], d2_all[:m]),
     }
     if x_test is not None:
-        arrays.update(test_distance=t_dist, test_train_rows=t_rows, test_ratio=_ratio(t_dist, d2_all[m:]))
+        arrays.update(test_distance=t_dist, test_train_rows=t_rows, test_ratio=authenticity_ratio(t_dist, d2_all[m:]))
 
     if threshold is not None:
         criterion, used_quantile = "distance", None

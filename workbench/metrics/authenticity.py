@@ -52,6 +52,13 @@ class AuthenticityResult:
     train_nn_distance: np.ndarray
 
 
+def authenticity_ratio(d1: np.ndarray, d2: np.ndarray) -> np.ndarray:
+    """``d1 / d2`` elementwise (float64 arrays of distances), with ``inf`` for ``d2 = 0 < d1`` and
+    0 for ``d1 = d2 = 0``: the authenticity ratio of Alaa et al. 2022 (authentic when ``> 1``)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(d2 > 0, d1 / np.where(d2 > 0, d2, 1.0), np.where(d1 > 0, np.inf, 0.0))
+
+
 def authenticity(
     train: np.ndarray,
     fake: np.ndarray,
@@ -84,8 +91,7 @@ def authenticity(
     matched_nn, _ = knn(train_arr[matched], train_arr, 2, block_size=block_size, progress=progress)
     d2 = matched_nn[inverse, 1]
     authentic = d2 < d1
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(d2 > 0, d1 / np.where(d2 > 0, d2, 1.0), np.where(d1 > 0, np.inf, 0.0))
+    ratio = authenticity_ratio(d1, d2)
     return AuthenticityResult(
         auth_pct=float(100.0 * authentic.mean()),
         authentic=authentic,

@@ -39,6 +39,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from workbench.metrics.authenticity import authenticity_ratio
 from workbench.metrics.neighbors import Progress, knn
 from workbench.metrics.validation import as_features, check_same_dim
 
@@ -114,22 +115,21 @@ def criterion_description(n_test: int | None, quantile: float | None = DEFAULT_Q
     return f"distance (calibrated on {n_test} test images, q={q:g})"
 
 
-def _check_quantile(q: Any) -> float:
+def check_quantile(q: Any) -> float:
+    """``q`` as a float when it is a number in [0, 1], else a ValueError saying so."""
     if isinstance(q, bool) or not isinstance(q, (int, float, np.integer, np.floating)) or not 0.0 <= q <= 1.0:
         raise ValueError(f"quantile must be a number in [0, 1] (e.g. 0.01 for 1%); got {q!r}")
     return float(q)
 
 
-def _ratio(d1: np.ndarray, d2: np.ndarray) -> np.ndarray:
-    """``d1 / d2`` with ``inf`` for ``d2 = 0 < d1`` and 0 for ``d1 = d2 = 0``."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(d2 > 0, d1 / np.where(d2 > 0, d2, 1.0), np.where(d1 > 0, np.inf, 0.0))
-
-
-def _second_distance(d: np.ndarray, idx: np.ndarray, rows: np.ndarray) -> np.ndarray:
+def second_distance(d: np.ndarray, idx: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Distance from each training row to its nearest *other* row, from a 2-NN search of the rows
-    themselves (the row is normally the first hit; when a duplicate came first, that one is used)."""
-    not_self = idx != rows[:, None]
+    themselves: ``d``, ``idx`` ``(n, 2)`` distances and rows found for the rows ``rows`` ``(n,)``.
+
+    The row itself is normally the first hit (distance 0); when a duplicate came first, or an
+    approximate search missed the row (``idx`` -1), the first hit that is not the row is used.
+    """
+    not_self = (idx != rows[:, None]) & (idx >= 0)
     first = np.argmax(not_self, axis=1)
     return d[np.arange(d.shape[0]), first]
 
@@ -172,7 +172,7 @@ def copy_rate(
         >>> r.n_flagged, r.threshold, r.criterion
         (2, 3.0, 'distance')
     """
-    q = _check_quantile(quantile)
+    q = check_quantile(quantile)
     train_arr = as_features(train, "train", min_samples=2)
     fake_arr = as_features(fake, "fake")
     check_same_dim(train_arr, fake_arr, "train", "fake")
@@ -192,8 +192,8 @@ def copy_rate(
     else:
         matched, inverse = np.unique(nearest[:, 0], return_inverse=True)
         m_dist, m_rows = knn(np.asarray(train_arr[matched]), train_arr, 2, block_size=block_size, progress=progress)
-        d2 = _second_distance(m_dist, m_rows, matched)[inverse]
-        score = _ratio(d1, d2)
+        d2 = second_distance(m_dist, m_rows, matched)[inverse]
+        score = authenticity_ratio(d1, d2)
         threshold, criterion, n_test, used_q = 1.0, "ratio", 0, None
         warnings.warn(UNCALIBRATED_MESSAGE, UncalibratedCopyRateWarning, stacklevel=2)
     flagged = score <= threshold
