@@ -31,7 +31,7 @@ def test_a_calibrated_copier_is_flagged_in_its_model_cell_and_the_notes() -> Non
     assert cells["copies|pixels"]["classes"][2] == "wb-best"
     assert "wb-copier" in table.static_html()
     # the CLI's plain table says it too
-    assert "copies: copies: 27.0% of its samples" in str(rep) and "blurry:" not in str(rep)
+    assert "likely copier: copies: 27.0% of its samples" in str(rep) and "blurry:" not in str(rep)
 
 
 def test_an_uncalibrated_copy_rate_flags_nobody_and_says_how_to_calibrate() -> None:

@@ -625,7 +625,7 @@ class MetricReport:
     def format_copiers(self) -> list[str]:
         """One line per likely copier: whatever its other ranks, most of what sets it apart is copying."""
         return [
-            f"copies: {name}: {100 * rate:.1f}% of its samples are closer to a training image than 99% of held-out "
+            f"likely copier: {name}: {100 * rate:.1f}% of its samples are closer to a training image than 99% of held-out "
             "real images are (likely copies of the training set; see the memorization views)"
             for name, rate in self.copiers().items()
         ]
