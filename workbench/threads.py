@@ -26,18 +26,55 @@ def _cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _others_running() -> int:
-    """Runnable tasks on the machine now, other than this process's reading thread (Linux), else 0.
-
-    The fourth field of ``/proc/loadavg`` counts the scheduling entities runnable at this instant
-    (unlike the load averages, which lag by a minute).
-    """
+def _runnable_now() -> int | None:
+    """Runnable scheduling entities on the machine at this instant (the fourth field of
+    ``/proc/loadavg``; unlike the load averages, it does not lag by a minute), None off Linux."""
     try:
         with open("/proc/loadavg") as fh:
-            running = int(fh.read().split()[3].split("/")[0])
+            return int(fh.read().split()[3].split("/")[0])
     except (OSError, ValueError, IndexError):
-        return 0
-    return max(0, running - 1)
+        return None
+
+
+def _own_runnable() -> int:
+    """Threads of this process that are runnable now (their own pools, a progress or sampling
+    thread, the reading thread itself): not *other* work competing for the cores."""
+    count = 0
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return 1
+    for tid in tasks:
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as fh:
+                state = fh.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        count += state == "R"
+    return max(1, count)
+
+
+_SAMPLES = 4
+_SAMPLE_GAP_S = 0.003
+
+
+def _others_running() -> int:
+    """Runnable tasks of other processes now (Linux), else 0: the smallest of a few samples a few
+    milliseconds apart, so that a task that runs for an instant (a shell, a kernel worker) does not
+    halve the threads of a minute-long computation, while a process spinning on a core counts."""
+    import time
+
+    seen = []
+    for i in range(_SAMPLES):
+        if i:
+            time.sleep(_SAMPLE_GAP_S)
+        total = _runnable_now()
+        if total is None:
+            return 0
+        seen.append(max(0, total - _own_runnable()))
+        if seen[-1] == 0:
+            break  # nothing else runs: no later sample can say less
+    return min(seen)
 
 
 def free_threads() -> int:
