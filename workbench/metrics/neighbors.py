@@ -74,6 +74,9 @@ from workbench.progress import Progress, ProgressReporter
 SearchDtype = Literal["auto", "float32", "bfloat16"]
 
 DEFAULT_BLOCK_SIZE = 4096
+# Rows of the sub-blocks a diagonal tile of a self-search is computed in (only pairs above the
+# diagonal): large enough for an efficient matrix product, small enough to skip most mirror pairs.
+_DIAGONAL_SUB_BLOCK = 1024
 # Extra candidates kept per query beyond k: the certificate needs a gap between the k-th true
 # neighbour and the last candidate larger than twice the search's error bound (wider for bf16).
 _CANDIDATE_MARGIN = {torch.bfloat16: 16, torch.float32: 8, torch.float64: 8}
@@ -491,16 +494,28 @@ def _candidates_symmetric(
     ws = _Workspace()
     top = _TopK(rows.n, m, _tile_dtype(dtype), ws)
     starts = list(range(0, rows.n, block_size))
+
+    def pair(r0: int, r1: int, c0: int, c1: int) -> None:
+        tile = _sq_dist_tile(op.x[r0:r1], op.sq[r0:r1], op.x[c0:c1], op.sq[c0:c1], ws)
+        if c0 == r0:
+            tile.fill_diagonal_(math.inf)
+        top.push(r0, r1, tile, c0)
+        if c0 != r0:
+            top.push(c0, c1, tile.T, r0)
+
     for bi, r0 in enumerate(starts):
         r1 = min(r0 + block_size, rows.n)
         for c0 in starts[bi:]:
             c1 = min(c0 + block_size, rows.n)
-            tile = _sq_dist_tile(op.x[r0:r1], op.sq[r0:r1], op.x[c0:c1], op.sq[c0:c1], ws)
-            if c0 == r0:
-                tile.fill_diagonal_(math.inf)
-            top.push(r0, r1, tile, c0)
             if c0 != r0:
-                top.push(c0, c1, tile.T, r0)
+                pair(r0, r1, c0, c1)
+            else:
+                # A diagonal block in sub-blocks, each pair once: about 3/8 of its products are
+                # the mirror image of others (10.5M of 16.8M entries at 4096 rows, sub-blocks 1024).
+                subs = list(range(r0, r1, _DIAGONAL_SUB_BLOCK))
+                for si, a0 in enumerate(subs):
+                    for b0 in subs[si:]:
+                        pair(a0, min(a0 + _DIAGONAL_SUB_BLOCK, r1), b0, min(b0 + _DIAGONAL_SUB_BLOCK, r1))
             reporter.advance()
     return top.vals, top.idx, op.sq64, float(op.sq64.max()), _error_coefficient(rows.dim, dtype, op.rho)
 
