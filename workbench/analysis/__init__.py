@@ -1,4 +1,5 @@
-"""Analyses on cached embeddings: memorization, classes, extractor comparison, agreement with humans.
+"""Analyses on cached embeddings: memorization, classes, extractor comparison, agreement with humans,
+and sensitivity heatmaps of FD / KD on images.
 
 Every analysis returns a result object (:class:`AnalysisResult`) holding pandas tables
 (``.to_frame()``) that renders itself in a notebook.
@@ -32,6 +33,8 @@ __getattr__, __dir__, __all__ = attach(
         "fd_contributions": "attribution",
         "metric_contributions": "attribution",
         "AttributionResult": "attribution",
+        "metric_heatmaps": "heatmaps",
+        "HeatmapResult": "heatmaps",
         "human_agreement": "agreement",
         "HumanAgreementResult": "agreement",
         "load_human_study": "human_data",
@@ -45,6 +48,7 @@ if TYPE_CHECKING:
     from .attribution import AttributionResult, fd_contributions, metric_contributions
     from .classes import ClassHistogram, class_histogram
     from .extractor_ranking import ExtractorComparison, compare_extractors, published_extractor_table
+    from .heatmaps import HeatmapResult, metric_heatmaps
     from .human_data import load_human_study, load_published_metrics, load_user_study
     from .memorization import MemorizationReport, memorization_report
     from .neighbors import NeighborsResult, nearest_neighbors

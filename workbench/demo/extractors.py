@@ -192,6 +192,7 @@ def create_demo_classifier(weights: str = DEFAULT, seed: int = 0) -> DemoClassif
         num_classes=len(FASHION_MNIST_CLASSES),
         class_names=list(FASHION_MNIST_CLASSES),
         feature_layer="fc1 (penultimate, before ReLU), 128-d",
+        heatmap_layer="conv.3",  # the rectified output of the last convolution, 64 x 7 x 7
         net=net,
     )
 
@@ -214,5 +215,6 @@ def create_demo_ssl(weights: str = DEFAULT, seed: int = 0) -> DemoSSLExtractor:
         weights=info,
         preprocessor=GrayscalePreprocessor(),
         feature_layer="autoencoder bottleneck (linear), 64-d",
+        heatmap_layer="encoder.3",  # the rectified output of the encoder's last convolution, 64 x 7 x 7
         net=net,
     )

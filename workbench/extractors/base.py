@@ -107,6 +107,12 @@ class Extractor(abc.ABC):
         num_classes: logits dimension ``K`` when the extractor is a classifier, else None.
         class_names: names of the ``K`` classes when known.
         feature_layer: which layer the features are read from, in words.
+        heatmap_layer: dotted name of the submodule of ``self._modules()[0]`` whose activations
+            :func:`workbench.analysis.metric_heatmaps` explains (Grad-CAM style): its output must
+            be ``B x C x h x w`` (a convolutional layer) or ViT tokens ``B x (P + h*w) x C``
+            (``P`` prefix tokens: class token, registers; ``h == w``). None (the default): the
+            extractor does not support heatmaps. Not part of :meth:`describe` (it changes no
+            feature, so no cache key or manifest).
     """
 
     name: str
@@ -118,6 +124,7 @@ class Extractor(abc.ABC):
     class_names: list[str] | None = None
     feature_layer: str = ""
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    heatmap_layer: str | None = None
 
     @abc.abstractmethod
     def forward(self, batch: torch.Tensor) -> ExtractorOutput:

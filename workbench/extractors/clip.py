@@ -270,6 +270,10 @@ def create_clip(
         if feature == "pre-projection"
         else "encode_image output: ln_post class token @ proj, not L2-normalised"
     )
+    # the last residual block's first LayerNorm, as dgm-eval ('visual.transformer.resblocks.11.ln_1'
+    # for its ViT-B): the patch tokens that block outputs never reach the class-token feature
+    blocks = getattr(getattr(visual, "transformer", None), "resblocks", None)
+    heatmap_layer = f"transformer.resblocks.{len(blocks) - 1}.ln_1" if blocks is not None and len(blocks) else None
     return ClipExtractor(
         name="clip",
         variant=f"{model}/{pretrained}/{feature}" if tag_cfg else f"{model}/{feature}",
@@ -277,5 +281,6 @@ def create_clip(
         weights=info,
         preprocessor=preprocessor,
         feature_layer=layer,
+        heatmap_layer=heatmap_layer,
         visual=visual,
     )

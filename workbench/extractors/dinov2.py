@@ -223,5 +223,8 @@ def create_dinov2(
             size=img_size, mean=IMAGENET_MEAN, std=IMAGENET_STD, resize_mode="squash", interpolation="bicubic"
         ),
         feature_layer="class token after the final LayerNorm (x_norm_clstoken), not L2-normalised",
+        # the last block's first LayerNorm, as dgm-eval ('blocks.23.norm1' for ViT-L/14): the patch
+        # tokens *output* by the last block never reach the class-token feature (zero gradient)
+        heatmap_layer=f"blocks.{len(net.blocks) - 1}.norm1",
         net=net,
     )

@@ -334,6 +334,7 @@ def create_inception(
         num_classes=NUM_CLASSES,
         class_names=names,
         feature_layer="pool3 (global average pool after Mixed_7c, 2048-d)",
+        heatmap_layer="Mixed_7c",  # 2048 x 8 x 8 at 299 px; dgm-eval's 'blocks.3.2' is the same block
         net=net,
         logits_mode=logits,
     )
