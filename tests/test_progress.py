@@ -131,6 +131,29 @@ def test_plain_lines_every_30_seconds_without_a_total() -> None:
     ]
 
 
+def test_a_short_transient_step_says_nothing_in_a_log_and_a_long_one_does() -> None:
+    """``leave=False`` steps (a bar that would vanish on a terminal) write no line to a log
+    unless they run longer than 30 s; then their status and end lines as usual."""
+    now = [0.0]
+    log = io.StringIO()
+    short = LineProgress("fingerprinting", 4, unit="file", stream=log, clock=lambda: now[0], transient=True)
+    for _ in range(4):
+        now[0] += 1.0
+        short.update(1)
+    short.close()
+    assert log.getvalue() == ""
+    long = LineProgress("fingerprinting", 4, unit="file", stream=log, clock=lambda: now[0], transient=True)
+    for _ in range(4):
+        now[0] += 20.0
+        long.update(1)
+    long.close()
+    assert log.getvalue().splitlines() == [
+        "fingerprinting: 50% (2/4 file), 0.05 file/s, 40 s elapsed, ETA 40 s",
+        "fingerprinting: 75% (3/4 file), 0.05 file/s, 1 min 00 s elapsed, ETA 20 s",
+        "fingerprinting: done, 4/4 file in 1 min 20 s (0.05 file/s)",
+    ]
+
+
 def test_plain_lines_of_a_resumed_task_count_this_run_and_give_an_eta() -> None:
     now = [0.0]
     log = io.StringIO()

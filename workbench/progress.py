@@ -130,6 +130,9 @@ class LineProgress:
         every_fraction: a line each time this share of ``total`` more is done.
         every_seconds: a line at the next step after this long without one (seconds).
         clock: a monotonic clock in seconds (tests pass a fake one).
+        transient: a short step (a bar that would not stay on a terminal, ``leave=False``): no
+            line at all unless it runs longer than ``every_seconds``; then its status lines and
+            its end line as usual.
     """
 
     def __init__(
@@ -143,6 +146,7 @@ class LineProgress:
         every_fraction: float = 0.1,
         every_seconds: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        transient: bool = False,
     ) -> None:
         self.task, self.total, self.unit = task, total, unit
         self.n = self.initial = int(initial)
@@ -152,9 +156,12 @@ class LineProgress:
         self._start = self._last = clock()
         self._bucket = self._bucket_of(self.n)
         self._closed = False
-        size = f", {total} {unit}" if total is not None else ""
-        resumed = f" ({self.initial} already done)" if self.initial else ""
-        self._write(f"{task}: started{size}{resumed}")
+        self._transient = transient
+        self._written = False
+        if not transient:
+            size = f", {total} {unit}" if total is not None else ""
+            resumed = f" ({self.initial} already done)" if self.initial else ""
+            self._write(f"{task}: started{size}{resumed}")
 
     def _bucket_of(self, n: int) -> int:
         if not self.total or self.every_fraction <= 0:
@@ -162,6 +169,7 @@ class LineProgress:
         return int(math.floor(n / self.total / self.every_fraction + 1e-9))
 
     def _write(self, line: str) -> None:
+        self._written = True
         try:
             self.stream.write(line + "\n")
             self.stream.flush()
@@ -196,7 +204,8 @@ class LineProgress:
         now = self._clock()
         bucket = self._bucket_of(self.n)
         finished = self.total is not None and self.n >= self.total
-        if not finished and (bucket > self._bucket or now - self._last >= self.every_seconds):
+        due = bucket > self._bucket and not (self._transient and not self._written)
+        if not finished and (due or now - self._last >= self.every_seconds):
             self._write(self._status(now))
             self._last = now
         self._bucket = max(self._bucket, bucket)
@@ -212,6 +221,8 @@ class LineProgress:
             return
         self._closed = True
         now = self._clock()
+        if self._transient and not self._written and now - self._start < self.every_seconds:
+            return  # a short step: nothing to say in a log
         of = f"/{self.total}" if self.total is not None else ""
         rate = self._rate(now)
         rate_text = f" ({self._rate_text(rate)})" if math.isfinite(rate) and self.n > self.initial else ""
@@ -258,7 +269,7 @@ class ProgressReporter:
                     total=total, initial=initial, desc=task, unit=unit, leave=leave, file=stream, smoothing=0.1
                 )
             else:  # a log file, CI, a pipe: plain lines, no carriage-return redraws
-                self._bar = LineProgress(task, total, unit=unit, initial=initial, stream=stream)
+                self._bar = LineProgress(task, total, unit=unit, initial=initial, stream=stream, transient=not leave)
         elif callable(progress):
             if _is_legacy(progress):
                 warnings.warn(

@@ -337,21 +337,25 @@ class MetricSelection:
             ``{"is": "needs classifier logits (this extractor has none)"}``: those of ``"all"``,
             the default ones of ``"default"`` and, with ``missing="skip"``, explicit names. Metrics
             that are simply not default are not listed.
+        quiet: the skipped metrics that only ``"default"`` asked for: ``"default"`` adapts to the
+            inputs given (no logits, no training set), so they are recorded, not warned about.
     """
 
     request: str
     names: list[str]
     skipped: dict[str, str]
+    quiet: frozenset[str] = frozenset()
 
     @property
     def warning(self) -> str | None:
         """One line naming every skipped metric and why, metrics of one reason together, e.g.
         ``"all: skipped is: needs classifier logits (this extractor has none); ct, fld: need a
         held-out test set (--test)"``; None when nothing was skipped."""
-        if not self.skipped:
+        said = {m: r for m, r in self.skipped.items() if m not in self.quiet}
+        if not said:
             return None
         groups: dict[str, list[str]] = {}
-        for metric, reason in self.skipped.items():
+        for metric, reason in said.items():
             groups.setdefault(reason.removeprefix("needs "), []).append(metric)
         parts = [
             f"{', '.join(ms)}: {'needs' if len(ms) == 1 else 'need'} {requirement}"
@@ -408,6 +412,7 @@ def select_metrics(
 
     chosen: list[str] = []
     skipped: dict[str, str] = {}
+    announced: set[str] = set()  # skipped metrics that "all" or an explicit name asked for
     for n in items:
         if n in ("default", "all"):
             for m, spec in METRICS.items():
@@ -416,6 +421,8 @@ def select_metrics(
                         chosen.append(m)
                     else:
                         skipped.setdefault(m, reason(m))
+                        if n == "all":
+                            announced.add(m)
             continue
         lacking = METRICS[n].needs - have
         if not lacking:
@@ -424,11 +431,13 @@ def select_metrics(
             raise ValueError(f"metric {n!r} needs " + " and ".join(_NEEDS_ERROR[m] for m in sorted(lacking)))
         else:
             skipped.setdefault(n, reason(n))
+            announced.add(n)
     order = list(METRICS)
     return MetricSelection(
         request=",".join(raw),
         names=list(dict.fromkeys(chosen)),
         skipped=dict(sorted(skipped.items(), key=lambda kv: order.index(kv[0]))),
+        quiet=frozenset(skipped) - announced,
     )
 
 
@@ -485,7 +494,8 @@ def metric_menu_text() -> str:
     aliases = ", ".join(f"{a} = {k}" for a, k in METRIC_ALIASES.items() if a in ("fid", "kid", "ipr"))
     lines += [
         "* = in 'default'; 'all' adds " + ", ".join(extra) + ".",
-        "A metric whose inputs are missing is left out of 'default' and 'all', and the report says which and why.",
+        "A metric whose inputs are missing is left out of 'default' and 'all' (the JSON's info.skipped says why; "
+        "with 'all' or a named metric, a warning line too).",
         f"Other names: {aliases}, and each function's name (e.g. sliced_wasserstein).",
     ]
     return "\n".join(lines)
