@@ -25,16 +25,14 @@
 # wb.extract("samples/", "dinov2", weights="/path/to/dinov2_vitl14_pretrain.pth")
 # wb.extract("samples/", "clip", weights="/path/to/open_clip_pytorch_model.bin")  # ViT-L-14 state dict
 # ```
-
 # %%
 import json
-import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from workbench.demo import find_demo_workspace
 from workbench.metrics.validation import SampleSizeWarning
 from workbench.workspace import Workspace
 
@@ -43,20 +41,7 @@ pd.set_option("display.precision", 4)
 pd.set_option("display.width", 160)
 
 
-def find_demo() -> Path:
-    """The demo workspace: $WORKBENCH_DEMO_DIR, else workspace/demo here or in a parent folder."""
-    if os.environ.get("WORKBENCH_DEMO_DIR"):
-        return Path(os.environ["WORKBENCH_DEMO_DIR"]).expanduser().resolve()
-    for folder in (Path.cwd(), *Path.cwd().parents):
-        if (folder / "workspace" / "demo" / "workspace.json").is_file():
-            return folder / "workspace" / "demo"
-    raise FileNotFoundError(
-        "no demo workspace found: build it with `workbench demo` (about 5 minutes) "
-        "or `bash scripts/lab.sh`, or set WORKBENCH_DEMO_DIR"
-    )
-
-
-DEMO = find_demo()
+DEMO = find_demo_workspace()
 ws = Workspace.open(DEMO)
 print(ws.describe())
 

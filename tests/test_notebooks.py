@@ -128,19 +128,22 @@ def test_notebooks_are_generated_and_committed_clean() -> None:
 
 
 def test_notebooks_share_their_opening_cells() -> None:
-    """The text that each notebook repeats (the stand-in extractors, finding the demo) is the same in all."""
+    """The text that each notebook repeats (the stand-in extractors) is the same in all, and each
+    finds the demo the same way (the package's ``find_demo_workspace``, not a copy of it)."""
     sync = _sync()
     cells = {s.stem: sync.build(s).cells for s in sync.sources()}
     stand_ins = {
         name: next(c.source for c in nb if c.source.startswith("**Stand-in extractors.**"))
         for name, nb in cells.items()
     }
-    find_demo = {
-        name: next(c.source for c in nb if "def find_demo" in c.source).split("def find_demo", 1)[1]
+    assert len(stand_ins) == len(NOTEBOOKS) and len(set(stand_ins.values())) == 1, stand_ins.keys()
+    finds_demo = {
+        name
         for name, nb in cells.items()
+        if any("DEMO = find_demo_workspace()" in c.source for c in nb)
+        and not any("def find_demo" in c.source for c in nb)
     }
-    for shared in (stand_ins, find_demo):
-        assert len(shared) == len(NOTEBOOKS) and len(set(shared.values())) == 1, shared.keys()
+    assert finds_demo == set(NOTEBOOKS), finds_demo
     # Notebook 3 reads the metric reports notebook 1 saved when it asks for the same metrics.
     metrics = {
         name: [line for c in nb for line in c.source.splitlines() if line.startswith("METRICS = ")]
@@ -308,3 +311,20 @@ def test_executed_summaries_are_json(run) -> None:
         _, summary = run(name)
         assert json.loads(json.dumps(summary)) == summary
         assert (EXECUTED / f"{name}.ipynb").is_file()
+
+
+def test_find_demo_workspace_env_then_parent_folders(tmp_path: Path, monkeypatch) -> None:
+    from workbench.demo import find_demo_workspace
+
+    monkeypatch.delenv("WORKBENCH_DEMO_DIR", raising=False)
+    (tmp_path / "workspace" / "demo").mkdir(parents=True)
+    (tmp_path / "workspace" / "demo" / "workspace.json").write_text("{}")
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    assert find_demo_workspace() == tmp_path / "workspace" / "demo"
+    monkeypatch.setenv("WORKBENCH_DEMO_DIR", str(tmp_path / "elsewhere"))
+    assert find_demo_workspace() == (tmp_path / "elsewhere").resolve()
+    monkeypatch.delenv("WORKBENCH_DEMO_DIR")
+    monkeypatch.chdir("/")
+    with pytest.raises(FileNotFoundError, match="build it with `workbench demo`"):
+        find_demo_workspace()

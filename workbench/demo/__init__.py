@@ -18,6 +18,7 @@ __getattr__, __dir__, __all__ = attach(
         "build_demo": "build",
         "DemoConfig": "build",
         "DemoWorkspace": "build",
+        "find_demo_workspace": "workspace",
         "load_workspace": "workspace",
         "workspace_cache": "workspace",
     },
@@ -25,4 +26,4 @@ __getattr__, __dir__, __all__ = attach(
 
 if TYPE_CHECKING:
     from .build import DemoConfig, DemoWorkspace, build_demo
-    from .workspace import load_workspace, workspace_cache
+    from .workspace import find_demo_workspace, load_workspace, workspace_cache

@@ -15,6 +15,25 @@ from ..workspace.index import WORKSPACE_FILE, WorkspaceIndex, read_index
 from .extractors import default_demo_dir
 
 
+def find_demo_workspace() -> Path:
+    """The built demo workspace for notebooks: ``$WORKBENCH_DEMO_DIR`` when set, else the first
+    ``workspace/demo`` holding a ``workspace.json`` in the working directory or one of its parents
+    (notebooks run from ``notebooks/`` find the repository's demo).
+
+    Raises:
+        FileNotFoundError: neither exists, saying how to build it.
+    """
+    if os.environ.get("WORKBENCH_DEMO_DIR"):
+        return Path(os.environ["WORKBENCH_DEMO_DIR"]).expanduser().resolve()
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if (folder / "workspace" / "demo" / WORKSPACE_FILE).is_file():
+            return folder / "workspace" / "demo"
+    raise FileNotFoundError(
+        "no demo workspace found: build it with `workbench demo` (about 5 minutes) "
+        "or `bash scripts/lab.sh`, or set WORKBENCH_DEMO_DIR"
+    )
+
+
 def _root(out: str | os.PathLike | None) -> Path:
     return (Path(out) if out is not None else default_demo_dir()).expanduser().resolve()
 

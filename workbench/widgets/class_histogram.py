@@ -237,30 +237,22 @@ class ClassHistogram(W.VBox):
         self.match_table = W.HTML("")
         self.match_table.add_class("wb-match-table")
         self.status = status_widget()
-        self.real_grid = SampleGrid(
-            self.ws,
-            selection=selection,
-            scores=self.scores,
-            follow_selection=False,
-            page_size=16,
-            columns=4,
-            display_px=56,
-            title="real",
-            background=background,
-            detail_px=112,
-        )
-        self.fake_grid = SampleGrid(
-            self.ws,
-            selection=selection,
-            scores=self.scores,
-            follow_selection=False,
-            page_size=16,
-            columns=4,
-            display_px=56,
-            title="generated",
-            background=background,
-            detail_px=112,
-        )
+
+        def side_grid(title: str) -> SampleGrid:
+            return SampleGrid(
+                self.ws,
+                selection=selection,
+                scores=self.scores,
+                follow_selection=False,
+                page_size=16,
+                columns=4,
+                display_px=56,
+                title=title,
+                background=background,
+                detail_px=112,
+            )
+
+        self.real_grid, self.fake_grid = side_grid("real"), side_grid("generated")
         self.side_by_side = W.HBox([self.real_grid, self.fake_grid])
         self.side_by_side.add_class("wb-class-samples")
         matching = W.VBox(

@@ -47,6 +47,7 @@ from ..workspace import Samples, ScoreStore, Workspace, as_workspace, long_metri
 from .embedding_map import PALETTE
 from .json_values import finite_or_none
 from .linking import choice_or_default, link_control, refuse, replace_options
+from .plot_layout import add_correlation_heatmap
 from .sample_grid import SampleGrid
 from .selection import Selection
 from .tasks import BackgroundTask, status_widget
@@ -382,16 +383,7 @@ class ExtractorComparison(W.VBox):
         with self.matrix.batch_update():
             self.matrix.data = []
             if not matrix.empty and not self.matrix_note.value:
-                self.matrix.add_heatmap(
-                    z=finite_or_none(matrix.to_numpy(dtype=float)),
-                    x=list(matrix.columns),
-                    y=list(matrix.index),
-                    zmin=-1,
-                    zmax=1,
-                    colorscale="RdBu",
-                    texttemplate="%{z:.2f}",
-                    hovertemplate="%{y} vs %{x}: %{z:.3f}<extra></extra>",
-                )
+                add_correlation_heatmap(self.matrix, matrix, "%{y} vs %{x}: %{z:.3f}<extra></extra>")
             self.matrix.update_layout(
                 height=360,
                 width=420,

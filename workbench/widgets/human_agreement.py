@@ -40,6 +40,7 @@ from ..analysis.agreement import NON_METRIC_COLUMNS, human_agreement
 from ..metrics.suite import MetricReport
 from .json_values import finite_or_none
 from .linking import TraitValueError, link_control, refuse, replace_options
+from .plot_layout import add_correlation_heatmap
 from .selection import Selection
 
 SPECIAL_COLUMNS = {"inception_fd_rank": ("fd_rank", "inception")}
@@ -354,16 +355,7 @@ class HumanAgreement(W.VBox):
         with self.matrix.batch_update():
             self.matrix.data = []
             if not m.empty:
-                self.matrix.add_heatmap(
-                    z=finite_or_none(m.to_numpy(dtype=float)),
-                    x=list(m.columns),
-                    y=list(m.index),
-                    zmin=-1,
-                    zmax=1,
-                    colorscale="RdBu",
-                    texttemplate="%{z:.2f}",
-                    hovertemplate="%{y} on %{x}: %{z:.2f}<extra></extra>",
-                )
+                add_correlation_heatmap(self.matrix, m, "%{y} on %{x}: %{z:.2f}<extra></extra>")
             self.matrix.update_layout(
                 height=60 + 24 * max(len(m), 1),
                 width=760,

@@ -125,3 +125,20 @@ def title_bottom_px(layout: Any) -> float:
     """Pixels from the figure's top edge to the bottom of its title block (with the subtitle)."""
     has_subtitle = bool(getattr(getattr(layout.title, "subtitle", None), "text", None))
     return title_top_px(layout) + title_block_px(subtitle=has_subtitle)
+
+
+def add_correlation_heatmap(fig: Any, matrix: Any, hovertemplate: str) -> None:
+    """Add ``matrix`` (a DataFrame of correlations in [-1, 1]) to ``fig`` as a red-blue heatmap
+    with its values written in the cells; non-finite values are left blank."""
+    from .json_values import finite_or_none
+
+    fig.add_heatmap(
+        z=finite_or_none(matrix.to_numpy(dtype=float)),
+        x=list(matrix.columns),
+        y=list(matrix.index),
+        zmin=-1,
+        zmax=1,
+        colorscale="RdBu",
+        texttemplate="%{z:.2f}",
+        hovertemplate=hovertemplate,
+    )
