@@ -257,3 +257,21 @@ def test_cli_help_and_info_do_not_import_torch(tmp_path) -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+def test_open_cache_imports_neither_torch_nor_pandas(tmp_path) -> None:
+    """``import workbench; open_cache(...)`` stays light: pandas (~1 s) loads only when meta is read."""
+    from workbench.cache import extract
+
+    cache = extract(np.zeros((4, 8, 8, 3), np.uint8), "pixels", out=tmp_path, name="z", progress=False)
+    code = (
+        "import sys, workbench\n"
+        f"c = workbench.open_cache({str(cache.path)!r})\n"
+        "assert c.features.shape[0] == 4\n"
+        "print(sorted(m for m in ('torch', 'pandas') if m in sys.modules))\n"
+        "c.meta\n"
+        "print('pandas' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[]", "True"]

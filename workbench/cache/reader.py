@@ -11,10 +11,9 @@ import html
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ..npy_header import read_npy_header
 from .fingerprint import file_sha256
@@ -31,6 +30,9 @@ from .manifest import (
 )
 from .rows import RowsArray
 from .sharded import ShardedArray
+
+if TYPE_CHECKING:  # pandas costs ~1 s to import; only meta needs it
+    import pandas as pd
 
 
 def _open_npy(path: Path, expected_shape: tuple[int, ...] | None, expected_dtype: str) -> np.memmap:
@@ -83,6 +85,8 @@ class CacheShard:
                 raise CacheError(f"{path / name} {state}; the cache is damaged — re-run the extraction to rebuild it")
 
     def read_meta(self) -> pd.DataFrame:
+        import pandas as pd
+
         path = self.path / META
         try:
             meta = pd.read_parquet(path)
@@ -147,6 +151,8 @@ class EmbeddingCache:
 
     @cached_property
     def meta(self) -> pd.DataFrame:
+        import pandas as pd
+
         frames = [s.read_meta() for s in self._shards]
         return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
