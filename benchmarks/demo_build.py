@@ -1,15 +1,17 @@
 """Wall time of the demo build on a quiet machine and with other processes spinning (issue target:
 with one competing process, at most 2x the quiet time).
 
-The build (training the demo's three networks, generating the sets, extracting every cache and the
-metric tables) runs in a fresh process each time, into a fresh folder, first quietly, then with
-``--busy N`` other processes each spinning on a core (``benchmarks/measure.py``). It prints wall
-and CPU seconds of each build and the ratio loaded / quiet. The demo uses one torch/BLAS thread
+The build (training the demo's four networks, generating the sets of the main workspace and of
+its domain, extracting every cache and the metric tables) runs in a fresh process each time, into
+a fresh folder, first quietly, then with ``--busy N`` other processes each spinning on a core
+(``benchmarks/measure.py``). It prints wall and CPU seconds of each build and the ratio loaded /
+quiet. The demo uses one torch/BLAS thread
 (``DemoConfig.threads``), so a competing process takes a core it does not use; oversubscribed
 threads were what made it crawl (344.8 s wall for 42.8 s CPU before the thread policy).
 
     .venv/bin/python benchmarks/demo_build.py            # the small demo (about 1-2 minutes each)
     .venv/bin/python benchmarks/demo_build.py --full     # the full demo (several minutes each)
+    .venv/bin/python benchmarks/demo_build.py --full --busy 0   # the full demo, quiet run only
 """
 
 from __future__ import annotations
@@ -53,12 +55,16 @@ def _run(full: bool) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--full", action="store_true", help="the full demo instead of the small one")
-    parser.add_argument("--busy", type=int, default=1, help="competing processes of the loaded run (default: 1)")
+    parser.add_argument(
+        "--busy", type=int, default=1, help="competing processes of the loaded run (default: 1; 0: quiet run only)"
+    )
     args = parser.parse_args()
     kind = "full" if args.full else "small"
     print(f"demo build ({kind}); load={os.getloadavg()[0]:.1f}", flush=True)
     quiet = _run(args.full)
     print(f"quiet:           {quiet['wall']:7.1f} s wall, {quiet['cpu']:7.1f} s CPU", flush=True)
+    if args.busy == 0:
+        return
     with busy_cores(args.busy):
         loaded = _run(args.full)
     print(f"{args.busy} spinning:      {loaded['wall']:7.1f} s wall, {loaded['cpu']:7.1f} s CPU", flush=True)

@@ -3,9 +3,9 @@
 #
 # A metric is a distance in some feature space, and the feature space decides what counts
 # as a difference. This notebook ranks the demo's models under each extractor, measures how
-# well the rankings agree, maps the embeddings in 2-D, and asks which individual samples
-# drive a metric: the generated images that raise FD most, the real images a model fails to
-# cover.
+# well the rankings agree, looks at where in an image each extractor sees what moves FD, maps
+# the embeddings in 2-D, and asks which individual samples drive a metric: the generated images
+# that raise FD most, the real images a model fails to cover.
 
 # %% [markdown]
 # **Stand-in extractors.** This machine has no pretrained weights, so the demo trains its own small
@@ -90,6 +90,82 @@ from workbench.widgets import ExtractorComparison, Selection
 selection = Selection(model="mode-dropper", extractor="demo-ssl")
 extractor_view = ExtractorComparison(ws, reports=reports, selection=selection)
 extractor_view
+
+# %% [markdown]
+# ## Where does each metric look?
+#
+# Before asking which samples drive a metric (further down), where in an image does each
+# extractor look? Sensitivity heatmaps show where the extractor sees what moves FD
+# (Kynkäänniemi et al. 2023, as dgm-eval's `--heatmaps`): the gradient of FD with respect to one image's features, carried back to the extractor's last
+# convolution and weighted per channel (Grad-CAM style; `workbench.analysis.metric_heatmaps`).
+# `HeatmapStore` computes them for rows of a workspace set, one batched backward pass for all of
+# them, and keeps them in the workspace (`.workbench/heatmaps-*.npz`), as the dashboard's grid
+# overlay and its *Heatmaps* tab do. `delta` is how much FD rises because of the image
+# (FD with it minus without it, exact).
+#
+# The same 64 VAE samples under the classifier and under the unsupervised extractor: where is
+# each map's maximum, on the garment (pixels brighter than 25 grey levels; the background of
+# Fashion-MNIST is black) or beside it?
+
+# %%
+import scipy.stats
+
+from workbench.workspace import HeatmapStore
+
+heatmaps = HeatmapStore(ws)
+ROWS = np.arange(64)
+vae_maps = {e: heatmaps.get("vae", e, ROWS) for e in ("demo-classifier", "demo-ssl")}
+garment = vae_maps["demo-classifier"].images[..., 0] > 25  # n x H x W: the garment's pixels
+
+
+def on_garment(m) -> np.ndarray:
+    """Per image: is the map's maximum on the garment?"""
+    peak = m.maps.reshape(len(m.rows), -1).argmax(axis=1)
+    return garment.reshape(len(m.rows), -1)[np.arange(len(m.rows)), peak]
+
+
+peak_on_garment = {e: float(on_garment(m).mean()) for e, m in vae_maps.items()}
+mass_on_garment = {
+    e: float(((m.maps * garment).sum(axis=(1, 2)) / m.maps.sum(axis=(1, 2))).mean()) for e, m in vae_maps.items()
+}
+delta_rho = float(scipy.stats.spearmanr(vae_maps["demo-classifier"].delta, vae_maps["demo-ssl"].delta).statistic)
+pd.DataFrame(
+    {
+        "map maximum on the garment": peak_on_garment,
+        "share of map mass on the garment": mass_on_garment,
+        "garment share of the pixels": float(garment.mean()),
+    }
+).T
+
+# %% [markdown]
+# The classifier's FD looks at the garment itself: its map peaks on the garment in most images
+# (measured: 83% of these 64 on the reduced demo, 92% on the full one). The autoencoder's map
+# peaks there far less often (27% and 45%): much of its weight lies on the background around
+# the silhouette, since a network trained to reconstruct every pixel reacts to the outline's
+# surroundings as much as to the garment. The two extractors agree only partly on *which*
+# images raise FD (the rank correlation of their deltas, 0.41 and 0.60). The cell checks the
+# first statement on the data: the classifier's share is at least 30 points above the
+# autoencoder's.
+
+# %%
+print(
+    "map maximum on the garment: "
+    + ", ".join(f"{e} {v:.0%}" for e, v in peak_on_garment.items())
+    + f"; Spearman rank correlation of the two extractors' deltas over these 64 images: {delta_rho:.2f}"
+)
+assert peak_on_garment["demo-classifier"] >= peak_on_garment["demo-ssl"] + 0.3, peak_on_garment
+
+# %% [markdown]
+# The view shows them side by side (the first 8 VAE samples; select samples of a model in a
+# linked view to see those): the image, its demo-classifier heatmap and its demo-ssl heatmap,
+# each with its `delta`.
+
+# %%
+from workbench.widgets import HeatmapComparison
+
+heatmap_view = HeatmapComparison(ws, selection=Selection(model="vae"), heatmaps=heatmaps, count=8)
+heatmap_view.compute()
+heatmap_view
 
 # %% [markdown]
 # ## The embeddings in 2-D
@@ -177,5 +253,8 @@ summary = {
     "mode_dropper_class_coverage": per_class.round(4).to_dict(),
     "fd_top_overlap": overlap,
     "umap": RUN_UMAP,
+    "heatmap_peak_on_garment": peak_on_garment,
+    "heatmap_mass_on_garment": mass_on_garment,
+    "heatmap_delta_spearman": delta_rho,
 }
 print(json.dumps(summary))

@@ -41,7 +41,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   # torch/torchvision first, pinned to the releases served from local disk here, so that no
   # other requirement pulls a multi-GB build from the network.
   "$VPY" -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
-  "$VPY" -m pip install -q -e ".[models,ann,lab,test]"
+  "$VPY" -m pip install -q -e ".[models,ann,lab,test,distributed]"
   echo "$want" > "$stamp"
 else
   log "Python packages up to date"

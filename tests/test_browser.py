@@ -211,6 +211,8 @@ def test_compare_extractors_charts_map_and_grids(page, lab) -> None:
     assert "demo-ssl features" in embedding.locator(".js-plotly-plot").text_content()
     assert embedding.locator(".js-plotly-plot canvas").count() >= 1  # WebGL scatter
     # Hovering a point shows its thumbnail and metadata beside the map (plotly -> kernel -> view).
+    embedding.scroll_into_view_if_needed()  # the mouse only reaches what is on screen
+    page.wait_for_timeout(300)
     box = embedding.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
     info = embedding.locator(".wb-hover-info")
     for fx, fy in [(x / 8, y / 8) for y in range(1, 8) for x in range(1, 8)]:
@@ -313,3 +315,46 @@ def test_static_report_opens_offline(browser, demo_dir: Path, tmp_path: Path) ->
         page.screenshot(path=str(SCREENSHOTS / "report.png"), full_page=True)
     finally:
         context.close()
+
+
+def test_dashboard_heatmaps_tab_and_grid_overlay(page, lab) -> None:
+    """The Heatmaps tab computes and shows the selected model's images under two extractors with
+    their deltas; the grid's heatmap toggle redraws the page under its heatmaps (a round trip
+    through the kernel) and the opacity slider redraws it again."""
+    run_notebook(page, lab, "01_quickstart")
+    bench = page.locator(".wb-workbench")
+    bench.wait_for()
+    bench.locator(".lm-TabBar-tab", has_text="Heatmaps").click()
+    view = bench.locator(".wb-heatmap-comparison")
+    rows = view.locator("tr.wb-heatmap-row")
+    rows.first.wait_for()
+    assert rows.count() == 16
+    assert view.locator(".wb-heatmap-delta").count() == 32  # one delta per image and extractor
+    assert "demo-classifier" in view.locator("thead").text_content()
+    assert "demo-ssl" in view.locator("thead").text_content()
+    assert "Spearman" in view.locator(".wb-heatmap-summary").text_content()
+
+    grid = bench.locator(":scope > .wb-sample-grid")
+    thumb = grid.locator(".wb-grid-thumb").first
+    thumb.wait_for()
+    background = "el => getComputedStyle(el).backgroundImage"
+    plain = thumb.evaluate(background)
+    bench.locator(".wb-extractor-select select").select_option(label="demo-classifier")
+    grid.locator(".wb-heatmap-toggle").click()
+    page.wait_for_function(
+        "el => el.classList.contains('wb-heatmap-shown')", arg=grid.element_handle(), timeout=3 * UI_TIMEOUT
+    )
+    page.wait_for_function(
+        "([el, before]) => getComputedStyle(el.querySelector('.wb-grid-thumb')).backgroundImage !== before",
+        arg=[grid.locator(".wb-grid-canvas").element_handle(), plain],
+    )
+    overlaid = grid.locator(".wb-grid-thumb").first.evaluate(background)
+    assert overlaid != plain
+    grid.locator(".wb-heatmap-opacity .noUi-handle").click()
+    for _ in range(4):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function(
+        "([el, before]) => getComputedStyle(el.querySelector('.wb-grid-thumb')).backgroundImage !== before",
+        arg=[grid.locator(".wb-grid-canvas").element_handle(), overlaid],
+    )
+    shoot(page, "01_heatmaps", view, grid)

@@ -360,3 +360,94 @@ def test_bad_inputs(data) -> None:
 def test_docstring_examples() -> None:
     failures, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert tried >= 10 and failures == 0
+
+
+# ------------------------------------------------------------------------- ten extractors
+
+
+@pytest.fixture(scope="module")
+def ten_extractors():
+    """Ten synthetic extractors x six models: under extractors e0-e4 the models' FD grows with their
+    index, under e5-e9 it shrinks (two blocks that agree inside and disagree across); features are
+    Gaussian (D = 6, 120 real and 100 generated rows), each model shifted by a different amount."""
+    rng = np.random.default_rng(7)
+    names = [f"e{i}" for i in range(10)]
+    models = [f"m{j}" for j in range(6)]
+    table = {}
+    for i, ext in enumerate(names):
+        real = rng.normal(size=(120, 6))
+        table[ext] = {}
+        for j, model in enumerate(models):
+            shift = 0.4 * (j if i < 5 else 5 - j) + 0.1
+            table[ext][model] = (real, rng.normal(size=(100, 6)) + shift)
+    # shuffle the input order so that grouping the blocks is the ordering's work
+    order = ["e3", "e7", "e0", "e9", "e5", "e1", "e8", "e2", "e6", "e4"]
+    return compare_extractors({e: table[e] for e in order}, metrics="fd", n_boot=0)
+
+
+def test_ten_extractors_agreement_order_and_consensus(ten_extractors) -> None:
+    comp = ten_extractors
+    assert len(comp.extractors) == 10
+    agree = comp.agreement
+    assert len(agree) == 45 * 2 and (agree["n_models"] == 6).all()
+    group = {f"e{i}": i < 5 for i in range(10)}
+    kendall = agree[agree["method"] == "kendall"]
+    same = kendall["extractor_a"].map(group) == kendall["extractor_b"].map(group)
+    assert (kendall.loc[same, "correlation"] == 1.0).all() and (kendall.loc[~same, "correlation"] == -1.0).all()
+
+    order = comp.extractor_order("fd")
+    assert sorted(order) == sorted(comp.extractors)
+    first, second = {group[e] for e in order[:5]}, {group[e] for e in order[5:]}
+    assert len(first) == 1 and len(second) == 1 and first != second  # the two blocks are contiguous
+    assert order == comp.extractor_order("fd")  # deterministic
+
+    consensus = comp.consensus("fd")
+    matrix = comp.agreement_matrix("fd").to_numpy()
+    manual = (matrix.sum(axis=1) - 1.0) / 9.0  # mean over the 9 others
+    np.testing.assert_allclose(consensus.reindex(comp.agreement_matrix("fd").index).to_numpy(), manual, atol=1e-12)
+    np.testing.assert_allclose(consensus.to_numpy(), -1.0 / 9.0, atol=1e-12)  # 4 x (+1) + 5 x (-1)
+    # fewer than three extractors: the input order
+    two = compare_extractors({"b": {"x": (np.eye(3), np.eye(3))}, "a": {"x": (np.eye(3), np.eye(3))}}, "fd", n_boot=0)
+    assert two.extractor_order("fd") == ["b", "a"]
+
+
+def test_ten_extractors_view_is_readable(ten_extractors) -> None:
+    pytest.importorskip("ipywidgets")
+    from workbench.widgets.extractor_comparison import (
+        BUMP_COLUMN_PX,
+        MATRIX_CELL_PX,
+        MAX_PAIR_LINES,
+    )
+    from workbench.widgets.extractor_comparison import (
+        ExtractorComparison as View,
+    )
+
+    view = View(comparison=ten_extractors, background=False)
+    order = ten_extractors.extractor_order("fd")
+    assert view.extractor_order() == order
+    bump = view.bump.layout
+    assert list(bump.xaxis.categoryarray) == order and bump.xaxis.tickangle == -35
+    assert bump.width >= 190 + BUMP_COLUMN_PX * 10 and "ordered by agreement" in bump.title.text
+    assert [list(t.x) for t in view.bump.data] == [order] * 6  # every model's line over all ten
+    heat = view.matrix.data[0]
+    assert list(heat.x) == order == list(heat.y)
+    layout = view.matrix.layout
+    plot_w = layout.width - layout.margin.l - layout.margin.r - 80  # the colour bar takes ~80 px
+    plot_h = layout.height - layout.margin.t - layout.margin.b
+    assert plot_w / 10 >= MATRIX_CELL_PX * 0.75 and plot_h / 10 >= MATRIX_CELL_PX * 0.75
+    assert heat.texttemplate == "%{z:.2f}" and heat.textfont.size == 10
+    summary = view.summary.value
+    assert "45 pairs of extractors" in summary and summary.count(" vs ") == 2 < MAX_PAIR_LINES
+    assert "mean agreement with the others" in summary and "e0 -0.11" in summary
+    # a few extractors keep the input order and one line per pair
+    small = compare_extractors(
+        {e: {m: ten_extractors_pair(e, m) for m in ("m0", "m1", "m2")} for e in ("x", "y", "z")}, "fd", n_boot=0
+    )
+    few = View(comparison=small, background=False)
+    assert few.extractor_order() == ["x", "y", "z"] and few.summary.value.count(" vs ") == 3
+    assert few.bump.layout.width == 560 and few.matrix.layout.width == 420
+
+
+def ten_extractors_pair(ext: str, model: str) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng([ord(c) for c in ext + model])  # deterministic across processes
+    return rng.normal(size=(40, 3)), rng.normal(size=(40, 3)) + 0.3 * int(model[1:])

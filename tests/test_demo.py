@@ -240,11 +240,11 @@ def test_cli_parser_registers_demo() -> None:
 def test_interrupted_build_resumes_and_rebuild_is_bit_identical(
     built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from workbench.demo import build as B
+    from workbench.demo import steps as S
 
     _, _, out, _, _ = built
     calls = {"n": 0}
-    real_extract = B.extract
+    real_extract = S.extract
 
     def interrupted(*args, **kwargs):  # Ctrl-C while the third cache is being extracted
         calls["n"] += 1
@@ -252,7 +252,7 @@ def test_interrupted_build_resumes_and_rebuild_is_bit_identical(
             raise KeyboardInterrupt
         return real_extract(*args, **kwargs)
 
-    monkeypatch.setattr(B, "extract", interrupted)
+    monkeypatch.setattr(S, "extract", interrupted)
     with pytest.raises(KeyboardInterrupt):
         build_demo(tmp_path, config=TINY, progress=False, log=lambda msg: None)
     assert not list(tmp_path.rglob("*.tmp")) and not (tmp_path / "workspace.json").exists()
@@ -266,7 +266,7 @@ def test_interrupted_build_resumes_and_rebuild_is_bit_identical(
         "zoo/splits.npz",
     ):
         assert file_sha256(tmp_path / rel) == file_sha256(out / rel), rel
-    monkeypatch.setattr(B, "extract", real_extract)
+    monkeypatch.setattr(S, "extract", real_extract)
     ws = build_demo(tmp_path, config=TINY, progress=False, log=lambda msg: None)
     reused = {s.name for s in ws.steps if s.reused}
     assert {"train demo-classifier", "train demo-ssl (no labels)", "zoo: hist-matched"} <= reused
@@ -291,3 +291,147 @@ def test_prune_removes_only_unlisted_demo_caches(tmp_path: Path) -> None:
         "ideal__demo-ssl-fmnist-dae-v1__bbbb",
         "my-images__pixels-16px__cccc",
     ]
+
+
+# ------------------------------------------------------------------ the domain workspace (demo-foreign)
+
+DOMAIN_SETS = ("reference", "vae-pool", "vae", "hist-matched", "top2-matched")
+DOMAIN_EXTRACTORS = ("pixels", "demo-classifier", "demo-ssl", "demo-foreign")
+
+
+def test_domain_workspace_is_complete_and_opens(built) -> None:
+    from workbench.demo import find_demo_domain
+    from workbench.demo.extractors import DOMAIN_CLASS_INDICES, FOREIGN_CLASSES
+    from workbench.workspace import Workspace
+
+    first, _, out, _, _ = built
+    domain = find_demo_domain(out)
+    assert domain == out / "domain"
+    ws = Workspace.open(domain)
+    assert ws.reference == "reference" and set(ws.generated) == {"vae", "hist-matched", "top2-matched"}
+    index = load_workspace(domain)
+    assert {(c["set"], c["extractor"]) for c in index["caches"]} == {
+        (s, e) for s in DOMAIN_SETS for e in DOMAIN_EXTRACTORS
+    }
+    ref = ws.cache("reference", "pixels")
+    # the reference: test-split images of the five domain classes only, a seeded subset of n_reference
+    assert len(ref) == TINY.n_reference and set(np.unique(ref.labels)) == set(DOMAIN_CLASS_INDICES)
+    splits = np.load(domain / "zoo" / "splits.npz", allow_pickle=False)
+    from workbench.images.datasets import load_fashion_mnist
+
+    sx, sy = load_fashion_mnist("test")
+    np.testing.assert_array_equal(sy[splits["reference_index"]], ref.labels)
+    pool = ws.cache("vae-pool", "demo-foreign")
+    assert (
+        len(pool) == TINY.n_pool
+        and np.bincount(pool.labels, minlength=10)[list(DOMAIN_CLASS_INDICES)].tolist() == [TINY.n_pool // 5] * 5
+    )
+    # demo-foreign gives each domain image one of *its* five classes, none of which the domain has
+    assert pool.logits.shape == (TINY.n_pool, 5) and ref.class_names == FASHION_MNIST_CLASSES
+    assert ws.cache("reference", "demo-foreign").manifest["extractor_class_names"] == FOREIGN_CLASSES
+    assert not set(FOREIGN_CLASSES) & {FASHION_MNIST_CLASSES[i] for i in DOMAIN_CLASS_INDICES}
+    # the main index points to the domain and lists the foreign model, trained on the tops only
+    main = load_workspace(out)
+    assert main["domain"]["path"] == "domain" and main["domain"]["foreign_classifier"] == "demo-foreign"
+    model = main["models"]["demo-foreign"]
+    assert model["pretrained"] is False and model["classes"] == FOREIGN_CLASSES
+    train_labels = workspace_cache("train", "pixels", out).labels
+    assert model["training_images"] == int(np.isin(train_labels, [0, 2, 3, 4, 6]).sum())
+    assert model["test_accuracy"] > 0.4  # 5 classes: chance 0.2; measured 0.56 (this 1,021-image build)
+    assert "demo-foreign" in first.index["domain"]["topn_weighted_relative_change"]["1"]
+
+
+def test_domain_foreign_cache_is_what_the_network_computes(built) -> None:
+    from workbench.demo.models import DemoClassifierNet, classify
+    from workbench.extractors.weights import load_state_dict_file
+
+    _, _, out, _, _ = built
+    domain = out / "domain"
+    net = DemoClassifierNet(num_classes=5)
+    net.load_state_dict(load_state_dict_file(out / "models" / "demo-foreign.safetensors"))
+    with np.load(domain / "zoo" / "vae.npz", allow_pickle=False) as z:
+        images = z["arr_0"][:, :, :, 0]
+    cache = workspace_cache("vae", "demo-foreign", domain)
+    np.testing.assert_allclose(classify(net.eval(), images), cache.logits, rtol=1e-4, atol=1e-4)
+
+
+def test_domain_matched_sets_match_the_foreign_histogram(built) -> None:
+    _, _, out, _, _ = built
+    domain = out / "domain"
+
+    def top1(set_name: str) -> np.ndarray:
+        logits = np.asarray(workspace_cache(set_name, "demo-foreign", domain).logits)
+        return np.bincount(logits.argmax(1), minlength=5) / len(logits)
+
+    def top2(set_name: str) -> np.ndarray:  # independent: argsort, both votes counted
+        logits = np.asarray(workspace_cache(set_name, "demo-foreign", domain).logits)
+        top = np.argsort(-logits, axis=1, kind="stable")[:, :2]
+        return np.bincount(top.ravel(), minlength=5) / top.size
+
+    ref1, ref2 = top1("reference"), top2("reference")
+    # Top-1: exact counts n * p_ref (largest remainder) wherever the pool has the class
+    assert np.abs(top1("hist-matched") - ref1)[top1("vae-pool") > 0].max() <= 1.0 / TINY.n_per_set + 1e-9
+    assert np.abs(top1("hist-matched") - ref1).sum() < np.abs(top1("vae") - ref1).sum()
+    # Top-2: a multinomial draw from the matching weights, closer than the pool
+    assert np.abs(top2("top2-matched") - ref2).sum() < np.abs(top2("vae-pool") - ref2).sum()
+    with np.load(domain / "zoo" / "hist-matched.npz", allow_pickle=False) as z:
+        assert (z["pool_index"] < TINY.n_pool).all()
+
+
+def test_domain_experiment_recomputed_independently(built) -> None:
+    """fd_weighted of the stored experiment against a weighted covariance (np.cov aweights) + scipy sqrtm."""
+    import scipy.linalg
+
+    _, _, out, _, _ = built
+    domain = out / "domain"
+    exp = load_workspace(domain)["topn_experiment"]["results"]["1"]
+    ref_logits = np.asarray(workspace_cache("reference", "demo-foreign", domain).logits)
+    pool_logits = np.asarray(workspace_cache("vae-pool", "demo-foreign", domain).logits)
+    p_ref = np.bincount(ref_logits.argmax(1), minlength=5) / len(ref_logits)
+    pool_c = pool_logits.argmax(1)
+    p_pool = np.bincount(pool_c, minlength=5) / len(pool_c)
+    w = np.where(p_ref[pool_c] > 0, p_ref[pool_c] / p_pool[pool_c], 0.0)
+    w *= len(w) / w.sum()  # frequency weights summing to the pool size, as the module scales them
+
+    def fd(mu1, s1, mu2, s2):
+        covmean = scipy.linalg.sqrtm(s1 @ s2).real
+        return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
+
+    for ext in ("demo-foreign", "demo-ssl"):
+        r = np.asarray(workspace_cache("reference", ext, domain).features, np.float64)
+        f = np.asarray(workspace_cache("vae-pool", ext, domain).features, np.float64)
+        want_w = fd(
+            r.mean(0),
+            np.cov(r, rowvar=False),
+            np.average(f, axis=0, weights=w),
+            np.cov(f, rowvar=False, fweights=None, aweights=w, ddof=0) * w.sum() / (w.sum() - 1),
+        )
+        want_0 = fd(r.mean(0), np.cov(r, rowvar=False), f.mean(0), np.cov(f, rowvar=False))
+        assert exp["fd_original"][ext] == pytest.approx(want_0, rel=1e-4), ext
+        assert exp["fd_weighted"][ext] == pytest.approx(want_w, rel=1e-3), ext
+        assert exp["weighted_relative_change"][ext] == pytest.approx(want_w / want_0 - 1, abs=1e-3), ext
+    assert exp["foreign_tv_weighted"] < 0.25 * exp["foreign_tv_original"]  # (classes the pool lacks stay unmatched)
+
+
+def test_class_histogram_shows_the_foreign_classes(built) -> None:
+    from workbench.demo.extractors import FOREIGN_CLASSES
+    from workbench.widgets import ClassHistogram
+    from workbench.workspace import Workspace
+
+    _, _, out, _, _ = built
+    ws = Workspace.open(out / "domain")
+    view = ClassHistogram(ws, classifier="demo-foreign", background=False)
+    assert set(view.frame["class_name"]) <= set(FOREIGN_CLASSES) and len(view.frame) >= 2
+    logits = np.asarray(ws.cache("reference", "demo-foreign").logits)
+    shares = np.bincount(logits.argmax(1), minlength=5) / len(logits)
+    for _, row in view.frame.iterrows():
+        assert row["real_share"] == pytest.approx(shares[FOREIGN_CLASSES.index(row["class_name"])]), row
+    assert "demo-foreign" in view.info.value
+    top = view.frame["class_name"].iloc[0]
+    view.class_name = top
+    assert view.real_grid.samples is not None and len(view.real_grid.samples) == int(round(shares.max() * len(logits)))
+    # without classifier=, the view shows the sets' own (domain) labels
+    plain = ClassHistogram(ws, background=False)
+    assert set(plain.frame["class_name"]) == {"Trouser", "Sandal", "Sneaker", "Bag", "Ankle boot"}
+    with pytest.raises(ValueError, match="no trained logits"):
+        ClassHistogram(ws, classifier="demo-ssl", background=False)

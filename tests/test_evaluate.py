@@ -218,10 +218,11 @@ def test_set_names_work_in_metrics_info_and_report(evaluated, tmp_path: Path) ->
     assert data["caches"]["pixels"]["source"]["path"].endswith("model_copies")
 
     report = tmp_path / "copies-only.html"
-    code, out, err = _run("report", ws, "--out", report, "--gen", "copies", "-q")
+    code, out, err = _run("report", ws, "--out", report, "--gen", "copies", "-q", "--heatmaps", "0")
     assert code == 0 and out.strip() == str(report), err
     html = report.read_text()
     assert "copies" in html and "Memorization" in html
+    assert "heatmaps left out of this report (heatmaps=0)" in html
 
 
 def test_set_name_errors_of_metrics_info_and_report(tmp_path: Path, capsys) -> None:

@@ -18,6 +18,7 @@ import scipy.linalg
 
 import workbench.analysis.topn_matching as topn_module
 from workbench.analysis.topn_matching import (
+    bootstrap_topn_matching,
     count_weighted_statistics,
     match_topn_histogram,
     resample_to_histogram,
@@ -318,3 +319,63 @@ def test_singular_features_warn(data) -> None:
 
 def test_docstring_examples_run() -> None:
     assert doctest.testmod(topn_module).failed == 0
+
+
+def test_bootstrap_point_estimates_are_the_matchings_weighted_fds(data) -> None:
+    real, fake = data
+    feats = {"pixels": (real, fake)}
+    table = bootstrap_topn_matching(real, fake, feats, n=1, n_boot=5, seed=3).set_index("extractor")
+    ref = match_topn_histogram(real, fake, features=feats, n=1, seed=0).to_frame("fd").set_index("extractor")
+    for col in ("fd_original", "fd_weighted", "weighted_relative_change"):
+        assert table.at["pixels", col] == pytest.approx(ref.at["pixels", col], rel=1e-9), col
+    again = bootstrap_topn_matching(real, fake, feats, n=1, n_boot=5, seed=3)
+    other = bootstrap_topn_matching(real, fake, feats, n=1, n_boot=5, seed=4)
+    assert again.equals(table.reset_index()) and not other.equals(table.reset_index())
+    row = table.loc["pixels"]
+    assert row["fd_original_low"] <= row["fd_original_high"] and row["change_low"] <= row["change_high"]
+    assert row["change_std"] > 0 and row["n_boot"] == 5
+
+
+def test_bootstrap_replicates_recomputed_with_row_copies(data) -> None:
+    """Two replicates by hand: the same seeded row draws, closed-form Top-1 weights of the resampled
+    sets, explicit copies of the rows (np.repeat), np.cov with frequency weights and scipy's sqrtm."""
+    real, fake = data
+    rf, ff = np.asarray(real.features, np.float64), np.asarray(fake.features, np.float64)
+    r1, f1 = np.asarray(real.logits).argmax(1), np.asarray(fake.logits).argmax(1)
+    table = bootstrap_topn_matching(real, fake, {"pixels": (real, fake)}, n=1, n_boot=2, ci=0.5, seed=7)
+
+    def sqrtm_fd(a_mean, a_cov, b_mean, b_cov) -> float:
+        return float(
+            ((a_mean - b_mean) ** 2).sum() + np.trace(a_cov + b_cov - 2 * scipy.linalg.sqrtm(a_cov @ b_cov).real)
+        )
+
+    rng = np.random.default_rng(7)
+    changes = []
+    for _ in range(2):
+        ri = rng.integers(0, len(rf), len(rf))
+        fi = rng.integers(0, len(ff), len(ff))
+        p_real = np.bincount(r1[ri], minlength=10) / len(ri)
+        p_fake = np.bincount(f1[fi], minlength=10) / len(fi)
+        w = p_real[f1[fi]] / p_fake[f1[fi]]
+        w *= len(w) / w.sum()
+        real_rows, fake_rows = rf[ri], ff[fi]  # explicit copies
+        r_mean, r_cov = real_rows.mean(0), np.cov(real_rows, rowvar=False)
+        fd_u = sqrtm_fd(r_mean, r_cov, fake_rows.mean(0), np.cov(fake_rows, rowvar=False))
+        w_cov = np.cov(fake_rows, rowvar=False, aweights=w, ddof=0) * w.sum() / (w.sum() - 1)
+        fd_w = sqrtm_fd(r_mean, r_cov, np.average(fake_rows, axis=0, weights=w), w_cov)
+        changes.append(fd_w / fd_u - 1)
+    low, high = np.quantile(changes, [0.25, 0.75])
+    assert table.at[0, "change_low"] == pytest.approx(low, rel=1e-5)
+    assert table.at[0, "change_high"] == pytest.approx(high, rel=1e-5)
+
+
+def test_bootstrap_rejects_bad_arguments(data) -> None:
+    real, fake = data
+    with pytest.raises(ValueError, match="n_boot"):
+        bootstrap_topn_matching(real, fake, {"p": (real, fake)}, n_boot=1)
+    with pytest.raises(ValueError, match="ci"):
+        bootstrap_topn_matching(real, fake, {"p": (real, fake)}, ci=1.5)
+    with pytest.raises(ValueError, match="features is empty"):
+        bootstrap_topn_matching(real, fake, {})
+    with pytest.raises(ValueError, match="real rows"):
+        bootstrap_topn_matching(real, fake, {"p": (np.zeros((5, 3)), np.zeros((len(fake), 3)))})

@@ -65,9 +65,37 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels,
         force=args.force,
         wait=not args.no_wait,
+        protocol=args.protocol,
+        **({"engine": "ray", "ray_address": args.ray or None} if args.ray is not None else {}),
     )
     print(cache.path)
     return 0
+
+
+_PROTOCOL_HELP = (
+    "reproduce a reference tool: dgm-eval, clean-fid, pytorch-fid or torch-fidelity (its resize, normalisation, "
+    "image selection, subsets and random generators); default: workbench (every image, exact metrics)"
+)
+
+
+def _protocol_line(manifest: dict[str, Any]) -> str:
+    """``protocol   NAME: description`` of a cache manifest, for ``workbench info``."""
+    from .protocols import manifest_protocol, resolve_protocol
+
+    name = manifest_protocol(manifest)
+    try:
+        text = resolve_protocol(name).describe()
+    except ValueError:
+        text = f"{name} (unknown to this workbench)"
+    sample = (manifest.get("protocol") or {}).get("sample")
+    if sample:
+        how = (
+            f"{sample['size']} of {sample['from']} images drawn with seed {sample['seed']}"
+            if sample.get("drawn")
+            else f"all {sample['from']} images (at most {sample['size']})"
+        )
+        text += f"; sample: {how}"
+    return f"protocol   {text}"
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -86,6 +114,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(json.dumps(cache.manifest, indent=2))
     else:
         print(cache.summary())
+        print(_protocol_line(cache.manifest))
         if args.verify:
             print("verified   every file matches the SHA-256 in the manifest")
     return 0
@@ -132,6 +161,7 @@ def _info_of_workspace_set(args: argparse.Namespace) -> int:
     for e, cache in caches.items():
         print(f"\n== {name} x {e} ==")
         print(cache.summary())
+        print(_protocol_line(cache.manifest))
         if args.verify:
             print("verified   every file matches the SHA-256 in the manifest")
     return 0
@@ -179,6 +209,7 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
         bootstrap=args.bootstrap,
         seed=args.seed,
         progress=say,
+        protocol=args.protocol,
     )
     print(report)
     if args.json:
@@ -276,6 +307,11 @@ def _metrics_of_workspace(args: argparse.Namespace) -> int:
     from .workspace import workspace_reports
     from .workspace.evaluate import comparable_extractors, format_reports
 
+    if getattr(args, "protocol", None):
+        raise ValueError(
+            "--protocol goes with --ref/--gen caches; a workspace's tables follow the protocol its caches were "
+            "extracted under (`workbench info --workspace DIR SET` shows it)"
+        )
     ws = _workspace_with_roles(args)
     names = list(dict.fromkeys(args.extractor)) if args.extractor else None
     if names is None:
@@ -332,7 +368,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         else {}
     )
     out = args.out if args.out is not None else ws.root / REPORT_FILE
-    path, why = write_static_report(ws, out, reports, args.metrics, args.bootstrap, args.seed)
+    path, why = write_static_report(ws, out, reports, args.metrics, args.bootstrap, args.seed, heatmaps=args.heatmaps)
     if path is None:
         raise RuntimeError(why)
     print(path)
@@ -426,6 +462,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         bootstrap=args.bootstrap,
         seed=args.seed,
         report=not args.no_report,
+        report_heatmaps=args.heatmaps,
         force=args.force,
         progress=not args.quiet,
     )
@@ -550,7 +587,8 @@ def _add_running_options(p: argparse.ArgumentParser) -> None:
         "--workers",
         type=_non_negative_int,
         default=None,
-        help="data-loading worker processes (default: cores - 1, max 4)",
+        help="data-loading worker processes (default: cores - 1, max 4); with --ray the most model actors "
+        "(default: one per GPU of the cluster, else half its CPUs)",
     )
 
 
@@ -580,6 +618,17 @@ def _add_metrics_option(p: argparse.ArgumentParser, menu: bool) -> None:
 
         p.formatter_class = _KeepLinesFormatter
         p.epilog = metric_menu_text()
+
+
+def _add_report_heatmaps_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--heatmaps",
+        type=_non_negative_int,
+        default=8,
+        metavar="N",
+        help="images in the report's sensitivity-heatmap section (default: 8; 0 leaves it out; "
+        "about 4 s per image for Inception on a CPU)",
+    )
 
 
 def _add_evaluate_command(sub: Any, menu: bool = False) -> None:
@@ -670,6 +719,7 @@ def _add_evaluate_command(sub: Any, menu: bool = False) -> None:
     p.add_argument("--bootstrap", type=_non_negative_int, default=0, help="bootstrap replicates for 95%% intervals")
     p.add_argument("--seed", type=int, default=0, help="seed of subsets, projections and bootstrap (default: 0)")
     p.add_argument("--no-report", action="store_true", help="do not write WORKSPACE/report.html")
+    _add_report_heatmaps_option(p)
     p.add_argument(
         "--force",
         action="store_true",
@@ -692,6 +742,7 @@ def _add_report_command(sub: Any, menu: bool = False) -> None:
     )
     p.add_argument("workspace", metavar="WS", help="the workspace folder")
     p.add_argument("--out", "-o", default=None, metavar="FILE", help="the HTML file (default: WS/report.html)")
+    _add_report_heatmaps_option(p)
     p.add_argument("--ref", default=None, metavar="SET", help="the reference set (default: the workspace's)")
     p.add_argument("--gen", default=[], action="append", metavar="SET", help="only these generated sets (repeatable)")
     p.add_argument("--train", default=None, metavar="SET", help="the training set (default: the workspace's)")
@@ -703,9 +754,71 @@ def _add_report_command(sub: Any, menu: bool = False) -> None:
     p.set_defaults(func=_cmd_report)
 
 
+def _cmd_heatmaps(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    out = Path(args.out).expanduser()
+    if out.suffix.lower() not in (".png", ".html", ".htm"):
+        raise ValueError(f"--out {args.out}: the file must end in .png (an image grid) or .html (a page)")
+    from .analysis.heatmaps import heatmaps_of_source
+    from .cache import open_cache
+
+    result, ids, how = heatmaps_of_source(
+        args.images,
+        open_cache(args.ref),
+        open_cache(args.gen) if args.gen else None,
+        extractor=args.extractor,
+        weights=args.weights,
+        metric=args.metric,
+        limit=args.limit,
+        layer=args.layer,
+        batch_size=args.batch_size,
+        progress=not args.quiet,
+    )
+    path = result.save(out, ids=ids, alpha=args.alpha, columns=args.columns)
+    if not args.quiet:
+        print(f"{result.summary}; the images are {how}", file=sys.stderr)
+    print(path)
+    return 0
+
+
+def _add_heatmaps_command(sub: Any) -> None:
+    """``workbench heatmaps --ref CACHE --gen CACHE --images SOURCE --out FILE``: sensitivity heatmaps."""
+    p = sub.add_parser(
+        "heatmaps",
+        help="where in each image the extractor sees what moves FD or KD (a PNG grid or an HTML page)",
+        description="Sensitivity heatmaps (Kynkaenniemi et al. 2023, dgm-eval's --heatmaps): for each of the first "
+        "--limit images of SOURCE, the map of where the extractor's heatmap layer sees what changes the metric "
+        "between the reference cache and the generated cache, and the image's delta (the metric with the image "
+        "minus without it). The images are rows of --gen when it was made from SOURCE, else added to it. --out "
+        "FILE.png writes an image grid, FILE.html a self-contained page.",
+    )
+    p.add_argument("--ref", required=True, metavar="CACHE", help="the reference cache")
+    p.add_argument("--gen", default=None, metavar="CACHE", help="the generated cache (default: the images alone)")
+    p.add_argument("--images", required=True, metavar="SOURCE", help="the images: a folder, .zip or .npz")
+    p.add_argument("--out", "-o", required=True, metavar="FILE", help="FILE.png (a grid) or FILE.html (a page)")
+    p.add_argument(
+        "--extractor", "-e", default=None, metavar="NAME", help="the extractor (default: the one of the caches)"
+    )
+    p.add_argument("--weights", "-w", default=None, metavar="SPEC", help="its weights (default: those of the caches)")
+    p.add_argument("--metric", "-m", default="fd", choices=("fd", "kd"), help="the metric explained (default: fd)")
+    p.add_argument("--limit", type=_positive_int, default=64, help="the first N images of SOURCE (default: 64)")
+    p.add_argument("--layer", default=None, help="the layer explained (default: the extractor's heatmap_layer)")
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="images per pass (default: 32)")
+    p.add_argument("--alpha", type=float, default=0.5, help="opacity of the maps over the images (default: 0.5)")
+    p.add_argument("--columns", type=_positive_int, default=8, help="images per row of the PNG grid (default: 8)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress messages")
+    p.set_defaults(func=_cmd_heatmaps)
+
+
 def _cmd_extractors(args: argparse.Namespace) -> int:
     from .extractors import list_extractors
 
+    if args.markdown:
+        from .extractors.registry import registry_table
+
+        print(registry_table(markers=True, builtin_only=True))
+        return 0
     for name, desc in list_extractors().items():
         print(f"{name:16s} {desc}")
     return 0
@@ -753,6 +866,15 @@ def build_parser(metric_menu: bool = False) -> argparse.ArgumentParser:
         "--thumbnails", type=_non_negative_int, default=64, help="thumbnail side in pixels, 0 for none (default: 64)"
     )
     p.add_argument("--shard", default=None, help="I/N: fill only shard I (0-based) of N, for N parallel workers")
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="extract on a Ray cluster (the `distributed` extra): alone, a local Ray instance; 'auto' or "
+        "HOST:PORT, a running cluster. Writes one shard per --chunk-size images; put it after SOURCE",
+    )
     p.add_argument("--chunk-size", type=_positive_int, default=2048, help="images per resumable chunk (default: 2048)")
     p.add_argument(
         "--labels",
@@ -785,6 +907,7 @@ def build_parser(metric_menu: bool = False) -> argparse.ArgumentParser:
         action="store_true",
         help="stop at once instead of waiting when another process is writing the same cache",
     )
+    p.add_argument("--protocol", default=None, metavar="NAME", help=_PROTOCOL_HELP)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or messages; print only the cache path")
     p.set_defaults(func=_cmd_extract)
 
@@ -855,14 +978,27 @@ def build_parser(metric_menu: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=int, default=0, help="bootstrap replicates for 95%% intervals (default: 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of subsets, projections and bootstrap (default: 0)")
     p.add_argument("--json", default=None, metavar="OUT", help="also write the numbers as JSON")
+    p.add_argument(
+        "--protocol",
+        default=None,
+        metavar="NAME",
+        help="the protocol of the caches (default: the one they were extracted under; another is refused): "
+        + _PROTOCOL_HELP,
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress messages")
     p.set_defaults(func=_cmd_metrics)
 
     p = sub.add_parser("extractors", help="list registered feature extractors")
+    p.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print the README's table of the built-in extractors (default weights, D, feature layer, preprocessing)",
+    )
     p.set_defaults(func=_cmd_extractors)
 
     _add_evaluate_command(sub, metric_menu)
     _add_report_command(sub, metric_menu)
+    _add_heatmaps_command(sub)
 
     _add_workspace_command(sub)
 

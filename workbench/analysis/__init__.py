@@ -22,6 +22,7 @@ __getattr__, __dir__, __all__ = attach(
         "class_histogram": "classes",
         "ClassHistogram": "classes",
         "match_topn_histogram": "topn_matching",
+        "bootstrap_topn_matching": "topn_matching",
         "resample_to_histogram": "topn_matching",
         "TopNMatching": "topn_matching",
         "per_class_metric": "per_class",
@@ -54,5 +55,5 @@ if TYPE_CHECKING:
     from .neighbors import NeighborsResult, nearest_neighbors
     from .per_class import PerClassMetric, per_class_metric
     from .result import AnalysisResult
-    from .topn_matching import TopNMatching, match_topn_histogram, resample_to_histogram
+    from .topn_matching import TopNMatching, bootstrap_topn_matching, match_topn_histogram, resample_to_histogram
     from .zero_shot import zero_shot_labels

@@ -79,7 +79,8 @@ class ExtractorComparison(AnalysisResult):
       with ``value`` (empty without bootstrap); replicate ``b`` of every model and extractor
       belongs to the same draw.
 
-    ``values`` and ``ranks`` are views of ``scores``; :meth:`bump_data` feeds a bump chart.
+    ``values`` and ``ranks`` are views of ``scores``; :meth:`bump_data` feeds a bump chart;
+    :meth:`extractor_order` and :meth:`consensus` help read many extractors (ten and more).
     Attributes: ``extractors``, ``models``, ``metrics`` (in input order), ``warnings``
     (sample-size warnings of the metrics), ``resampling`` (what the bootstrap resampled).
     """
@@ -164,6 +165,48 @@ class ExtractorComparison(AnalysisResult):
             for e in names:
                 out.at[e, e] = 1.0
         return out
+
+    def extractor_order(self, metric: str, method: str = "kendall", dataset: str | None = None) -> list[str]:
+        """The extractors ordered so that those that rank the models alike are neighbours.
+
+        Average-linkage hierarchical clustering of the distance ``1 - correlation`` (a missing
+        correlation counts as 0, i.e. distance 1), leaves in the optimal order of
+        :func:`scipy.cluster.hierarchy.optimal_leaf_ordering` (deterministic). With fewer than
+        three extractors, or no finite correlation, the input order. Used to lay out the
+        agreement matrix and the bump chart of many extractors (blocks of agreeing extractors,
+        fewer crossing lines).
+        """
+        matrix = self.agreement_matrix(metric, method, dataset)
+        names = list(matrix.index)
+        values = matrix.to_numpy(dtype=np.float64)
+        off = ~np.eye(len(names), dtype=bool)
+        if len(names) < 3 or not np.isfinite(values[off]).any():
+            return names
+        from scipy.cluster.hierarchy import leaves_list, linkage, optimal_leaf_ordering
+        from scipy.spatial.distance import squareform
+
+        dist = 1.0 - np.where(np.isfinite(values), values, 0.0)
+        dist = np.clip(0.5 * (dist + dist.T), 0.0, 2.0)
+        np.fill_diagonal(dist, 0.0)
+        condensed = squareform(dist, checks=False)
+        tree = optimal_leaf_ordering(linkage(condensed, method="average"), condensed)
+        return [names[i] for i in leaves_list(tree)]
+
+    def consensus(self, metric: str, method: str = "kendall", dataset: str | None = None) -> pd.Series:
+        """Mean rank agreement of each extractor with all the others (NaN pairs left out), highest first.
+
+        An extractor far below the others ranks the models unlike the rest: with ten extractors
+        this finds the odd one out faster than the matrix does. Index: extractor; name
+        ``"mean_<method>"``.
+        """
+        matrix = self.agreement_matrix(metric, method, dataset)
+        values = matrix.to_numpy(dtype=np.float64).copy()
+        np.fill_diagonal(values, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an extractor without any finite pair: NaN
+            mean = np.nanmean(values, axis=1) if values.size else np.zeros(0)
+        out = pd.Series(mean, index=matrix.index, name=f"mean_{method}")
+        return out.sort_values(ascending=False, kind="stable")
 
     def _select(self, frame: pd.DataFrame, metric: str | None, dataset: str | None) -> pd.DataFrame:
         if metric is not None:

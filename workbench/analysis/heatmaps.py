@@ -63,19 +63,26 @@ only for square images.
 
 from __future__ import annotations
 
+import base64
+import html
+import io
 import math
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from PIL import Image, ImageDraw
 
 from workbench.analysis.attribution import frechet_decomposition
 from workbench.analysis.result import AnalysisResult
 from workbench.cache.reader import EmbeddingCache
 from workbench.extractors.base import Extractor
+from workbench.images.source import ImageSource
 from workbench.metrics.frechet import GaussianStats
 from workbench.metrics.validation import as_features
 from workbench.progress import ProgressReporter
@@ -164,17 +171,121 @@ class HeatmapResult(AnalysisResult):
         """
         if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not -len(self) <= i < len(self):
             raise IndexError(f"image index {i!r} out of range for {len(self)} images")
-        alpha = float(alpha)
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1]; got {alpha}")
-        image = self.images[i].astype(np.float64)
-        heat = self.maps[i].astype(np.float64)
-        top = float(heat.max())
-        if top <= 0.0:
-            return self.images[i].copy()
-        colour = colorize(heat / top)
-        out = (1.0 - alpha) * image + alpha * colour
-        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+        return blend(self.images[i], self.maps[i], alpha)
+
+    def save(
+        self,
+        path: str | os.PathLike,
+        *,
+        ids: Sequence[str] | None = None,
+        alpha: float = 0.5,
+        columns: int = 8,
+        cell_px: int = 128,
+    ) -> Path:
+        """Write the overlays as a PNG grid (``.png``) or a self-contained HTML page (``.html``).
+
+        Each cell is image ``i`` blended with its map (:meth:`overlay`, ``alpha``), scaled to
+        ``cell_px`` pixels wide (nearest-neighbour), captioned with its id (``ids``, default
+        ``#i``) and ``delta``. The HTML page shows each image and its overlay side by side, with
+        the summary line; images are inlined as ``data:`` PNGs, so it opens offline. The file is
+        written atomically (a temporary file, then renamed).
+
+        Raises:
+            ValueError: a suffix other than ``.png``, ``.html`` or ``.htm``; ``ids`` of the wrong
+                length; ``columns`` or ``cell_px`` below 1.
+        """
+        out = Path(path).expanduser()
+        suffix = out.suffix.lower()
+        if suffix not in (".png", ".html", ".htm"):
+            raise ValueError(
+                f"{out}: the heatmap file must end in .png (an image grid) or .html (a page); got {suffix!r}"
+            )
+        if columns < 1 or cell_px < 1:
+            raise ValueError(f"columns and cell_px must be >= 1; got {columns} and {cell_px}")
+        names = [f"#{i}" for i in range(len(self))] if ids is None else [str(x) for x in ids]
+        if len(names) != len(self):
+            raise ValueError(f"ids must name each of the {len(self)} images; got {len(names)}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        if suffix == ".png":
+            _grid_image(self, names, alpha, columns, cell_px).save(tmp, format="PNG")
+        else:
+            tmp.write_text(_html_page(self, names, alpha, cell_px), encoding="utf-8")
+        tmp.replace(out)
+        return out
+
+
+def _scaled(image: np.ndarray, px: int) -> Image.Image:
+    """``H x W x 3`` uint8 -> PIL image ``px`` wide (nearest-neighbour, aspect kept)."""
+    h, w = image.shape[:2]
+    return Image.fromarray(image).resize((px, max(1, round(h * px / w))), Image.Resampling.NEAREST)
+
+
+def _grid_image(result: HeatmapResult, names: list[str], alpha: float, columns: int, px: int) -> Image.Image:
+    cols = min(columns, len(result))
+    rows = -(-len(result) // cols)
+    cell_h = _scaled(result.images[0], px).height
+    caption = 26
+    sheet = Image.new("RGB", (cols * (px + 4) + 4, rows * (cell_h + caption + 4) + 24), "white")
+    draw = ImageDraw.Draw(sheet)
+    draw.text((4, 4), f"{result.metric.upper()} sensitivity, {result.extractor} {result.layer}", fill=(0, 0, 0))
+    for i in range(len(result)):
+        x = 4 + (i % cols) * (px + 4)
+        y = 24 + (i // cols) * (cell_h + caption + 4)
+        sheet.paste(_scaled(result.overlay(i, alpha), px), (x, y))
+        draw.text((x, y + cell_h + 1), names[i][-int(px / 6) :], fill=(0, 0, 0))
+        draw.text((x, y + cell_h + 13), f"d={result.delta[i]:.3g}", fill=(90, 90, 90))
+    return sheet
+
+
+def _png_uri(image: Image.Image) -> str:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _html_page(result: HeatmapResult, names: list[str], alpha: float, px: int) -> str:
+    cells = []
+    for i in range(len(result)):
+        orig = _png_uri(_scaled(result.images[i], px))
+        over = _png_uri(_scaled(result.overlay(i, alpha), px))
+        cells.append(
+            f"<figure class='wb-heatmap-cell' data-delta='{float(result.delta[i])!r}'><img src='{orig}' width='{px}'>"
+            f"<img src='{over}' width='{px}'><figcaption>{html.escape(names[i])}<br>delta "
+            f"{result.delta[i]:.4g}</figcaption></figure>"
+        )
+    title = f"{result.metric.upper()} sensitivity heatmaps ({result.extractor})"
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>body{{font:13px sans-serif;margin:16px}}"
+        ".wb-heatmap-cells{display:flex;flex-wrap:wrap;gap:8px}.wb-heatmap-cell{margin:0;text-align:center;"
+        "font-size:11px}.wb-heatmap-cell img{image-rendering:pixelated;margin:1px}</style></head><body>"
+        f"<h1 style='font-size:18px'>{html.escape(title)}</h1><p>{html.escape(result.summary)}. Each image, then "
+        "the image under its map (dark = 0, pale yellow = the map's maximum; each map scaled by its own "
+        f"maximum).</p><div class='wb-heatmap-cells'>{''.join(cells)}</div></body></html>"
+    )
+
+
+def blend(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """``image`` (``H x W x 3`` uint8) under ``heat`` (``H x W``, non-negative) in colour.
+
+    The map is scaled by its own maximum to [0, 1], coloured (:func:`colorize`) and blended as
+    ``(1 - alpha) image + alpha colour``; an all-zero map gives the image unchanged.
+
+    Raises:
+        ValueError: ``alpha`` not in [0, 1], or shapes that do not match.
+    """
+    alpha = float(alpha)
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1]; got {alpha}")
+    if image.shape[:2] != heat.shape or image.ndim != 3:
+        raise ValueError(f"image {image.shape} and map {heat.shape} must be H x W x 3 and H x W")
+    values = heat.astype(np.float64)
+    top = float(values.max()) if values.size else 0.0
+    if top <= 0.0:
+        return np.array(image, dtype=np.uint8, copy=True)
+    out = (1.0 - alpha) * image.astype(np.float64) + alpha * colorize(values / top)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def colorize(values: np.ndarray) -> np.ndarray:
@@ -188,7 +299,60 @@ def colorize(values: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- inputs
 
 
+def load_images(source: Any, limit: int | None = None) -> tuple[np.ndarray, list[str]]:
+    """The images of an image source (a folder, ``.zip``, ``.npz``, array or
+    :class:`~workbench.images.ImageSource`) as ``N x H x W x 3`` uint8, and their ids.
+
+    ``limit``: the first ``limit`` images in the source's order. The images must all have one
+    size (heatmaps are stacked per image); an unreadable image is an error naming it.
+
+    Raises:
+        FileNotFoundError, ValueError: as :func:`workbench.images.open_source`; images of
+            different sizes (naming two of them).
+    """
+    from workbench.images import open_source
+
+    src = open_source(source)
+    n = len(src) if limit is None else min(len(src), int(limit))
+    if n < 1:
+        raise ValueError(f"image source {source!r} holds no images")
+    first = src.load(0)
+    out = np.empty((n, *first.shape), dtype=np.uint8)
+    out[0] = first
+    ids = [src.sample_id(0)]
+    for i in range(1, n):
+        image = src.load(i)
+        if image.shape != first.shape:
+            raise ValueError(
+                f"heatmaps need images of one size: {src.sample_id(0)} is {first.shape[1]} x {first.shape[0]} px "
+                f"but {src.sample_id(i)} is {image.shape[1]} x {image.shape[0]} px; resize them or pass fewer "
+                "(a limit)"
+            )
+        out[i] = image
+        ids.append(src.sample_id(i))
+    return out, ids
+
+
+def _cache_images(cache: EmbeddingCache, indices: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Thumbnails of rows ``indices`` (all rows when None) of a cache, and those rows."""
+    if cache.thumbnails is None:
+        raise ValueError(
+            f"cache {cache.path} stores no thumbnails (extracted with --thumbnails 0), so its images cannot be "
+            "explained; pass the images themselves, or re-extract it with --thumbnails 64"
+        )
+    rows = np.arange(len(cache)) if indices is None else np.asarray(indices)
+    if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer) or rows.size == 0:
+        raise ValueError(f"indices must be a non-empty list of rows of the cache; got {indices!r}")
+    if rows.min() < 0 or rows.max() >= len(cache):
+        raise ValueError(f"indices must be rows of the cache (0 to {len(cache) - 1}); got {indices!r}")
+    return np.asarray(cache.thumbnails[rows]), rows.astype(np.int64)
+
+
 def _as_images(images: Any) -> np.ndarray:
+    if isinstance(images, (str, os.PathLike)):
+        return load_images(images)[0]
+    if isinstance(images, ImageSource):
+        return load_images(images)[0]
     if isinstance(images, (list, tuple)):
         if not images:
             raise ValueError("images is empty")
@@ -354,7 +518,7 @@ def _kd_terms(g: np.ndarray, r: np.ndarray, rows: np.ndarray) -> tuple[np.ndarra
 
 
 def metric_heatmaps(
-    images: np.ndarray | Sequence[np.ndarray],
+    images: np.ndarray | Sequence[np.ndarray] | ImageSource | EmbeddingCache | str | os.PathLike,
     extractor: Extractor | str,
     reference: Any,
     *,
@@ -369,7 +533,14 @@ def metric_heatmaps(
     """Where in each image the extractor sees what changes FD or KD (Grad-CAM style; module docstring).
 
     Args:
-        images: ``N x H x W x 3`` uint8 array, or a list of ``H x W x 3`` uint8 arrays of one size.
+        images: ``N x H x W x 3`` uint8 array, a list of ``H x W x 3`` uint8 arrays of one size, an
+            image source (a folder, ``.zip`` or ``.npz`` path, or an
+            :class:`~workbench.images.ImageSource`; every image, of one size: :func:`load_images`),
+            or an :class:`~workbench.cache.EmbeddingCache` with thumbnails: the thumbnails of its
+            rows ``indices`` (all rows when None), explained as members of that cache's set
+            (``generated`` defaults to the cache, ``indices`` to those rows). Maps are at the
+            thumbnails' resolution; a thumbnail smaller than the original image is what is
+            explained (its features replace the row's cached ones in ``G``).
         extractor: an :class:`~workbench.extractors.base.Extractor` with a ``heatmap_layer``, or a
             registered name (created with ``weights``).
         reference: the reference set: features ``N_r x D`` (array or
@@ -402,7 +573,12 @@ def metric_heatmaps(
         raise ValueError(f"metric must be one of {HEATMAP_METRICS}; got {metric!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
-    imgs = _as_images(images)
+    if isinstance(images, EmbeddingCache):
+        imgs, cache_rows = _cache_images(images, indices)
+        if generated is None:
+            generated, indices = images, cache_rows
+    else:
+        imgs = _as_images(images)
     n_img, height, width = imgs.shape[:3]
     ext = _resolve_extractor(extractor, weights)
     layer_name, module = heatmap_module(ext, layer)
@@ -525,3 +701,91 @@ def _gradcam(
     g = _to_grid(grad_acts.detach(), root, layer).double()
     weights = (g * g).mean(dim=(2, 3), keepdim=True)
     return (weights * a).sum(dim=1).clamp_min(0.0)
+
+
+def heatmaps_of_source(
+    images: Any,
+    reference: EmbeddingCache,
+    generated: EmbeddingCache | None = None,
+    *,
+    extractor: Extractor | str | None = None,
+    weights: str | None = None,
+    metric: str = "fd",
+    limit: int | None = 64,
+    layer: str | None = None,
+    batch_size: int = 32,
+    progress: Any = True,
+) -> tuple[HeatmapResult, list[str], str]:
+    """Heatmaps of the images of a source against caches (what ``workbench heatmaps`` runs).
+
+    Args:
+        images: an image source (folder, ``.zip``, ``.npz``, array); its first ``limit`` images.
+        reference, generated: embedding caches; ``generated`` None: the images alone are ``G``.
+        extractor: a registered name or an extractor; default the reference cache's extractor.
+        weights: its weights; default the reference cache's weights spec (when ``extractor`` is
+            the reference's), else ``"default"``.
+
+    Returns:
+        ``(result, ids, how)``: the heatmaps, each image's id in its source, and one line saying
+        how the images entered ``G`` (as rows of ``generated`` when the source is the one that
+        cache was made from, else added to it).
+
+    Raises:
+        ValueError: the caches were made by different extractors or weights, or by another
+            extractor than the one asked for (naming both); as :func:`metric_heatmaps`.
+    """
+    made_by = reference.extractor
+    if generated is not None:
+        other = generated.extractor
+        for what in ("name", "variant"):
+            if other.get(what) != made_by.get(what):
+                raise ValueError(
+                    f"the caches were made by different extractors: {reference.path} by {made_by.get('name')} "
+                    f"({made_by.get('variant')}), {generated.path} by {other.get('name')} ({other.get('variant')})"
+                )
+        if other["weights"].get("identity") != made_by["weights"].get("identity"):
+            raise ValueError(
+                f"the caches were made with different weights: {reference.path} with "
+                f"{made_by['weights'].get('identity')}, {generated.path} with {other['weights'].get('identity')}"
+            )
+    name = extractor if isinstance(extractor, str) else None
+    if extractor is None or (name is not None and name == made_by.get("name")):
+        name = str(made_by.get("name"))
+        if weights is None:
+            weights = str(made_by["weights"].get("spec") or "default")
+    ext = _resolve_extractor(extractor if isinstance(extractor, Extractor) else name or "", weights or "default")
+    made = ext.describe()
+    if made["name"] != made_by.get("name") or made["dim"] != made_by.get("dim"):
+        raise ValueError(
+            f"extractor {made['name']!r} ({made['dim']}-d) is not the one the caches were made with "
+            f"({made_by.get('name')!r}, {made_by.get('dim')}-d); name that one (--extractor {made_by.get('name')})"
+        )
+    if made["weights"].get("identity") != made_by["weights"].get("identity"):
+        raise ValueError(
+            f"extractor {made['name']!r} has weights {made['weights'].get('identity')}, but the caches were made "
+            f"with {made_by['weights'].get('identity')}; pass those weights (--weights {made_by['weights'].get('spec')})"
+        )
+    imgs, ids = load_images(images, limit=limit)
+    indices = None
+    how = "added to the generated set" if generated is not None else "the images alone are the generated set"
+    if generated is not None:
+        src = str((generated.manifest.get("source") or {}).get("path") or "")
+        same = isinstance(images, (str, os.PathLike)) and src and Path(src).resolve() == Path(images).resolve()
+        if same:
+            position = {str(v): i for i, v in enumerate(generated.meta["id"].astype(str))}
+            found = [position.get(i) for i in ids]
+            if all(f is not None for f in found):
+                indices = np.asarray(found, dtype=np.int64)
+                how = f"rows of the generated cache ({len(generated)} samples), which was made from this source"
+    result = metric_heatmaps(
+        imgs,
+        ext,
+        reference,
+        generated=generated,
+        indices=indices,
+        metric=metric,
+        layer=layer,
+        batch_size=batch_size,
+        progress=progress,
+    )
+    return result, ids, how

@@ -378,6 +378,9 @@ def memorization_report(
     threads: int | None = None,
     seed: int | np.random.Generator | None = 0,
     progress: Progress | bool | None = True,
+    engine: Literal["local", "ray"] = "local",
+    ray_address: str | None = None,
+    workers: int | None = None,
 ) -> MemorizationReport:
     """Which generated samples copy training samples (see the module docstring for the definitions).
 
@@ -403,6 +406,14 @@ def memorization_report(
         seed: seeds the IVF training sample and k-means.
         progress: True for progress bars, a callable receiving ProgressEvent objects, or False/None
             (see :mod:`workbench.progress`).
+        engine: ``"local"`` or ``"ray"`` (exact backend; the ``distributed`` extra): the training
+            rows are split across ``workers`` Ray tasks, each reading its part from the cache's
+            memory-mapped or sharded files, for all three searches; the report equals the local
+            one (see :mod:`workbench.analysis.ray_search`).
+        ray_address: with ``engine="ray"``: None starts a local Ray instance, ``"auto"`` or
+            ``"HOST:PORT"`` a running cluster.
+        workers: with ``engine="ray"``: number of parts of the training set (default: the
+            cluster's CPUs).
 
     Returns:
         :class:`MemorizationReport`: ``.most_suspicious(n)``, ``.with_threshold(t)``,
@@ -458,20 +469,27 @@ def memorization_report(
             block_size=block_size,
             seed=seed,
             progress=progress,
+            engine=engine,
+            ray_address=ray_address,
+            workers=workers,
+            origin=sources["train"].features,
             **(backend_options or {}),
         )
-        dist, rows = searcher.search(x_fake, int(k), progress=progress)
-        if x_test is not None:
-            t_dist, t_rows = searcher.search(x_test, 1, progress=progress)
-            t_dist, t_rows = t_dist[:, 0], t_rows[:, 0]
-        nearest = rows[:, 0] if x_test is None else np.concatenate([rows[:, 0], t_rows])
-        if np.any(nearest < 0):
-            raise ValueError(
-                f"the {backend} search found no training neighbour for some samples; raise nprobe / ef_search "
-                "in backend_options or use backend='exact'"
-            )
-        matched, inverse = np.unique(nearest, return_inverse=True)
-        m_dist, m_rows = searcher.search(np.asarray(x_train[matched]), 2, progress=progress)
+        try:
+            dist, rows = searcher.search(x_fake, int(k), progress=progress)
+            if x_test is not None:
+                t_dist, t_rows = searcher.search(x_test, 1, progress=progress)
+                t_dist, t_rows = t_dist[:, 0], t_rows[:, 0]
+            nearest = rows[:, 0] if x_test is None else np.concatenate([rows[:, 0], t_rows])
+            if np.any(nearest < 0):
+                raise ValueError(
+                    f"the {backend} search found no training neighbour for some samples; raise nprobe / ef_search "
+                    "in backend_options or use backend='exact'"
+                )
+            matched, inverse = np.unique(nearest, return_inverse=True)
+            m_dist, m_rows = searcher.search(np.asarray(x_train[matched]), 2, progress=progress)
+        finally:
+            searcher.close()
     d2_all = second_distance(m_dist, m_rows, matched)[inverse]
 
     m = x_fake.shape[0]

@@ -72,6 +72,7 @@ from workbench.progress import Progress, ProgressReporter
 from workbench.threads import limit_threads
 
 BACKENDS = ("exact", "faiss-ivf", "faiss-hnsw")
+ENGINES = ("local", "ray")
 METRICS = ("cosine", "l2")
 IVF_SCANS = ("blas", "faiss")
 DEFAULT_BLOCK_ROWS = 65536
@@ -238,6 +239,9 @@ class _Searcher:
         self, query: Any, k: int, *, self_rows: np.ndarray | None = None, progress: Progress | bool | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the searcher holds beyond memory (the Ray engine's rows in the object store); nothing here."""
 
 
 class _ExactSearcher(_Searcher):
@@ -510,14 +514,21 @@ def build_searcher(
     block_rows: int = DEFAULT_BLOCK_ROWS,
     seed: int | np.random.Generator | None = 0,
     progress: Progress | bool | None = None,
-) -> _Searcher:
+    engine: str = "local",
+    ray_address: str | None = None,
+    workers: int | None = None,
+    origin: Any = None,
+) -> Any:
     """Prepare ``index`` (validated ``N x D`` features) once for several searches.
 
-    Arguments as for :func:`nearest_neighbors`. The returned object has
+    Arguments as for :func:`nearest_neighbors` (``origin``: the un-validated features ``index``
+    came from, e.g. a cache's :class:`~workbench.cache.ShardedArray`, which the Ray engine's
+    workers read their rows from). The returned object has
     ``search(query, k, self_rows=None, progress=None) -> (distances, indices)`` (validated
     ``N_q x D`` queries; ``self_rows[i]`` = the index row query ``i`` must not return) and
-    ``params``; it is how :func:`~workbench.analysis.memorization.memorization_report` reuses one
-    faiss index for the generated, test and training queries.
+    ``params`` and ``close()`` (releases what the Ray engine put in its object store); it is how
+    :func:`~workbench.analysis.memorization.memorization_report` reuses one faiss index (or one
+    Ray searcher) for the generated, test and training queries.
 
     Example:
         >>> import numpy as np
@@ -531,6 +542,15 @@ def build_searcher(
     _check_choice(backend, BACKENDS, "backend")
     _check_choice(ivf_scan, IVF_SCANS, "ivf_scan")
     block_rows = _check_positive_int(block_rows, "block_rows")
+    _check_choice(engine, ENGINES, "engine")
+    if engine != "ray" and (ray_address is not None or workers is not None):
+        raise ValueError("ray_address and workers are only used with engine='ray'")
+    if engine == "ray":
+        if backend != "exact":
+            raise ValueError(f"engine='ray' runs the exact search only; got backend={backend!r}")
+        from workbench.analysis.ray_search import RaySearcher
+
+        return RaySearcher(index, metric, block_size, origin=origin, ray_address=ray_address, workers=workers)
     if backend == "exact":
         return _ExactSearcher(index, metric, block_size)
     if backend == "faiss-ivf":
@@ -638,6 +658,9 @@ def nearest_neighbors(
     threads: int | None = None,
     seed: int | np.random.Generator | None = 0,
     progress: Progress | bool | None = True,
+    engine: Literal["local", "ray"] = "local",
+    ray_address: str | None = None,
+    workers: int | None = None,
 ) -> NeighborsResult:
     """The ``k`` nearest index rows of every query row (see the module docstring for the backends).
 
@@ -671,6 +694,14 @@ def nearest_neighbors(
         seed: seeds the IVF training sample and k-means.
         progress: True for progress bars, a callable receiving ProgressEvent objects, or False/None
             (see :mod:`workbench.progress`).
+        engine: ``"local"`` (this process) or ``"ray"`` (exact backend only; needs the
+            ``distributed`` extra): the index rows are split into ``workers`` parts, each searched
+            exactly by a Ray task that reads its rows from the cache's memory-mapped (or
+            sharded) files, and the parts' top ``k`` are merged; the result equals the local
+            exact search (see :mod:`workbench.analysis.ray_search`).
+        ray_address: with ``engine="ray"``: None starts a local Ray instance, ``"auto"`` or
+            ``"HOST:PORT"`` uses a running cluster (:mod:`workbench.ray_cluster`).
+        workers: with ``engine="ray"``: number of parts (default: the cluster's CPUs).
 
     Returns:
         :class:`NeighborsResult` with ``distances`` and ``indices`` (``N_q x k``) and
@@ -725,9 +756,16 @@ def nearest_neighbors(
             block_rows=block_rows,
             seed=seed,
             progress=progress,
+            engine=engine,
+            ray_address=ray_address,
+            workers=workers,
+            origin=x_src.features,
         )
         self_rows = np.arange(q.shape[0]) if exclude_self else None
-        dist, idx = searcher.search(q, k, self_rows=self_rows, progress=progress)
+        try:
+            dist, idx = searcher.search(q, k, self_rows=self_rows, progress=progress)
+        finally:
+            searcher.close()
     return NeighborsResult(
         dist,
         idx,

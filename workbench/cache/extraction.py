@@ -43,6 +43,7 @@ from ..images import (
 )
 from ..images.arrays import SubsetSource
 from ..progress import Progress, ProgressReporter, check_progress
+from ..protocols import Protocol, resolve_protocol
 from .atomic import NpyStreamWriter, commit_file, save_npz_atomic, write_json_atomic
 from .fingerprint import cache_key, content_hashes, digest, file_sha256, listing_fingerprint
 from .io_errors import CacheWriteError, write_errors
@@ -63,6 +64,7 @@ from .reader import CacheShard, EmbeddingCache, open_cache
 from .writer_lock import WriterLock
 
 DEFAULT_CHUNK = 2048
+ENGINES = ("local", "ray")
 
 
 def _slug(text: str) -> str:
@@ -332,6 +334,9 @@ def extract(
     max_pixels: int | None = None,
     force: bool = False,
     wait: bool = True,
+    protocol: str | Protocol | None = None,
+    engine: str = "local",
+    ray_address: str | None = None,
 ) -> EmbeddingCache:
     """Extract embeddings of ``source`` with ``extractor`` into a cache under ``out``, or reuse it.
 
@@ -351,8 +356,11 @@ def extract(
         weights: ``"default"`` (published), a local weights file, or ``"none"`` (random init).
         device: ``"cuda"`` / ``"cpu"``; default CUDA when available.
         batch_size: images per forward pass.
-        num_workers: DataLoader worker processes for decoding/resizing (default: cores - 1, max 4).
-        limit: only the first ``limit`` images (in source order).
+        num_workers: DataLoader worker processes for decoding/resizing (default: cores - 1, max 4);
+            with ``engine="ray"`` the most model actors (default: one per GPU of the cluster, or
+            half its CPUs when it has no GPU).
+        limit: only the first ``limit`` images (in source order); under a protocol that draws a
+            sample (``"dgm-eval"``), the size of that sample instead (its ``--nsample``).
         thumbnails: side in pixels of stored thumbnails; 0 stores none.
         shard: ``"I/N"`` to fill only shard I of N (for N independent workers); ``open_cache``
             of the cache directory reads all N shards as one once they are complete.
@@ -369,6 +377,20 @@ def extract(
         force: replace a finished cache of other images or settings in the target directory.
         wait: when another process is writing the same cache, wait for it (True) or raise
             :class:`~workbench.cache.writer_lock.CacheBusyError` at once.
+        protocol: ``"workbench"`` (default: the extractor's own settings, every image), or a
+            reference tool's preset (``"pytorch-fid"``, ``"clean-fid"``, ``"torch-fidelity"``,
+            ``"dgm-eval"``; see :mod:`workbench.protocols`): the extractor is set up to preprocess
+            as that tool does (``extractor_options`` that contradict it are refused), the images
+            are selected as it selects them (dgm-eval: at most 50,000, drawn with its seed and
+            sorted), and the manifest records it (``protocol``). Caches of different protocols
+            are different caches, and metrics refuse to mix them.
+        engine: ``"local"`` (this process and its DataLoader workers) or ``"ray"`` (a Ray Data
+            pipeline on a Ray cluster, :mod:`workbench.cache.ray_engine`; needs the
+            ``distributed`` extra): decoding in CPU tasks, the model in an actor pool (a GPU per
+            actor where the cluster has GPUs), the result written as a sharded cache of one
+            shard per ``chunk_size`` images, equal to a local extraction. Not with ``shard``.
+        ray_address: with ``engine="ray"``: None starts a local Ray instance, ``"auto"`` or
+            ``"HOST:PORT"`` uses the running cluster (see :mod:`workbench.ray_cluster`).
 
     Returns:
         The opened :class:`EmbeddingCache` (memory-mapped).
@@ -380,6 +402,16 @@ def extract(
         ValueError: bad arguments, or no image could be read.
     """
     check_progress(progress)
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}; got {engine!r}")
+    if engine != "ray" and ray_address is not None:
+        raise ValueError("ray_address is only used with engine='ray'")
+    if engine == "ray" and shard is not None:
+        raise ValueError("--shard and --ray exclude each other: the Ray engine extracts every shard itself")
+    if engine == "ray":
+        from ..ray_cluster import check_address
+
+        check_address(ray_address)
     announcer = ProgressReporter(progress if callable(progress) else None, "extract")
     say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress is True else announcer.say
     for arg, value, low in (("batch_size", batch_size, 1), ("chunk_size", chunk_size, 1)):
@@ -388,6 +420,7 @@ def extract(
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
         raise ValueError(f"limit must be a positive number of images, got {limit!r}")
     check_thumbnail_size(thumbnails)
+    proto = resolve_protocol(protocol)
     if max_pixels is not None and (not isinstance(max_pixels, (int, np.integer)) or max_pixels < 1):
         raise ValueError(f"max_pixels must be a positive number of pixels, got {max_pixels!r}")
     if isinstance(source, ImageSource):
@@ -396,16 +429,27 @@ def extract(
         src = open_source(source, labels=labels, **({"max_pixels": int(max_pixels)} if max_pixels else {}))
     if name:
         src.name = name
-    if limit is not None and int(limit) >= len(src):
+    if isinstance(extractor, Extractor):
+        if proto.extractors is not None and extractor.name not in proto.extractors:
+            proto.extractor_options(extractor.name)  # raises: the tool has no such extractor
+    else:
+        extractor_options = proto.extractor_options(str(extractor), extractor_options)
+    n_listed = len(src)
+    if limit is not None and int(limit) >= n_listed:
         limit = None  # the whole source: the same cache as without --limit
-    if limit is not None:
-        src = SubsetSource(src, np.arange(int(limit)))
+    rows = proto.sample_rows(n_listed, limit)
+    if rows is not None:
+        src = SubsetSource(src, rows)
+    elif proto.sample_size is not None:
+        limit = None  # a sampling protocol's --limit at or above the source's size: every image
+    # with the Ray engine the driver's copy only describes the model (on the CPU); the actors build theirs
+    local_device = "cpu" if engine == "ray" else device
     ext = (
-        extractor.to(device)
-        if isinstance(extractor, Extractor) and device
+        extractor.to(local_device)
+        if isinstance(extractor, Extractor) and local_device
         else extractor
         if isinstance(extractor, Extractor)
-        else create_extractor(extractor, weights=weights, device=device, **(extractor_options or {}))
+        else create_extractor(extractor, weights=weights, device=local_device, **(extractor_options or {}))
     )
 
     n_total = len(src)
@@ -419,6 +463,18 @@ def extract(
         assert shard_ij is not None  # only a shard can be empty: the source itself is not
         raise ValueError(f"shard {shard_ij[0]}/{shard_ij[1]} of {n_total} images is empty; use fewer shards")
     options = content_options(limit=limit, labels=labels, thumbnails=thumbnails, max_pixels=max_pixels)
+    if not proto.is_default:
+        options["protocol"] = proto.name  # another protocol, another cache (the default keeps old keys)
+    protocol_entry = proto.manifest_entry(n_listed, limit)
+    if engine == "ray":
+        from .ray_engine import extract_on_ray
+
+        spec = {"extractor": extractor, "weights": weights, "options": extractor_options}
+        return extract_on_ray(
+            src, ext, spec=spec, out=out, options=options, protocol=protocol_entry, batch_size=int(batch_size),
+            num_workers=num_workers, thumbnails=thumbnails, chunk_size=int(chunk_size), device=device, force=force,
+            wait=wait, progress=progress, say=say, ray_address=ray_address,
+        )  # fmt: skip
     base_dir = cache_dir_for(src, ext, out, options)
     cache_dir = base_dir if shard_ij is None else base_dir / SHARDS_DIR / f"{shard_ij[0]:05d}-of-{shard_ij[1]:05d}"
 
@@ -485,6 +541,7 @@ def extract(
             n_total,
             options,
             duplicates,
+            protocol_entry,
         )
     elapsed = time.perf_counter() - t0
     if cache.skipped:
@@ -592,6 +649,10 @@ def _finalize(
     n_total: int,
     options: dict[str, Any],
     duplicates: list[list[str]],
+    protocol: dict[str, Any] | None = None,
+    *,
+    engine: str = "local",
+    device: str | None = None,
 ) -> EmbeddingCache:
     """Assemble the finished chunks into the cache files, then write the manifest last.
 
@@ -686,6 +747,7 @@ def _finalize(
         "logits_dim": ext.num_classes,
         "thumbnails": thumb_px,
         "options": options,
+        "protocol": protocol or {"name": "workbench"},
         "extractor": ext.describe(),
         "extractor_class_names": ext.class_names,
         "pretrained": ext.weights.pretrained,
@@ -698,7 +760,8 @@ def _finalize(
         "skipped": skipped,
         "duplicates": duplicates,
         "files": files,
-        "device": str(ext.device),
+        "device": device or str(ext.device),
+        "engine": engine,
         "versions": library_versions(),
     }
     write_json_atomic(cache_dir / MANIFEST, manifest)

@@ -2,13 +2,16 @@
 
 Layout of the workspace ``out`` (default ``workspace/demo``)::
 
-    models/   demo-classifier.safetensors, demo-ssl.safetensors, vae.safetensors (+ .json: key,
-              sha256, training log, test accuracy)
+    models/   demo-classifier.safetensors, demo-ssl.safetensors, demo-foreign.safetensors,
+              vae.safetensors (+ .json: key, sha256, training log, test accuracy)
     zoo/      splits.npz (indices of every split into Fashion-MNIST), <set>.npz (arr_0 images
               N x 28 x 28 x 1 uint8, arr_1 labels when known), zoo.json (flaw of each set)
     caches/   one embedding cache per (set, extractor), named by :func:`workbench.cache.extract`
     workspace.json   the index: every cache path by (set, extractor) with its role, the models,
               FD of every set to the reference under every extractor, and the step timings
+    domain/   a second workspace (own workspace.json, zoo/, caches/): the five classes demo-foreign
+              never saw, a VAE pool of them and its Top-N-matched resamples
+              (:mod:`workbench.demo.domain`)
 
 Data splits (seeded permutation of the 60,000-image train split):
 
@@ -45,14 +48,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..cache import cache_dir_for, extract, open_cache
+from ..cache import open_cache
 from ..cache.atomic import save_npz_atomic, write_json_atomic
-from ..cache.extraction import content_options
 from ..extractors import create_extractor
 from ..images import ArraySource, NpzSource
 from ..images.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
 from ..threads import limit_threads
-from ..workspace.index import WORKSPACE_FILE, CacheEntry, cache_details, new_index, read_index, write_index
+from ..workspace.index import WORKSPACE_FILE, CacheEntry, new_index, read_index, write_index
 from . import models as M
 from . import zoo as Z
 from .config import (
@@ -66,10 +68,20 @@ from .config import (
     WORKSPACE_FORMAT,
     DemoConfig,
 )
-from .extractors import CLASSIFIER_NAME, SSL_NAME, WEIGHT_FILES, default_demo_dir
+from .domain import DOMAIN_DIR, build_domain, foreign_training_set
+from .extractors import (
+    CLASSIFIER_NAME,
+    DOMAIN_CLASSES,
+    FOREIGN_CLASSES,
+    FOREIGN_NAME,
+    SSL_NAME,
+    WEIGHT_FILES,
+    default_demo_dir,
+)
 from .steps import (
     StepRecord,
     StepTimer,
+    cache_sets,
     digest_arrays,
     digest_json,
     read_json,
@@ -107,6 +119,8 @@ class _Data:
     ref_x: np.ndarray
     ref_y: np.ndarray
     key: str
+    test_x: np.ndarray
+    test_y: np.ndarray
 
 
 def _load_data(config: DemoConfig, seed: int, zoo_dir: Path) -> _Data:
@@ -142,7 +156,7 @@ def _load_data(config: DemoConfig, seed: int, zoo_dir: Path) -> _Data:
                 "reference_index": "indices of the reference set into the Fashion-MNIST test split",
             },
         )
-    return _Data(tx[train_idx], ty[train_idx], tx[heldout_idx], ty[heldout_idx], sx[ref_idx], sy[ref_idx], key)
+    return _Data(tx[train_idx], ty[train_idx], tx[heldout_idx], ty[heldout_idx], sx[ref_idx], sy[ref_idx], key, sx, sy)
 
 
 def build_demo(
@@ -190,7 +204,17 @@ def build_demo(
 
         models = _build_models(cfg, seed, force, data, models_dir, steps, say)
         zoo_sets = _build_zoo(cfg, seed, force, data, models, models_dir, zoo_dir, steps)
-        caches = _build_caches(cfg, force, data, models_dir, zoo_dir, zoo_sets, caches_dir, out, steps, progress)
+        caches = cache_sets(
+            _sources(data, zoo_dir, cfg),
+            EXTRACTORS,
+            batch_size=cfg.extract_batch_size,
+            force=force,
+            models_dir=models_dir,
+            caches_dir=caches_dir,
+            root=out,
+            steps=steps,
+            progress=progress,
+        )
         with steps("remove caches of earlier builds") as rec:
             removed = _prune_stale_caches(caches_dir, out, caches)
             rec.reused = not removed
@@ -199,6 +223,9 @@ def build_demo(
             )
         with steps("FD of every set to the reference") as rec:
             fd_table, rec.reused = _fd_table(out, caches, _previous_index(out).get("fd_vs_reference"))
+        domain_index = build_domain(
+            cfg, seed, force, data.test_x, data.test_y, data.key, models, models_dir, out, steps, progress
+        )
 
     total = time.perf_counter() - t_start
     total_cpu = sum(r.cpu_seconds for r in steps.records)
@@ -235,6 +262,18 @@ def build_demo(
         },
         "sets": _set_index(cfg, zoo_sets),
         "fd_vs_reference": fd_table,
+        "domain": {
+            "path": DOMAIN_DIR,
+            "index": f"{DOMAIN_DIR}/{WORKSPACE_FILE}",
+            "classes": list(DOMAIN_CLASSES),
+            "foreign_classifier": FOREIGN_NAME,
+            "foreign_classes": list(FOREIGN_CLASSES),
+            "topn_weighted_relative_change": {
+                n: r["weighted_relative_change"] for n, r in domain_index["topn_experiment"]["results"].items()
+            },
+            "description": "the five classes demo-foreign never saw, with their own reference, VAE pool and "
+            "Top-N-matched sets; open it with workbench.demo.find_demo_domain()",
+        },
         "steps": [asdict(s) for s in steps.records],
         "total_seconds": round(total, 2),
         "total_cpu_seconds": round(total_cpu, 2),
@@ -289,6 +328,41 @@ def _build_models(
             rec,
         )
         rec.note = f"test accuracy {100 * models[CLASSIFIER_NAME]['test_accuracy']:.2f}%"
+
+    with steps(f"train {FOREIGN_NAME} (tops only)") as rec:
+        foreign_x, foreign_y = foreign_training_set(data.train_x, data.train_y)
+
+        def train_foreign() -> tuple[torch.nn.Module, M.TrainingLog, dict[str, Any]]:
+            net, tlog = M.train_classifier(
+                foreign_x,
+                foreign_y,
+                epochs=cfg.classifier_epochs,
+                batch_size=cfg.batch_size,
+                seed=seed + 3,
+                num_classes=len(FOREIGN_CLASSES),
+                log=progress,
+            )
+            test_x, test_y = foreign_training_set(data.test_x, data.test_y)
+            return (
+                net,
+                tlog,
+                {
+                    "classes": list(FOREIGN_CLASSES),
+                    "training_images": int(len(foreign_x)),
+                    "test_accuracy": M.accuracy(net, test_x, test_y),
+                    "test_accuracy_on": f"{len(test_x)} Fashion-MNIST test images of its five classes",
+                },
+            )
+
+        models[FOREIGN_NAME] = reuse_or_train(
+            FOREIGN_NAME,
+            models_dir,
+            digest_json({**common, "model": FOREIGN_NAME, "epochs": cfg.classifier_epochs, "classes": FOREIGN_CLASSES}),
+            force,
+            train_foreign,
+            rec,
+        )
+        rec.note = f"test accuracy on its 5 classes {100 * models[FOREIGN_NAME]['test_accuracy']:.2f}%"
 
     with steps(f"train {SSL_NAME} (no labels)") as rec:
 
@@ -540,53 +614,6 @@ def _sources(data: _Data, zoo_dir: Path, cfg: DemoConfig) -> list[tuple[str, str
     return out
 
 
-def _build_caches(
-    cfg: DemoConfig,
-    force: bool,
-    data: _Data,
-    models_dir: Path,
-    zoo_dir: Path,
-    zoo_sets: dict[str, Any],
-    caches_dir: Path,
-    out: Path,
-    steps: StepTimer,
-    progress: bool,
-) -> list[dict[str, Any]]:
-    sources = _sources(data, zoo_dir, cfg)
-    caches = []
-    for ext_name in EXTRACTORS:
-        weights = "default" if ext_name == "pixels" else str(models_dir / WEIGHT_FILES[ext_name])
-        ext = create_extractor(ext_name, weights=weights, device="cpu")
-        for set_name, role, src, thumbs in sources:
-            with steps(f"cache {set_name} x {ext_name}") as rec:
-                target = cache_dir_for(src, ext, caches_dir, content_options(thumbnails=thumbs))
-                manifest_before = read_json(target / "manifest.json").get("key")
-                if force and target.exists():
-                    shutil.rmtree(target)
-                # The demo owns its caches: a cache of an earlier build's images is replaced.
-                cache = extract(
-                    src,
-                    ext,
-                    out=caches_dir,
-                    thumbnails=thumbs,
-                    batch_size=cfg.extract_batch_size,
-                    progress=progress,
-                    force=True,
-                )
-                rec.reused = not force and manifest_before is not None and manifest_before == cache.manifest["key"]
-                rec.note = f"{len(cache)} x {cache.manifest['dim']}"
-            caches.append(
-                {
-                    "set": set_name,
-                    "extractor": ext_name,
-                    "role": role,
-                    "path": os.path.relpath(cache.path, out),
-                    **cache_details(cache),
-                }
-            )
-    return caches
-
-
 def _previous_index(out: Path) -> dict[str, Any]:
     """The ``workspace.json`` of an earlier build in ``out`` as written, or ``{}`` when there is
     none or it cannot be read (then everything it would let the build reuse is recomputed)."""
@@ -613,7 +640,12 @@ def _prune_stale_caches(caches_dir: Path, out: Path, caches: list[dict[str, Any]
     return removed
 
 
-def _fd_table(out: Path, caches: list[dict[str, Any]], old: dict[str, Any] | None) -> tuple[dict[str, Any], bool]:
+def _fd_table(
+    out: Path,
+    caches: list[dict[str, Any]],
+    old: dict[str, Any] | None,
+    extractors: tuple[str, ...] = EXTRACTORS,
+) -> tuple[dict[str, Any], bool]:
     """FD (Fréchet distance, :func:`workbench.metrics.frechet.fd`) of every set to the reference, per extractor.
 
     Reused when the cache keys it was computed from are unchanged.
@@ -624,7 +656,7 @@ def _fd_table(out: Path, caches: list[dict[str, Any]], old: dict[str, Any] | Non
     if old and old.get("cache_keys") == keys:
         return old, True
     table: dict[str, dict[str, float]] = {}
-    for ext_name in EXTRACTORS:
+    for ext_name in extractors:
         ref = next(c for c in caches if c["extractor"] == ext_name and c["role"] == "reference")
         ref_stats = feature_statistics(open_cache(out / ref["path"]).features)
         table[ext_name] = {}
@@ -661,4 +693,16 @@ def summary_text(ws: DemoWorkspace) -> str:
         f"classifier test accuracy {100 * acc:.2f}%" if acc is not None else "",
         format_fd_table(ws.index),
     ]
+    domain = ws.index.get("domain")
+    if domain:
+        change = domain["topn_weighted_relative_change"]
+        lines.append(
+            f"domain     {ws.out / domain['path']} ({', '.join(domain['classes'])}; {FOREIGN_NAME} knows only "
+            f"{', '.join(domain['foreign_classes'])})"
+        )
+        for n, c in change.items():
+            lines.append(
+                f"           Top-{n} matching under {FOREIGN_NAME}: FD {FOREIGN_NAME} {c[FOREIGN_NAME]:+.1%}, "
+                f"{SSL_NAME} {c[SSL_NAME]:+.1%}, pixels {c['pixels']:+.1%} (whole pool, matching weights)"
+            )
     return "\n".join(line for line in lines if line)

@@ -75,7 +75,8 @@ class DemoConfig:
 
     @classmethod
     def small(cls, **changes: Any) -> DemoConfig:
-        """A reduced demo for tests and a quick look (about 70 s): 20,000 training images, 500 per set.
+        """A reduced demo for tests and a quick look (113-118 s of CPU measured, the domain included):
+        20,000 training images, 500 per set.
 
         The models keep most of their training (20,000 images, 2-10 epochs) because the demo's
         phenomena need trained models: with 2,000 training images and 1-2 epochs the VAE is so poor

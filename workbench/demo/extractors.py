@@ -1,4 +1,4 @@
-"""The demo's trained networks as registered extractors: ``demo-classifier`` and ``demo-ssl``.
+"""The demo's trained networks as registered extractors: ``demo-classifier``, ``demo-ssl``, ``demo-foreign``.
 
 Both read 28 x 28 grayscale inputs: :class:`GrayscalePreprocessor` converts the pipeline's RGB
 ``uint8`` image to one channel (exactly when the three channels are equal, else ITU-R 601-2 luma
@@ -8,6 +8,12 @@ another size, and standardises it as in training: ``(x / 255 - 0.2860) / 0.3530`
 * ``demo-classifier`` (plays Inception-v3): 128-d penultimate features (fc1 before its ReLU) and
   10 logits over :data:`~workbench.images.datasets.FASHION_MNIST_CLASSES`.
 * ``demo-ssl`` (plays DINOv2): the 64-d bottleneck of a denoising autoencoder trained without labels.
+* ``demo-foreign`` (plays Inception on a domain foreign to ImageNet): the same CNN as
+  ``demo-classifier`` trained only on the five *tops* classes (:data:`FOREIGN_CLASSES`: T-shirt/top,
+  Pullover, Dress, Coat, Shirt), so 128-d features and 5 logits. The demo's *domain* workspace
+  holds the five other classes (trousers, sandals, sneakers, bags, ankle boots), none of which it
+  knows, yet it assigns each of their images one of its five classes, as Inception assigns "bow
+  tie" to a face.
 
 Weights: a local ``.safetensors`` (or torch state-dict) file written by ``workbench demo``; its
 identity is ``sha256:<hex>`` of the file and ``pretrained`` is always False (these are not
@@ -57,7 +63,18 @@ from .models import (
 
 CLASSIFIER_NAME = "demo-classifier"
 SSL_NAME = "demo-ssl"
-WEIGHT_FILES = {CLASSIFIER_NAME: "demo-classifier.safetensors", SSL_NAME: "demo-ssl.safetensors"}
+FOREIGN_NAME = "demo-foreign"
+WEIGHT_FILES = {
+    CLASSIFIER_NAME: "demo-classifier.safetensors",
+    SSL_NAME: "demo-ssl.safetensors",
+    FOREIGN_NAME: "demo-foreign.safetensors",
+}
+# Fashion-MNIST classes demo-foreign is trained on (its logits, in this order) and those of the
+# demo's domain workspace, which it has never seen.
+FOREIGN_CLASS_INDICES = (0, 2, 3, 4, 6)
+DOMAIN_CLASS_INDICES = (1, 5, 7, 8, 9)
+FOREIGN_CLASSES = [FASHION_MNIST_CLASSES[i] for i in FOREIGN_CLASS_INDICES]
+DOMAIN_CLASSES = [FASHION_MNIST_CLASSES[i] for i in DOMAIN_CLASS_INDICES]
 DEFAULT_DEMO_DIR = Path("workspace") / "demo"
 
 
@@ -107,7 +124,8 @@ class GrayscalePreprocessor(Preprocessor):
 
 @dataclass(repr=False, eq=False)
 class DemoClassifierExtractor(Extractor):
-    """Features ``B x 128`` (fc1 pre-ReLU) and logits ``B x 10`` of :class:`DemoClassifierNet`."""
+    """Features ``B x 128`` (fc1 pre-ReLU) and logits ``B x K`` of :class:`DemoClassifierNet`
+    (K = 10 for demo-classifier, 5 for demo-foreign)."""
 
     net: DemoClassifierNet | None = None
 
@@ -193,6 +211,35 @@ def create_demo_classifier(weights: str = DEFAULT, seed: int = 0) -> DemoClassif
         class_names=list(FASHION_MNIST_CLASSES),
         feature_layer="fc1 (penultimate, before ReLU), 128-d",
         heatmap_layer="conv.3",  # the rectified output of the last convolution, 64 x 7 x 7
+        net=net,
+    )
+
+
+@register_extractor(
+    FOREIGN_NAME,
+    description="demo CNN trained on 5 Fashion-MNIST tops only: 128-d penultimate + 5 logits "
+    "(plays Inception on a foreign domain)",
+)
+def create_demo_foreign(weights: str = DEFAULT, seed: int = 0) -> DemoClassifierExtractor:
+    """The demo's *foreign* classifier: :class:`DemoClassifierNet` with 5 outputs, trained on the
+    tops (:data:`FOREIGN_CLASSES`) only; the demo domain's images belong to none of them.
+
+    Args:
+        weights: a weight file written by ``workbench demo``, ``"default"`` (the file in
+            ``default_demo_dir()/models``) or ``"none"`` (random init, tests only).
+        seed: seed of the random initialisation when ``weights="none"``.
+    """
+    net, info = _load_net(FOREIGN_NAME, lambda: DemoClassifierNet(num_classes=len(FOREIGN_CLASSES)), weights, seed)
+    return DemoClassifierExtractor(
+        name=FOREIGN_NAME,
+        variant="fmnist-tops-cnn-v1",
+        dim=CLASSIFIER_FEATURE_DIM,
+        weights=info,
+        preprocessor=GrayscalePreprocessor(),
+        num_classes=len(FOREIGN_CLASSES),
+        class_names=list(FOREIGN_CLASSES),
+        feature_layer="fc1 (penultimate, before ReLU), 128-d",
+        heatmap_layer="conv.3",
         net=net,
     )
 

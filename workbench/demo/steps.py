@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -22,8 +23,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..cache import cache_dir_for, extract
 from ..cache.atomic import write_json_atomic
+from ..cache.extraction import content_options
 from ..cache.fingerprint import file_sha256
+from ..extractors import create_extractor
+from ..workspace.index import cache_details
 from . import models as M
 from .config import WORKSPACE_FORMAT
 from .extractors import WEIGHT_FILES
@@ -164,3 +169,49 @@ def reuse_or_make_set(
     entries[name] = entry
     write_json_atomic(zoo_dir / "zoo.json", {"format": WORKSPACE_FORMAT, "sets": entries})
     return entry
+
+
+def cache_sets(
+    sources: list[tuple[str, str, Any, int]],
+    extractors: tuple[str, ...],
+    *,
+    batch_size: int,
+    force: bool,
+    models_dir: Path,
+    caches_dir: Path,
+    root: Path,
+    steps: StepTimer,
+    progress: bool,
+    label: str = "",
+) -> list[dict[str, Any]]:
+    """Cache every ``(set, role, source, thumbnail px)`` of ``sources`` under every extractor.
+
+    The demo owns its caches: a cache of an earlier build's images is replaced (``force=True``
+    of :func:`~workbench.cache.extract`); one of the same images is reused (the step says so).
+    Returns the workspace index entries, paths relative to ``root``.
+    """
+    caches = []
+    for ext_name in extractors:
+        weights = "default" if ext_name == "pixels" else str(models_dir / WEIGHT_FILES[ext_name])
+        ext = create_extractor(ext_name, weights=weights, device="cpu")
+        for set_name, role, src, thumbs in sources:
+            with steps(f"{label}cache {set_name} x {ext_name}") as rec:
+                target = cache_dir_for(src, ext, caches_dir, content_options(thumbnails=thumbs))
+                before = read_json(target / "manifest.json").get("key")
+                if force and target.exists():
+                    shutil.rmtree(target)
+                cache = extract(
+                    src, ext, out=caches_dir, thumbnails=thumbs, batch_size=batch_size, progress=progress, force=True
+                )
+                rec.reused = not force and before is not None and before == cache.manifest["key"]
+                rec.note = f"{len(cache)} x {cache.manifest['dim']}"
+            caches.append(
+                {
+                    "set": set_name,
+                    "extractor": ext_name,
+                    "role": role,
+                    "path": os.path.relpath(cache.path, root),
+                    **cache_details(cache),
+                }
+            )
+    return caches

@@ -29,9 +29,28 @@ def find_demo_workspace() -> Path:
         if (folder / "workspace" / "demo" / WORKSPACE_FILE).is_file():
             return folder / "workspace" / "demo"
     raise FileNotFoundError(
-        "no demo workspace found: build it with `workbench demo` (about 5 minutes) "
+        "no demo workspace found: build it with `workbench demo` (several minutes) "
         "or `bash scripts/lab.sh`, or set WORKBENCH_DEMO_DIR"
     )
+
+
+def find_demo_domain(demo: str | os.PathLike | None = None) -> Path:
+    """The demo's domain workspace (:mod:`workbench.demo.domain`): ``<demo>/domain``, where ``demo``
+    defaults to :func:`find_demo_workspace`. Open it with ``Workspace.open(find_demo_domain())``.
+
+    Raises:
+        FileNotFoundError: the demo has no domain (built before it existed), saying how to add it.
+    """
+    from .domain import DOMAIN_DIR
+
+    root = Path(demo).expanduser().resolve() if demo is not None else find_demo_workspace()
+    domain = root / DOMAIN_DIR
+    if not (domain / WORKSPACE_FILE).is_file():
+        raise FileNotFoundError(
+            f"the demo workspace {root} has no domain workspace ({domain / WORKSPACE_FILE} missing); "
+            f"run `workbench demo --out {root}` again: it reuses everything built and adds the domain"
+        )
+    return domain
 
 
 def _root(out: str | os.PathLike | None) -> Path:

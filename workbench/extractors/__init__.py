@@ -1,10 +1,19 @@
-"""Feature extractors: a registry of built-in (Inception, CLIP, DINOv2, pixels) and user models."""
+"""Feature extractors: a registry of built-in (Inception, CLIP, DINOv2, the other dgm-eval encoders, SigLIP,
+pixels) and user models."""
 
 from .base import Extractor, ExtractorOutput, Preprocessor, WeightsInfo
-from .registry import create_extractor, default_device, list_extractors, register_extractor
+from .registry import (
+    ExtractorCard,
+    create_extractor,
+    default_device,
+    list_extractors,
+    register_extractor,
+    registry_table,
+)
 
 __all__ = [
     "Extractor",
+    "ExtractorCard",
     "ExtractorOutput",
     "Preprocessor",
     "WeightsInfo",
@@ -12,4 +21,5 @@ __all__ = [
     "default_device",
     "list_extractors",
     "register_extractor",
+    "registry_table",
 ]

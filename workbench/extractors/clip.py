@@ -50,6 +50,9 @@ from .weights import (
 DEFAULT_MODEL = "ViT-L-14"
 DEFAULT_PRETRAINED = "datacomp_xl_s13b_b90k"
 FEATURES = ("pre-projection", "projected")
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+NORMALIZATIONS = ("openai",)
 RESIZE_MODES = ("shortest", "squash")
 _PIL_FILTERS = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
 
@@ -171,6 +174,7 @@ def create_clip(
     pretrained: str = DEFAULT_PRETRAINED,
     feature: str = "pre-projection",
     resize_mode: str | None = None,
+    normalization: str | None = None,
     seed: int = 0,
 ) -> ClipExtractor:
     """CLIP image features from open_clip.
@@ -185,6 +189,9 @@ def create_clip(
             width) or ``"projected"`` (``encode_image``, ``D`` = embed dim). Not L2-normalised.
         resize_mode: ``None`` (the tag's, normally ``"shortest"`` + center crop, open_clip's eval
             transform), ``"shortest"`` or ``"squash"`` (dgm-eval's effective behaviour).
+        normalization: ``None`` (the tag's mean/std) or ``"openai"``: OpenAI's mean
+            ``(0.48145466, 0.4578275, 0.40821073)`` and std ``(0.26862954, 0.26130258, 0.27577711)``
+            whatever the tag, as dgm-eval hard-codes them (the same values for every ViT-L-14 tag).
         seed: seed of the random initialisation when ``weights="none"``.
     """
     open_clip = _import_open_clip()
@@ -192,6 +199,8 @@ def create_clip(
         raise ValueError(f"feature must be one of {FEATURES}, got {feature!r}")
     if resize_mode is not None and resize_mode not in RESIZE_MODES:
         raise ValueError(f"resize_mode must be one of {RESIZE_MODES} or None, got {resize_mode!r}")
+    if normalization is not None and normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {NORMALIZATIONS} or None, got {normalization!r}")
     seed = check_init_seed(seed)
     if open_clip.get_model_config(model) is None:
         raise ValueError(f"unknown open_clip model {model!r}; choose one of open_clip.list_models()")
@@ -210,29 +219,18 @@ def create_clip(
         force_preprocess_cfg=preprocess_override,
     )
     source = tag_cfg.get("hf_hub") or tag_cfg.get("url") or ""
-    if spec.kind == NONE:
-        with seeded_init(seed):
-            clip_model = open_clip.create_model(model, pretrained=None, pretrained_text=False, **common)
-        info = WeightsInfo(spec=NONE, pretrained=False, identity=random_init_identity(seed), source="random init")
-    elif spec.kind == "file":
-        try:
-            clip_model = open_clip.create_model(model, pretrained=str(spec.path), **common)
-        except Exception as exc:  # open_clip raises RuntimeError, UnpicklingError, KeyError ...
-            detail = " ".join(str(exc).split())[:300]
-            raise WeightsError(
-                f"weights file {spec.path} cannot be loaded into CLIP {model} ({type(exc).__name__}: {detail}); "
-                "pass a full open_clip state dict of this model (.pt/.bin/.safetensors)"
-            ) from exc
-        info = WeightsInfo(spec=spec.raw, pretrained=False, identity=file_identity(spec.path), source=str(spec.path))
-    else:
-        try:
-            clip_model = open_clip.create_model(model, pretrained=pretrained, require_pretrained=True, **common)
-        except Exception as exc:
-            raise WeightsUnavailableError(
-                unavailable_message("clip", f"open_clip {model}/{pretrained}", source, searched_local=False)
-                + f" (open_clip error: {type(exc).__name__}: {exc})"
-            ) from exc
-        info = WeightsInfo(spec=DEFAULT, pretrained=True, identity=f"open_clip:{model}/{pretrained}", source=source)
+    clip_model, info = create_open_clip_model(
+        open_clip,
+        model,
+        pretrained,
+        spec,
+        seed,
+        source,
+        label="CLIP",
+        extractor="clip",
+        pretrained_text=False,
+        **common,
+    )
 
     cfg = open_clip.get_model_preprocess_cfg(clip_model)
     visual = clip_model.visual
@@ -259,8 +257,8 @@ def create_clip(
         raise NotImplementedError(f"open_clip resize_mode {mode!r} of {model!r}/{pretrained!r} is not supported")
     preprocessor = ResizeCropNormalize(
         size=_square_size(cfg["size"]),
-        mean=tuple(cfg["mean"]),
-        std=tuple(cfg["std"]),
+        mean=OPENAI_MEAN if normalization == "openai" else tuple(cfg["mean"]),
+        std=OPENAI_STD if normalization == "openai" else tuple(cfg["std"]),
         resize_mode=mode,
         # open_clip treats every interpolation other than "bilinear" as bicubic
         interpolation="bilinear" if cfg.get("interpolation") == "bilinear" else "bicubic",
@@ -283,4 +281,55 @@ def create_clip(
         feature_layer=layer,
         heatmap_layer=heatmap_layer,
         visual=visual,
+    )
+
+
+def create_open_clip_model(
+    open_clip: Any,
+    model: str,
+    pretrained: str,
+    spec: Any,
+    seed: int,
+    source: str,
+    *,
+    label: str,
+    extractor: str,
+    pretrained_text: bool | None = None,
+    **common: Any,
+) -> tuple[Any, WeightsInfo]:
+    """The open_clip model ``model`` with the weights ``spec`` asks for, and their :class:`WeightsInfo`.
+
+    ``spec``: a parsed weights spec (random init with ``seed``, a file, or the pretrained tag
+    ``pretrained`` from ``source``); ``label`` / ``extractor`` name the model and the extractor
+    in errors; ``pretrained_text=False`` skips the text tower's weights of a random model;
+    ``common``: keyword arguments of ``open_clip.create_model``.
+    """
+    if spec.kind == NONE:
+        extra = {} if pretrained_text is None else {"pretrained_text": pretrained_text}
+        with seeded_init(seed):
+            clip_model = open_clip.create_model(model, pretrained=None, **extra, **common)
+        return clip_model, WeightsInfo(
+            spec=NONE, pretrained=False, identity=random_init_identity(seed), source="random init"
+        )
+    if spec.kind == "file":
+        try:
+            clip_model = open_clip.create_model(model, pretrained=str(spec.path), **common)
+        except Exception as exc:  # open_clip raises RuntimeError, UnpicklingError, KeyError ...
+            detail = " ".join(str(exc).split())[:300]
+            raise WeightsError(
+                f"weights file {spec.path} cannot be loaded into {label} {model} ({type(exc).__name__}: {detail}); "
+                "pass a full open_clip state dict of this model (.pt/.bin/.safetensors)"
+            ) from exc
+        return clip_model, WeightsInfo(
+            spec=spec.raw, pretrained=False, identity=file_identity(spec.path), source=str(spec.path)
+        )
+    try:
+        clip_model = open_clip.create_model(model, pretrained=pretrained, require_pretrained=True, **common)
+    except Exception as exc:
+        raise WeightsUnavailableError(
+            unavailable_message(extractor, f"open_clip {model}/{pretrained}", source, searched_local=False)
+            + f" (open_clip error: {type(exc).__name__}: {exc})"
+        ) from exc
+    return clip_model, WeightsInfo(
+        spec=DEFAULT, pretrained=True, identity=f"open_clip:{model}/{pretrained}", source=source
     )

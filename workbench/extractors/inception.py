@@ -23,6 +23,12 @@ Preprocessing (option ``resize=``), per image, in the data-loader workers:
 * ``"clean"`` (clean-fid's ``mode="clean"``, Parmar et al., CVPR 2022): each channel is resized
   separately by PIL's bicubic filter in float mode ``'F'`` (antialiased, no uint8 quantisation)
   to 299 x 299, clipped to [0, 255], then normalised as the TF graph does, ``(x - 128) / 128``.
+* ``"tf1"`` (torch-fidelity): the 0..255 values as float32 are resized to 299 x 299 by
+  TensorFlow 1.x's ``resize_bilinear`` (``align_corners=False``, no half-pixel centres: output
+  pixel ``i`` samples the input at ``i * in / out``, clamped at the last pixel; no antialiasing),
+  then ``(x - 128) / 128``. Computed with the same float32 operations in the same order as
+  torch-fidelity's ``interpolate_bilinear_2d_like_tensorflow1x(method="slow")``, so the inputs are
+  bit-identical; an image already 299 x 299 is unchanged.
 
 Normalisation (option ``normalization=``, default per resize mode): ``"pytorch-fid"`` is
 ``2 * x/255 - 1 = (x - 127.5) / 127.5``; ``"tf"`` is ``(x - 128) / 128``, the graph's own first op,
@@ -70,9 +76,9 @@ FID_WEIGHTS_SHA256_PREFIX = "6726825d"
 FID_WEIGHTS_TAG = "pytorch-fid:pt_inception-2015-12-05-6726825d"
 INPUT_SIZE = 299
 
-RESIZE_MODES = ("legacy", "clean")
+RESIZE_MODES = ("legacy", "clean", "tf1")
 NORMALIZATIONS = ("pytorch-fid", "tf")
-DEFAULT_NORMALIZATION = {"legacy": "pytorch-fid", "clean": "tf"}
+DEFAULT_NORMALIZATION = {"legacy": "pytorch-fid", "clean": "tf", "tf1": "tf"}
 LOGITS_MODES = ("unbiased", "biased")
 
 
@@ -87,13 +93,48 @@ def check_rgb_uint8(image: np.ndarray) -> np.ndarray:
     return image
 
 
+def resize_bilinear_tf1(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """TensorFlow 1.x ``resize_bilinear`` (``align_corners=False``, ``half_pixel_centers=False``).
+
+    Args:
+        image: ``B x C x H x W`` float tensor (any value range; torch-fidelity passes 0..255).
+        size: ``(out_h, out_w)``.
+
+    Returns:
+        ``B x C x out_h x out_w``, same dtype. Output pixel ``(i, j)`` interpolates the input
+        at ``(i * H / out_h, j * W / out_w)`` between its floor and the next pixel (clamped at the
+        border). The float32 operations and their order are those of torch-fidelity's
+        ``interpolate_bilinear_2d_like_tensorflow1x(method="slow")``, so results are bit-identical.
+    """
+    if image.ndim != 4 or not torch.is_floating_point(image):
+        raise ValueError(f"image must be a B x C x H x W float tensor, got {image.dtype} {tuple(image.shape)}")
+    out_h, out_w = int(size[0]), int(size[1])
+    in_h, in_w = image.shape[2], image.shape[3]
+
+    def axis(n_out: int, n_in: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        pos = torch.arange(0, n_out, 1, dtype=image.dtype) * torch.tensor(n_in / n_out, dtype=torch.float32)
+        lo = pos.long()
+        hi = (lo + 1).clamp_max(n_in - 1)
+        return lo, hi, pos - lo.float()
+
+    x_lo, x_hi, dx = axis(out_w, in_w)
+    y_lo, y_hi, dy = axis(out_h, in_h)
+    rows_lo, rows_hi = image[:, :, y_lo, :], image[:, :, y_hi, :]
+    in_00, in_01 = rows_lo[:, :, :, x_lo], rows_lo[:, :, :, x_hi]
+    in_10, in_11 = rows_hi[:, :, :, x_lo], rows_hi[:, :, :, x_hi]
+    top = in_00 + (in_01 - in_00) * dx.view(1, 1, 1, out_w)
+    bottom = in_10 + (in_11 - in_10) * dx.view(1, 1, 1, out_w)
+    return top + (bottom - top) * dy.view(1, 1, out_h, 1)
+
+
 @dataclass
 class InceptionPreprocessor(Preprocessor):
     """RGB uint8 ``H x W x 3`` -> ``3 x 299 x 299`` float32 input of the FID Inception.
 
     Args:
-        resize: ``"legacy"`` (torch bilinear, pytorch-fid / dgm-eval) or ``"clean"`` (PIL bicubic
-            per channel in float mode, clean-fid). See the module docstring.
+        resize: ``"legacy"`` (torch bilinear, pytorch-fid / dgm-eval), ``"clean"`` (PIL bicubic
+            per channel in float mode, clean-fid) or ``"tf1"`` (TensorFlow 1 bilinear on 0..255,
+            torch-fidelity). See the module docstring.
         normalization: ``"pytorch-fid"`` (``x/127.5 - 1``) or ``"tf"`` (``(x - 128)/128``).
         size: output side (299 for the real network).
     """
@@ -116,7 +157,13 @@ class InceptionPreprocessor(Preprocessor):
         """
         if self.resize == "legacy":
             return self._legacy_unit(image) * np.float32(255.0)
+        if self.resize == "tf1":
+            return self._tf1(image)
         return self._clean(image)
+
+    def _tf1(self, image: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None]
+        return resize_bilinear_tf1(x, (self.size, self.size))[0].numpy()
 
     def _legacy_unit(self, image: np.ndarray) -> np.ndarray:
         # float32 copy in numpy (uint8 -> float32 is exact): a writable array, so torch.from_numpy
@@ -140,7 +187,7 @@ class InceptionPreprocessor(Preprocessor):
             if self.normalization == "pytorch-fid":
                 return 2 * unit - 1  # pytorch-fid's own expression, for bit-identical inputs
             return ((unit * np.float32(255.0)) - np.float32(128.0)) / np.float32(128.0)
-        pixels = self._clean(image)
+        pixels = self._tf1(image) if self.resize == "tf1" else self._clean(image)
         if self.normalization == "tf":
             return (pixels - np.float32(128.0)) / np.float32(128.0)
         return 2 * (pixels / np.float32(255.0)) - 1
@@ -150,6 +197,8 @@ class InceptionPreprocessor(Preprocessor):
             resize = (
                 "torch F.interpolate bilinear, align_corners=False, no antialias, on x/255 (pytorch-fid / dgm-eval)"
             )
+        elif self.resize == "tf1":
+            resize = "TensorFlow 1 resize_bilinear, align_corners=False, no antialias, on 0..255 (torch-fidelity)"
         else:
             resize = "PIL bicubic per channel in float mode 'F', clipped to [0, 255] (clean-fid mode='clean')"
         norm = (
@@ -291,10 +340,10 @@ def create_inception(
     Args:
         weights: ``"default"`` (``pt_inception-2015-12-05-6726825d.pth``: weights_dir(), torch hub
             cache, else download), a local ``.pth``/``.safetensors`` path, or ``"none"``.
-        resize: ``"legacy"`` (default; torch bilinear as pytorch-fid and dgm-eval) or ``"clean"``
-            (PIL bicubic in float, as clean-fid).
+        resize: ``"legacy"`` (default; torch bilinear as pytorch-fid and dgm-eval), ``"clean"``
+            (PIL bicubic in float, as clean-fid) or ``"tf1"`` (TensorFlow 1 bilinear, as torch-fidelity).
         normalization: ``"pytorch-fid"`` (``x/127.5 - 1``) or ``"tf"`` (``(x-128)/128``); default
-            ``"pytorch-fid"`` for legacy and ``"tf"`` for clean, so each mode matches its peer.
+            ``"pytorch-fid"`` for legacy and ``"tf"`` for clean and tf1, so each mode matches its peer.
         logits: ``"unbiased"`` (default, IS convention) or ``"biased"``.
         seed: seed of the random initialisation when ``weights="none"``.
     """

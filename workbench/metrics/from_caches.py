@@ -9,6 +9,7 @@ from typing import Any, Literal
 from ..cache import EmbeddingCache, open_cache
 from ..cache.manifest import extractor_differences
 from ..progress import Progress
+from ..protocols import Protocol, manifest_protocol, resolve_protocol
 from .suite import FeatureSet, MetricReport, evaluate
 
 
@@ -17,8 +18,16 @@ class IncompatibleCachesError(ValueError):
 
 
 def feature_set(cache: EmbeddingCache) -> FeatureSet:
-    """The features (memory-mapped), logits and labels of a cache as a :class:`FeatureSet`."""
-    return FeatureSet(features=cache.features, logits=cache.logits, labels=cache.labels)
+    """The features (memory-mapped), logits and labels of a cache as a :class:`FeatureSet`, with the
+    protocol's record of how the set was sampled (``manifest["protocol"]["sample"]``, if any)."""
+    entry = cache.manifest.get("protocol")
+    sample = entry.get("sample") if isinstance(entry, Mapping) else None
+    return FeatureSet(features=cache.features, logits=cache.logits, labels=cache.labels, sample=sample)
+
+
+def cache_protocol(cache: EmbeddingCache) -> str:
+    """The protocol a cache was extracted under (``"workbench"`` for a cache that records none)."""
+    return manifest_protocol(cache.manifest)
 
 
 NO_WEIGHTS = "no-weights"  # the weights identity of an extractor without weights, as in cache.manifest
@@ -42,6 +51,12 @@ def check_compatible(caches: Mapping[str, EmbeddingCache]) -> list[str]:
     items = list(caches.items())
     first_name, first = items[0]
     for name, cache in items[1:]:
+        if cache_protocol(cache) != cache_protocol(first):
+            raise IncompatibleCachesError(
+                f"cannot compare {first_name} ({first.path}) with {name} ({cache.path}): they were extracted under "
+                f"different protocols — {cache_protocol(first)!r} vs {cache_protocol(cache)!r}. Re-extract both "
+                "with the same --protocol."
+            )
         diff = extractor_differences(first.extractor, cache.extractor)
         if diff:
             raise IncompatibleCachesError(
@@ -76,8 +91,9 @@ def evaluate_caches(
     ci: float = 0.95,
     progress: Progress = None,
     missing: Literal["raise", "skip"] = "raise",
+    protocol: str | Protocol | None = None,
 ) -> MetricReport:
-    """:func:`~workbench.metrics.suite.evaluate` on caches, refusing to mix extractors.
+    """:func:`~workbench.metrics.suite.evaluate` on caches, refusing to mix extractors or protocols.
 
     ``generated`` is ``{name: cache}`` or a list of caches (named by their source name; by their
     folder name when two source names collide; the same cache twice is a ValueError).
@@ -86,6 +102,9 @@ def evaluate_caches(
     ``progress`` and ``missing`` (``"raise"`` or ``"skip"`` an explicitly named metric whose inputs
     are missing, e.g. ``is`` on an extractor without logits) are passed to
     :func:`~workbench.metrics.suite.evaluate`; ``report.info["skipped"]`` says what was left out.
+    The metrics follow the protocol the caches were extracted under (``manifest["protocol"]``,
+    see :mod:`workbench.protocols`); ``protocol``, when given, must be that one (an
+    :class:`IncompatibleCachesError` otherwise, since a tool's numbers need its preprocessing too).
     """
     if not isinstance(generated, Mapping):
         opened = [_open(g) for g in generated]
@@ -107,6 +126,14 @@ def evaluate_caches(
     if test is not None:
         named["test"] = _open(test)
     notes = check_compatible(named)
+    used = cache_protocol(ref_c)
+    if protocol is not None and resolve_protocol(protocol).name != used:
+        asked = resolve_protocol(protocol).name
+        raise IncompatibleCachesError(
+            f"--protocol {asked}: the caches were extracted under protocol {used!r} ({ref_c.path}); re-extract "
+            f"them with `workbench extract --protocol {asked}` (its preprocessing and image selection are part "
+            "of the protocol), or leave --protocol out"
+        )
     report = evaluate(
         feature_set(ref_c),
         {k: feature_set(v) for k, v in gens.items()},
@@ -118,6 +145,7 @@ def evaluate_caches(
         ci=ci,
         progress=progress,
         missing=missing,
+        protocol=used,
     )
     report.warnings[:0] = notes
     report.info["extractor"] = ref_c.extractor

@@ -37,6 +37,7 @@ import scipy.stats
 from workbench.threads import uses_free_threads
 
 from ..progress import Progress, ProgressReporter
+from ..protocols import PROTOCOLS, Protocol, resolve_protocol
 from .authenticity import authenticity
 from .bootstrap import bootstrap as bootstrap_metric
 from .cmmd import cmmd
@@ -56,6 +57,13 @@ from .kernel_distance import kd
 from .mifid import mifid
 from .prdc import prdc
 from .precision_recall import precision_recall
+from .protocols import (
+    dgm_eval_draws,
+    foreign_metrics_warning,
+    protocol_metrics,
+    protocol_request,
+    unseeded_warning,
+)
 from .sliced_wasserstein import sliced_wasserstein
 from .validation import ExcludedRowsWarning, SampleSizeWarning, nonzero_rows
 from .vendi import vendi
@@ -63,11 +71,17 @@ from .vendi import vendi
 
 @dataclass(frozen=True)
 class FeatureSet:
-    """Features of one image set: ``features`` ``N x D``; optional ``logits`` ``N x K`` and labels."""
+    """Features of one image set: ``features`` ``N x D``; optional ``logits`` ``N x K`` and labels.
+
+    ``sample`` is how a protocol that draws samples reduced the set (a cache manifest's
+    ``protocol.sample``: ``{"from": N, "size": n, "seed": s, "drawn": bool}``), or None; the
+    ``dgm-eval`` protocol replays its random stream from it (:mod:`workbench.metrics.protocols`).
+    """
 
     features: Any
     logits: Any = None
     labels: np.ndarray | None = None
+    sample: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -642,6 +656,10 @@ class MetricReport:
 
     def __str__(self) -> str:
         notes = [f"warning: {w}" for w in self.warnings]
+        name = self.info.get("protocol")
+        if name and name != "workbench":  # the workbench's own protocol goes without saying
+            tool = PROTOCOLS[name].tool if name in PROTOCOLS else str(name)
+            notes.insert(0, f"protocol: {name} ({tool}'s subsets, seeds and reductions)")
         return "\n".join([self.format_table(), *self.format_copiers(), *self.format_errors(), *notes])
 
     def _repr_html_(self) -> str:
@@ -730,6 +748,7 @@ def evaluate(
     ci: float = 0.95,
     progress: Progress = None,
     missing: Literal["raise", "skip"] = "raise",
+    protocol: str | Protocol | None = None,
 ) -> MetricReport:
     """Compute ``metrics`` for every generated set against the reference (and train/test) features.
 
@@ -766,6 +785,12 @@ def evaluate(
         missing: what to do with an explicitly named metric whose inputs are missing (e.g.
             ``"default,is"`` without logits): ``"raise"`` (default) a ValueError, or ``"skip"`` it,
             with its reason in ``info["skipped"]`` and the warning line.
+        protocol: ``"workbench"`` (default) or a reference tool's preset (``"pytorch-fid"``,
+            ``"clean-fid"``, ``"torch-fidelity"``, ``"dgm-eval"``, see :mod:`workbench.protocols`):
+            ``"default"`` then means the metrics that tool computes, and KD, PRDC, Vendi and IS
+            use its subsets, random generators and reductions (:mod:`workbench.metrics.protocols`);
+            other metrics are the workbench's, with a warning naming them. ``seed`` is then not
+            used by those metrics (each tool has its own), and ``bootstrap`` must be 0.
 
     Returns:
         :class:`MetricReport`. ``info`` holds ``"metrics"`` (exactly the metric names computed),
@@ -784,6 +809,14 @@ def evaluate(
     """
     if not generated:
         raise ValueError("generated must name at least one generated feature set")
+    proto = resolve_protocol(protocol)
+    if not proto.is_default:
+        if bootstrap:
+            raise ValueError(
+                f"--protocol {proto.name} reproduces {proto.tool}, which reports no bootstrap intervals; "
+                "use bootstrap=0 or --protocol workbench"
+            )
+        metrics = protocol_request(proto, metrics)
     ref_set = _as_set(ref)
     gens = {str(k): _as_set(v) for k, v in generated.items()}
     train_set = _as_set(train) if train is not None else None
@@ -808,6 +841,25 @@ def evaluate(
     _check_dimensions(ref_set, gens, train_set, test_set)
     if bootstrap and bootstrap < 2:
         raise ValueError(f"bootstrap must be 0 (off) or at least 2 replicates; got {bootstrap}")
+    draws = None
+    if proto.kd_sampling == "dgm-eval" or proto.prdc_subset is not None:
+        draws = dgm_eval_draws(
+            int(_length(ref_set.features) or 0),
+            {k: int(_length(g.features) or 0) for k, g in gens.items()},
+            metrics=names,
+            seed=int(proto.kd_seed if proto.kd_seed is not None else 0),
+            kd_subsets=proto.kd_subsets,
+            kd_subset_size=proto.kd_subset_size,
+            prdc_subset=int(proto.prdc_subset or 10_000),
+            samples={
+                "ref": ref_set.sample,
+                **({"test": test_set.sample} if test_set is not None else {}),
+                **{k: g.sample for k, g in gens.items()},
+            },
+            n_test=_length(test_set.features) if test_set is not None else None,
+            inception_pass=True,
+        )
+    own_way = protocol_metrics(proto, draws)
 
     z = float(scipy.stats.norm.ppf(0.5 + ci / 2))
     columns = [c for n in names for c in METRICS[n].fields]
@@ -828,16 +880,20 @@ def evaluate(
                 warnings.simplefilter("always", ExcludedRowsWarning)
                 warnings.simplefilter("always", UncalibratedCopyRateWarning)
                 try:
-                    if spec.cosine:
-                        gen = FeatureSet(
-                            _without_zero_rows(gen.features, gen_name, metric_name), gen.logits, gen.labels
-                        )
-                    if spec.pairwise:
-                        fn = _two_sample(_PAIRWISE_FNS[metric_name])
-                        result = fn(ref_set.features, gen.features, seed=seed)
-                    else:
+                    if metric_name in own_way:  # as the protocol's tool computes it
                         bundle = {"ref": ref_set, "gen": gen, "train": train_set, "test": test_set}
-                        result = spec.compute(bundle, seed)
+                        result = own_way[metric_name](bundle, gen_name)
+                    else:
+                        if spec.cosine:
+                            gen = FeatureSet(
+                                _without_zero_rows(gen.features, gen_name, metric_name), gen.logits, gen.labels
+                            )
+                        if spec.pairwise:
+                            fn = _two_sample(_PAIRWISE_FNS[metric_name])
+                            result = fn(ref_set.features, gen.features, seed=seed)
+                        else:
+                            bundle = {"ref": ref_set, "gen": gen, "train": train_set, "test": test_set}
+                            result = spec.compute(bundle, seed)
                     result = {col: float(result[col]) for col in spec.fields}
                 except Exception as exc:  # one cell fails alone; KeyboardInterrupt is not an Exception
                     errors[(gen_name, metric_name)] = describe_error(exc)
@@ -874,12 +930,16 @@ def evaluate(
         "bootstrap": bootstrap,
         "ci": ci if bootstrap else None,
         "seed": seed,
+        "protocol": proto.name,
     }
+    if draws:
+        info["protocol_stream"] = {k: d.seeded_by for k, d in draws.items()}
     if "copy_rate" in names:
         info["copy_rate_criterion"] = criterion_description(
             _length(test_set.features) if test_set is not None else None, DEFAULT_QUANTILE
         )
-    lines = ([selection.warning] if selection.warning else []) + list(notes.lines())
+    protocol_lines = [foreign_metrics_warning(proto, names), unseeded_warning(proto, draws, names) if draws else None]
+    lines = ([selection.warning] if selection.warning else []) + [w for w in protocol_lines if w] + list(notes.lines())
     return MetricReport(
         values=values, low=low, high=high, std=std, warnings=lines, info=info, seconds=seconds, errors=errors
     )

@@ -9,7 +9,8 @@ one :class:`Selection` (model, extractor, class, samples)::
     bench.report("report.html")         # the same views as a static, offline HTML file
 
 Views: :class:`MetricTable`, :class:`EmbeddingMap`, :class:`SampleGrid`, :class:`ClassHistogram`,
-:class:`MemorizationBrowser`, :class:`ExtractorComparison`, :class:`HumanAgreement`.
+:class:`MemorizationBrowser`, :class:`ExtractorComparison`, :class:`HumanAgreement`,
+:class:`HeatmapComparison`.
 The data they show lives in :mod:`workbench.workspace` (the domain layer, no view library):
 :class:`Workspace` (caches by set and extractor, with roles), :class:`ScoreStore` (per-sample
 scores to sort by), :class:`Samples`, the metric reports; they are re-exported here so that older
@@ -41,6 +42,7 @@ __getattr__, __dir__, __all__ = attach(
         "MemorizationBrowser": "memorization",
         "ExtractorComparison": "extractor_comparison",
         "HumanAgreement": "human_agreement",
+        "HeatmapComparison": "heatmaps",
         "Selection": "selection",
         "Samples": "selection",
         "Workspace": "workspace",
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
     from .dashboard import Workbench
     from .embedding_map import EmbeddingMap
     from .extractor_comparison import ExtractorComparison
+    from .heatmaps import HeatmapComparison
     from .human_agreement import HumanAgreement
     from .memorization import MemorizationBrowser
     from .metric_table import MetricTable

@@ -95,9 +95,30 @@ def _classifier_of(classes: SetClasses) -> str | None:
     return classes.source[len(prefix) :] if classes.source.startswith(prefix) else None
 
 
-def shown_classes(ws: Workspace, set_name: str) -> SetClasses | None:
-    """The set's classes as the view shows them: :meth:`Workspace.classes`, except the Top-1
+def classifier_classes(ws: Workspace, set_name: str, classifier: str) -> SetClasses | None:
+    """The Top-1 class of ``classifier`` for every sample of ``set_name``, named with the classifier's
+    own class names (e.g. ``demo-foreign``'s five tops on the demo domain's trousers and shoes);
+    None when the set has no cache by it or its weights are a random initialisation."""
+    if not ws.has(set_name, classifier):
+        return None
+    cache = ws.cache(set_name, classifier)
+    if cache.logits is None or _random_init(cache):
+        return None
+    from ..analysis.classes import top_classes
+
+    logits = cache.logits
+    codes = top_classes(logits, 1, name=f"{set_name} logits")[:, 0]
+    k = int(logits.shape[1])
+    names = cache.manifest.get("extractor_class_names") or [f"class {i}" for i in range(k)]
+    return SetClasses(codes, [str(n) for n in names], f"top-1 of {classifier}")
+
+
+def shown_classes(ws: Workspace, set_name: str, classifier: str | None = None) -> SetClasses | None:
+    """The set's classes as the view shows them: :meth:`Workspace.classes` (or, when ``classifier``
+    is given, that classifier's Top-1 classes, :func:`classifier_classes`), except the Top-1
     classes of a randomly initialised classifier, which mean nothing (None then)."""
+    if classifier is not None:
+        return classifier_classes(ws, set_name, classifier)
     classes = ws.classes(set_name)
     if classes is None:
         return None
@@ -186,6 +207,13 @@ class ClassHistogram(W.VBox):
         scores: shared score store (for the side-by-side grids).
         background: run Top-N matching in a thread.
         seed: seed of the matching draws.
+        classifier: show this classifier extractor's Top-1 classes (with its own class names)
+            instead of :meth:`Workspace.classes`, e.g. ``"demo-foreign"`` on the demo's domain,
+            whose images belong to none of its classes. Default: the workspace's classes.
+
+    Raises:
+        ValueError: ``classifier`` is not an extractor of the workspace with trained logits for the
+            reference.
     """
 
     selection = traitlets.Instance(Selection, read_only=True, help="the shared selection")
@@ -201,8 +229,20 @@ class ClassHistogram(W.VBox):
         scores: ScoreStore | None = None,
         background: bool = True,
         seed: int = 0,
+        classifier: str | None = None,
     ) -> None:
         self.ws = as_workspace(workspace)
+        if classifier is not None and classifier_classes(self.ws, self.ws.reference, classifier) is None:
+            with_logits = [
+                e
+                for e in self.ws.extractors
+                if self.ws.has(self.ws.reference, e) and self.ws.cache(self.ws.reference, e).logits is not None
+            ]
+            raise ValueError(
+                f"classifier={classifier!r}: the reference {self.ws.reference!r} has no trained logits by it; "
+                f"extractors with logits: {with_logits or 'none'}"
+            )
+        self.classifier = classifier
         selection = selection if selection is not None else Selection()
         self.scores = scores if scores is not None else ScoreStore(self.ws)
         self.background = background
@@ -336,8 +376,8 @@ class ClassHistogram(W.VBox):
 
     def _rebuild(self) -> None:
         ref, model = self.ws.reference, self.model
-        self.real_classes = real_c = shown_classes(self.ws, ref)
-        self.fake_classes = fake_c = shown_classes(self.ws, model)
+        self.real_classes = real_c = shown_classes(self.ws, ref, self.classifier)
+        self.fake_classes = fake_c = shown_classes(self.ws, model, self.classifier)
         if real_c is None or fake_c is None:
             missing = [s for s, c in ((ref, real_c), (model, fake_c)) if c is None]
             self.info.value = "<br>".join(
@@ -500,7 +540,7 @@ class ClassHistogram(W.VBox):
             self.fake_grid.show(None, "pick a class")
             return
         for grid, set_name in ((self.real_grid, self.ws.reference), (self.fake_grid, self.model)):
-            classes = self.ws.classes(set_name)
+            classes = self.real_classes if set_name == self.ws.reference else self.fake_classes
             code = classes.code_of(name) if classes is not None else -1
             rows = np.flatnonzero(classes.codes == code) if code >= 0 else np.zeros(0, np.int64)
             grid.show(Samples.of(set_name, rows), f"{set_name}: “{name}” ({rows.size})")

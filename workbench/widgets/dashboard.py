@@ -8,11 +8,14 @@
     bench.report("report.html")                   # self-contained HTML, opens offline
 
 Layout: a header (model, extractor and class of the shared selection), tabs (Metrics,
-Embeddings, Classes, Memorization, Extractors, Human agreement) and, below them, the one sample
+Embeddings, Classes, Memorization, Extractors, Human agreement, Heatmaps) and, below them, the one sample
 grid every view feeds: select a table row, lasso points, click a class bar or a memorization
 row and the grid shows those samples. The views share one
-:class:`~workbench.widgets.selection.Selection` and one
-:class:`~workbench.widgets.scores.ScoreStore`.
+:class:`~workbench.widgets.selection.Selection`, one
+:class:`~workbench.widgets.scores.ScoreStore` and one
+:class:`~workbench.workspace.heatmaps.HeatmapStore` (the grid's heatmap overlay and the
+*Heatmaps* tab, which shows the selected model's images under two extractors' FD heatmaps side
+by side with each image's delta, computed when the tab is first opened).
 
 Metric reports are computed (in the background unless ``background=False``) with
 :func:`~workbench.widgets.workspace_metrics.workspace_reports` and saved in the workspace's
@@ -44,9 +47,11 @@ import traitlets
 
 from ..metrics.suite import MetricReport
 from ..workspace import Samples, ScoreStore, Workspace, as_workspace, workspace_reports
+from ..workspace.heatmaps import HeatmapStore
 from .class_histogram import ClassHistogram
 from .embedding_map import EmbeddingMap
 from .extractor_comparison import ExtractorComparison
+from .heatmaps import HeatmapComparison
 from .human_agreement import HumanAgreement, metric_table_from_reports
 from .linking import SelectionLink, link_control, select_samples
 from .memorization import MemorizationBrowser
@@ -55,7 +60,7 @@ from .sample_grid import SampleGrid
 from .selection import Selection
 from .tasks import BackgroundTask, status_widget
 
-TABS = ("Metrics", "Embeddings", "Classes", "Memorization", "Extractors", "Human agreement")
+TABS = ("Metrics", "Embeddings", "Classes", "Memorization", "Extractors", "Human agreement", "Heatmaps")
 
 
 class Workbench(traitlets.HasTraits):
@@ -121,6 +126,7 @@ class Workbench(traitlets.HasTraits):
         self.timings: dict[str, float] = {}
         self.set_trait("selection", Selection(model=(ws.generated or [ws.reference])[0], extractor=ws.extractors[0]))
         self.scores = ScoreStore(ws)
+        self.heatmaps = HeatmapStore(ws)
         self.reports: dict[str, MetricReport] | None = dict(reports) if reports is not None else None
         self._human_table = human_table
         self.human_n_boot = human_n_boot
@@ -141,7 +147,10 @@ class Workbench(traitlets.HasTraits):
         sel, scores = self.selection, self.scores
         self.metric_table = timed("metric_table", lambda: MetricTable(self.reports, selection=sel))
         self.grid = timed(
-            "sample_grid", lambda: SampleGrid(ws, selection=sel, scores=scores, background=background, title="Samples")
+            "sample_grid",
+            lambda: SampleGrid(
+                ws, selection=sel, scores=scores, background=background, title="Samples", heatmaps=self.heatmaps
+            ),
         )
         self.embedding_map = timed(
             "embedding_map",
@@ -166,6 +175,10 @@ class Workbench(traitlets.HasTraits):
             lambda: ExtractorComparison(ws, reports=self.reports, selection=sel, scores=scores, background=background),
         )
         self.human = timed("human_agreement", self._make_human_view)
+        self.heatmap_view = timed(
+            "heatmaps",
+            lambda: HeatmapComparison(ws, selection=sel, heatmaps=self.heatmaps, background=background),
+        )
 
         root = str(ws.root) if ws.root is not None else "WS"
         memo_empty = (
@@ -187,6 +200,7 @@ class Workbench(traitlets.HasTraits):
                 self._tab("memorization", self.memorization, memo_empty),
                 self._tab("extractor_comparison", self.comparison),
                 self._tab("human_agreement", self.human, human_empty),
+                self._tab("heatmaps", self.heatmap_view),
             ]
         )
         for i, name in enumerate(TABS):
@@ -443,6 +457,8 @@ class Workbench(traitlets.HasTraits):
             self._task.wait(timeout)
         if self.memorization is not None:
             self.memorization.wait(timeout)
+        if self.heatmap_view is not None:
+            self.heatmap_view.wait(timeout)
         return self
 
     # ------------------------------------------------------------------ selection
@@ -464,6 +480,8 @@ class Workbench(traitlets.HasTraits):
     def _on_tab(self, change: dict[str, Any]) -> None:
         if TABS[change["new"]] == "Memorization" and self.memorization is not None:
             self.memorization.compute()
+        if TABS[change["new"]] == "Heatmaps" and self.heatmap_view is not None:
+            self.heatmap_view.compute()
 
     # ------------------------------------------------------------------ report
 

@@ -3,7 +3,11 @@
 Top: a bump chart (x = extractor, y = rank of each model under the chosen metric, 1 = best at
 the top, one line per model) and the extractor x extractor rank-agreement matrix (Kendall's
 tau-b or Spearman's rho between the extractors' values over the models), both from
-:func:`workbench.analysis.extractor_ranking.compare_extractors`. Given metric reports (as the
+:func:`workbench.analysis.extractor_ranking.compare_extractors`. From :data:`MANY_EXTRACTORS`
+extractors on (dgm-eval's eight encoders, SigLIP, pixels ...) both charts order the extractors by
+agreement (clusters of extractors that rank alike sit together), grow with their number (fixed
+pixels per column / cell, tilted labels) and the summary gives the spread, the extremes and each
+extractor's mean agreement with the others instead of one line per pair. Given metric reports (as the
 dashboard does) the comparison uses their values directly (no resampling, so no intervals);
 pass a precomputed comparison for bootstrap intervals.
 
@@ -54,6 +58,13 @@ from .tasks import BackgroundTask, status_widget
 
 #: extractors suggested as the second one, in this order
 SECOND_EXTRACTORS = ("dinov2", "inception", "clip")
+#: from this many extractors on, the charts cluster them by agreement and tilt their labels
+MANY_EXTRACTORS = 6
+#: pixels per extractor column of the bump chart, and per cell of the agreement matrix
+BUMP_COLUMN_PX = 64
+MATRIX_CELL_PX = 44
+#: more extractor pairs than this are summarised in one sentence instead of one line each
+MAX_PAIR_LINES = 6
 
 
 def _root(ws: Workspace | None) -> str:
@@ -195,7 +206,8 @@ class ExtractorComparison(W.VBox):
                 "(1 = best); click a line to select the model</span>"
             ),
             W.HBox([self.metric_menu, self.method_menu]),
-            W.HBox([self.bump, W.VBox([self.matrix_box, self.matrix_note])]),
+            # wraps: with many extractors the two charts are wider than a notebook column together
+            W.HBox([self.bump, W.VBox([self.matrix_box, self.matrix_note])], layout=W.Layout(flex_flow="row wrap")),
             self.summary,
         ]
         if self.ws is not None:
@@ -322,7 +334,9 @@ class ExtractorComparison(W.VBox):
             return
         comp, metric = self.comparison, self.metric
         bump = self.bump_frame()
-        extractors = [e for e in comp.extractors if e in set(bump["extractor"])]
+        order = self.extractor_order()
+        extractors = [e for e in order if e in set(bump["extractor"])]
+        reordered = len(extractors) >= MANY_EXTRACTORS and order != list(comp.extractors)
         selected = self.model
         with self.bump.batch_update():
             self.bump.data = []
@@ -352,17 +366,26 @@ class ExtractorComparison(W.VBox):
                     hovertemplate=f"{html.escape(model)}: rank %{{y}} under %{{x}}<extra></extra>",
                 )
             n = len(comp.models)
+            tilt = len(extractors) >= MANY_EXTRACTORS
             self.bump.update_layout(
-                height=360,
-                width=560,
-                margin={"l": 50, "r": 130, "t": 40, "b": 40},
-                title={"text": f"rank by {metric} (1 = best)", "font": {"size": 13}},
+                height=max(360, 120 + 28 * n),
+                width=max(560, 190 + BUMP_COLUMN_PX * len(extractors)),
+                margin={"l": 50, "r": 130, "t": 40, "b": 80 if tilt else 40},
+                title={
+                    "text": f"rank by {metric} (1 = best)"
+                    + (" — extractors ordered by agreement" if reordered else ""),
+                    "font": {"size": 13},
+                },
+                xaxis={"tickangle": -35 if tilt else 0, "categoryorder": "array", "categoryarray": extractors},
                 yaxis={"autorange": False, "range": [n + 0.5, 0.5], "dtick": 1, "title": "rank"},
                 showlegend=False,
             )
         for trace in self.bump.data:
             trace.on_click(self._on_line_click)
         matrix = comp.agreement_matrix(metric, self.method) if len(comp.extractors) > 1 else pd.DataFrame()
+        if not matrix.empty:
+            keep = [e for e in order if e in matrix.index]
+            matrix = matrix.loc[keep, keep]
         values = matrix.to_numpy(dtype=float)
         off_diagonal = values[~np.eye(len(values), dtype=bool)] if values.size else values
         n_models = len(comp.models)
@@ -384,11 +407,19 @@ class ExtractorComparison(W.VBox):
             self.matrix.data = []
             if not matrix.empty and not self.matrix_note.value:
                 add_correlation_heatmap(self.matrix, matrix, "%{y} vs %{x}: %{z:.3f}<extra></extra>")
+                self.matrix.update_traces(textfont={"size": 12 if len(matrix) < MANY_EXTRACTORS else 10})
+            k = len(matrix)
+            many = k >= MANY_EXTRACTORS
             self.matrix.update_layout(
-                height=360,
-                width=420,
-                margin={"l": 90, "r": 10, "t": 40, "b": 60},
-                title={"text": f"{self.method} agreement of {metric} ranks", "font": {"size": 13}},
+                # cells of MATRIX_CELL_PX at least, so that the "0.73" in each stays legible at 10+ extractors
+                height=max(360, 110 + MATRIX_CELL_PX * k),
+                width=max(420, 190 + MATRIX_CELL_PX * k),
+                margin={"l": 90, "r": 10, "t": 40, "b": 90 if many else 60},
+                title={
+                    "text": f"{self.method} agreement of {metric} ranks" + (" (clustered)" if reordered else ""),
+                    "font": {"size": 13},
+                },
+                xaxis={"tickangle": -45 if many else 0},
                 yaxis={"autorange": "reversed"},
             )
         agree = comp.agreement
@@ -400,6 +431,8 @@ class ExtractorComparison(W.VBox):
             for r in part.itertuples()
             if np.isfinite(r.correlation)
         ]
+        if len(lines) > MAX_PAIR_LINES:
+            lines = [self._many_pairs_summary(part)]
         note = "" if n_models >= 3 else " (agreement needs at least 3 models)"
         if len(comp.extractors) < 2:
             note = " (one extractor: nothing to compare it with)"
@@ -412,6 +445,37 @@ class ExtractorComparison(W.VBox):
             f"<div style='font-size:12px'>{'; '.join(lines) or 'no pairwise agreement'}{note}; "
             f"{html.escape(boot)}.</div>"
         )
+
+    def extractor_order(self) -> list[str]:
+        """The extractors in the order the charts show them: the comparison's order, or, from
+        :data:`MANY_EXTRACTORS` on, clustered by rank agreement
+        (:meth:`~workbench.analysis.extractor_ranking.ExtractorComparison.extractor_order`)."""
+        comp = self.comparison
+        if comp is None:
+            return []
+        if len(comp.extractors) < MANY_EXTRACTORS or not self.metric:
+            return list(comp.extractors)
+        clustered = comp.extractor_order(self.metric, self.method)
+        return clustered + [e for e in comp.extractors if e not in clustered]
+
+    def _many_pairs_summary(self, part: pd.DataFrame) -> str:
+        """One sentence for many extractor pairs: the spread, the extremes, and who agrees least with the rest."""
+        finite = part[np.isfinite(part["correlation"])]
+        lo, hi = finite.loc[finite["correlation"].idxmin()], finite.loc[finite["correlation"].idxmax()]
+        consensus = self.comparison.consensus(self.metric, self.method).dropna()
+
+        def pair(r: pd.Series) -> str:
+            return f"{html.escape(r['extractor_a'])} vs {html.escape(r['extractor_b'])} {r['correlation']:.2f}"
+
+        text = (
+            f"{len(finite)} pairs of extractors: median {finite['correlation'].median():.2f}; lowest {pair(lo)}; "
+            f"highest {pair(hi)}"
+        )
+        if len(consensus):
+            text += "; mean agreement with the others: " + ", ".join(
+                f"{html.escape(str(e))} {v:.2f}" for e, v in consensus.items()
+            )
+        return text
 
     def _on_line_click(self, trace: Any, points: Any, state: Any) -> None:
         if points.point_inds:

@@ -13,7 +13,11 @@ seeded choice, across its classes when it has some: :func:`strip_rows`; each str
 names the set and how it was drawn), the class histogram (with the Top-N matching result when it
 was run), memorization (every generated set, the highest copy rate first, with its copy rate and
 its most suspicious samples beside their nearest training images; the sets the dashboard has not
-analysed yet are analysed for the report), the extractor comparison and
+analysed yet are analysed for the report), the extractor comparison, the sensitivity heatmaps
+(the selected model's images under two extractors' FD heatmaps with each image's delta, as the
+dashboard's *Heatmaps* tab shows them when it was opened, else its first ``heatmaps`` images,
+computed for the report and kept in the workspace; ``heatmaps=0`` leaves them out: with
+CPU Inception they cost a few seconds per image) and
 the agreement with human judgments. A view the dashboard could not make is named with its error.
 """
 
@@ -145,6 +149,38 @@ def _missing(bench: Workbench, name: str, what: str) -> str:
     return f"<p class='wb-note wb-view-error'>{html.escape(what)} cannot be shown: {html.escape(error)}</p>"
 
 
+def _heatmap_section(bench: Workbench, count: int) -> str:
+    """The heatmap comparison as the dashboard shows it (when its tab computed it), else of the
+    selected model's first ``count`` images; a note when left out or not possible."""
+    view = getattr(bench, "heatmap_view", None)
+    if view is None:
+        return _missing(bench, "heatmaps", "The heatmap comparison")
+    if count <= 0:
+        return "<p class='wb-note'>heatmaps left out of this report (heatmaps=0)</p>"
+    try:
+        if view._computed is not None and view._computed == view._key():
+            return view.static_html()
+        from .heatmaps import HeatmapComparison
+        from .selection import Selection
+
+        own = HeatmapComparison(
+            bench.ws,
+            selection=Selection(model=view.model_set() or "", extractor=bench.selection.extractor),
+            heatmaps=bench.heatmaps,
+            count=max(3, min(int(count), 256)),
+            metric=view.metric,
+            background=False,
+        )
+        if view.left and view.right:
+            own.left, own.right = view.left, view.right
+        return own.static_html()
+    except Exception as exc:  # the rest of the report stands
+        return (
+            f"<p class='wb-note wb-view-error'>heatmaps cannot be shown: {html.escape(type(exc).__name__)}: "
+            f"{html.escape(str(exc))}</p>"
+        )
+
+
 def report_html(
     bench: Workbench,
     *,
@@ -152,6 +188,7 @@ def report_html(
     grid_pages: int = 1,
     strip: int = 24,
     memorization_rows: int = 12,
+    heatmaps: int = 8,
     title: str | None = None,
 ) -> str:
     """The report of ``bench`` as one HTML string (see the module docstring)."""
@@ -242,6 +279,9 @@ def report_html(
         for fig in bench.comparison.static_figures():
             page.figure(fig)
         page.add(bench.comparison.static_html())
+
+    page.add("<h2>Where the metric looks: sensitivity heatmaps</h2>")
+    page.add(_heatmap_section(bench, heatmaps))
 
     page.add("<h2>Agreement with human judgments</h2>")
     if bench.human is not None:

@@ -21,10 +21,20 @@ FD attribution is computed in a background task the first time (the status line 
 the grid re-sorts when it is ready. Clicking a thumbnail shows it enlarged with its metadata and
 sets ``selection.focus``.
 
+**Heatmap overlay.** The *heatmap* toggle draws each thumbnail of the page under its FD (or KD,
+``heatmap_metric``) sensitivity heatmap under the selected extractor
+(:class:`~workbench.workspace.heatmaps.HeatmapStore`, Kynkäänniemi et al. 2023: where the
+extractor sees what moves the metric; each map scaled by its own maximum, dark = 0, pale yellow =
+the maximum), blended at the *opacity* slider's value. Maps are computed for the page's samples
+(in the background; the status line says so), kept in the workspace's state folder and reused;
+the reference set's samples (whose maps would be zero) and extractors without a network layer to
+explain (``pixels``) are shown plain, and the status line says why.
+
 State, as traits (``grid.observe(callback, names="items")``, ``traitlets.link((emap, "samples"),
 (grid, "samples"))``): ``model``, ``class_name``, ``samples``, ``samples_origin``, ``extractor``,
-``focused``, ``sort_by``, ``descending``, ``page``, and read-only ``items`` (all samples shown, in
-display order), ``page_count``, ``page_items``, ``page_png``, ``captions``, ``detail``. Also
+``focused``, ``sort_by``, ``descending``, ``page``, ``heatmap``, ``heatmap_opacity``, ``heatmap_metric``,
+and read-only ``items`` (all samples shown, in display order), ``page_count``, ``page_items``,
+``page_png``, ``captions``, ``detail``, ``heatmap_shown``. Also
 :attr:`SampleGrid.values` (the sort scores of ``items``), :meth:`click`, :meth:`show`, :meth:`go`.
 """
 
@@ -39,6 +49,7 @@ import traitlets
 from PIL import Image
 
 from ..workspace import Samples, ScoreStore, Workspace, as_workspace
+from ..workspace.heatmaps import HEATMAP_METRICS, HeatmapStore
 from .linking import (
     SelectionLink,
     TraitValueError,
@@ -138,6 +149,7 @@ class SampleGrid(W.VBox):
         page_size: thumbnails per page. columns: per row. display_px: cell size on screen.
         sort_by: initial score name. background: compute slow scores in a thread.
         title: heading. detail_px: size of the enlarged thumbnail (0: no detail pane).
+        heatmaps: the heatmap store (shared by the dashboard's views; a new one when omitted).
     """
 
     selection = traitlets.Instance(Selection, read_only=True, help="the shared selection")
@@ -158,6 +170,10 @@ class SampleGrid(W.VBox):
     detail = traitlets.Dict(
         allow_none=True, default_value=None, read_only=True, help="metadata and scores of the enlarged sample"
     )
+    heatmap = traitlets.Bool(False, help="draw each thumbnail under its metric sensitivity heatmap")
+    heatmap_opacity = traitlets.Float(0.5, help="opacity of the heatmap overlay, 0 to 1")
+    heatmap_metric = traitlets.Unicode("fd", help="the metric the heatmaps explain: 'fd' or 'kd'")
+    heatmap_shown = traitlets.Int(0, read_only=True, help="thumbnails of the page drawn under their heatmap")
 
     def __init__(
         self,
@@ -173,6 +189,7 @@ class SampleGrid(W.VBox):
         background: bool = True,
         title: str = "Samples",
         detail_px: int = DETAIL_PX,
+        heatmaps: HeatmapStore | None = None,
     ) -> None:
         if page_size < 1 or columns < 1 or display_px < 8:
             raise ValueError(
@@ -189,6 +206,8 @@ class SampleGrid(W.VBox):
         self._unsorted = _EMPTY  # what the grid pages through, before sorting
         self._values = np.zeros(0)
         self._task: BackgroundTask | None = None
+        self.heatmaps = heatmaps if heatmaps is not None else HeatmapStore(self.ws)
+        self._heatmap_task: BackgroundTask | None = None
 
         self.heading = W.HTML("")
         self.heading.add_class("wb-grid-title")
@@ -227,7 +246,36 @@ class SampleGrid(W.VBox):
         detail.add_class("wb-detail")
         if self.detail_px == 0:
             detail.layout.display = "none"
-        controls = W.HBox([self.sort, self.order, self.prev_button, self.page_label, self.next_button])
+        self.heatmap_toggle = W.ToggleButton(
+            value=False,
+            description="heatmap",
+            icon="fire",
+            tooltip="draw each thumbnail under its FD sensitivity heatmap (selected extractor)",
+            layout=W.Layout(width="100px"),
+        )
+        self.heatmap_toggle.add_class("wb-heatmap-toggle")
+        self.opacity_slider = W.FloatSlider(
+            value=0.5,
+            min=0.0,
+            max=1.0,
+            step=0.05,
+            description="opacity",
+            readout_format=".2f",
+            disabled=True,
+            layout=W.Layout(width="220px"),
+        )
+        self.opacity_slider.add_class("wb-heatmap-opacity")
+        controls = W.HBox(
+            [
+                self.sort,
+                self.order,
+                self.prev_button,
+                self.page_label,
+                self.next_button,
+                self.heatmap_toggle,
+                self.opacity_slider,
+            ]
+        )
         super().__init__([self.heading, controls, self.status, W.HBox([self.canvas, detail])])
         self.add_class("wb-sample-grid")
         self.set_trait("items", _EMPTY)
@@ -259,6 +307,9 @@ class SampleGrid(W.VBox):
         self.observe(lambda _: self._render_heading(), names="samples_origin")
         self.observe(lambda _: self._render_page(), names="page")
         self.observe(self._on_focused, names="focused")
+        link_control(self, "heatmap", self.heatmap_toggle)
+        link_control(self, "heatmap_opacity", self.opacity_slider)
+        self.observe(self._on_heatmap, names=["heatmap", "heatmap_opacity", "heatmap_metric", "extractor"])
         self._order_label()
         self.prev_button.on_click(lambda _: self.go(self.page - 1))
         self.next_button.on_click(lambda _: self.go(self.page + 1))
@@ -293,6 +344,19 @@ class SampleGrid(W.VBox):
         names = self._sort_names(self.samples)
         if proposal["value"] not in names:
             refuse("sort_by", proposal["value"], names)
+        return proposal["value"]
+
+    @traitlets.validate("heatmap_opacity")
+    def _valid_opacity(self, proposal: Any) -> float:
+        value = float(proposal["value"])
+        if not 0.0 <= value <= 1.0:
+            raise TraitValueError(f"heatmap_opacity must be in [0, 1]; got {value}")
+        return value
+
+    @traitlets.validate("heatmap_metric")
+    def _valid_heatmap_metric(self, proposal: Any) -> str:
+        if proposal["value"] not in HEATMAP_METRICS:
+            refuse("heatmap_metric", proposal["value"], HEATMAP_METRICS)
         return proposal["value"]
 
     @traitlets.validate("page")
@@ -382,6 +446,10 @@ class SampleGrid(W.VBox):
             v = float(self.scores.get(set_name, self.extractor, name)[index])
             if np.isfinite(v):
                 info[self.scores.info(name).label] = _fmt(v)
+        ext, metric = self.extractor or self.ws.extractors[0], self.heatmap_metric
+        if self.heatmap and set_name != self.ws.reference and self.heatmaps.has(set_name, ext, [index], metric):
+            delta = float(self.heatmaps.get(set_name, ext, [index], metric).delta[0])
+            info[f"{metric.upper()} delta ({ext})"] = _fmt(delta)
         return info
 
     # ------------------------------------------------------------------ item selection and order
@@ -536,6 +604,12 @@ class SampleGrid(W.VBox):
         vals = self._values[start : start + len(page)]
         self.set_trait("page_items", page)
         thumbs = gather_thumbnails(self.ws, page) if len(page) else np.zeros((0, 28, 28, 3), np.uint8)
+        thumbs, shown = self._with_heatmaps(page, thumbs, compute=True)
+        self.set_trait("heatmap_shown", shown)
+        if shown:
+            self.add_class("wb-heatmap-shown")
+        else:
+            self.remove_class("wb-heatmap-shown")
         label = self.scores.info(self.sort_by).label
         empty = {s: not has_thumbnails(self.ws, s) for s in page.set_names()}
         cells, captions = [], []
@@ -560,6 +634,87 @@ class SampleGrid(W.VBox):
         self._render_heading()
         self.prev_button.disabled = self.page == 0
         self.next_button.disabled = self.page >= self.page_count - 1
+
+    # ------------------------------------------------------------------ heatmap overlay
+
+    def _on_heatmap(self, change: dict[str, Any]) -> None:
+        self.opacity_slider.disabled = not self.heatmap
+        if change["name"] == "extractor" and not self.heatmap:
+            return
+        if not self.heatmap:
+            set_status(self.status, "")
+        self._render_page()
+
+    def _heatmap_sets(self, page: Samples) -> tuple[dict[str, np.ndarray], list[str]]:
+        """``{set: rows}`` of the page whose heatmaps can be drawn, and why the others cannot."""
+        ext = self.extractor or self.ws.extractors[0]
+        why = self.heatmaps.supports(ext)
+        if why is not None:
+            return {}, [f"no heatmaps under {ext}: {why}"]
+        wanted, notes = {}, []
+        for set_name, rows in page.by_set().items():
+            if set_name == self.ws.reference:
+                notes.append(f"{set_name} is the reference (its maps would be zero)")
+            elif not self.ws.has(set_name, ext):
+                notes.append(f"{set_name} has no cache by {ext}")
+            elif not has_thumbnails(self.ws, set_name):
+                notes.append(f"{set_name} has no thumbnails")
+            else:
+                wanted[set_name] = rows
+        return wanted, notes
+
+    def _with_heatmaps(self, page: Samples, thumbs: np.ndarray, *, compute: bool) -> tuple[np.ndarray, int]:
+        """The page's thumbnails with the heatmaps drawn on those whose maps are at hand, and how
+        many; with ``compute``, the missing maps are computed (in the background: the page is
+        drawn again when they are ready)."""
+        if not self.heatmap or not len(page):
+            return thumbs, 0
+        wanted, notes = self._heatmap_sets(page)
+        ext, metric = self.extractor or self.ws.extractors[0], self.heatmap_metric
+        missing = {s: r for s, r in wanted.items() if not self.heatmaps.has(s, ext, r, metric)}
+        if missing and compute:
+            if self.background:
+                self._start_heatmap_task(missing, ext, metric)
+            else:
+                for set_name, rows in missing.items():
+                    self.heatmaps.get(set_name, ext, rows, metric)
+                missing = {}
+        out = np.array(thumbs, copy=True)
+        shown = 0
+        for set_name, rows in wanted.items():
+            if set_name in missing:
+                continue
+            maps = self.heatmaps.get(set_name, ext, rows, metric)
+            pos = np.flatnonzero(page.codes == page.sets.index(set_name))
+            for j, p in enumerate(pos):
+                out[p] = resize_to(maps.overlay(j, self.heatmap_opacity)[None], out.shape[1])[0]
+            shown += len(pos)
+        if compute and not missing:
+            text = f"{metric.upper()} heatmaps under {ext}: {shown} of {len(page)} thumbnails"
+            set_status(self.status, text + (f" ({'; '.join(notes)})" if notes else ""), kind="ok" if shown else "info")
+        return out, shown
+
+    def _start_heatmap_task(self, missing: dict[str, np.ndarray], ext: str, metric: str) -> None:
+        if self._heatmap_task is not None and self._heatmap_task.running:
+            return  # it draws the page again when done, and that computes what is still missing
+
+        def compute() -> None:
+            for set_name, rows in missing.items():
+                self.heatmaps.get(set_name, ext, rows, metric)
+
+        count = sum(len(r) for r in missing.values())
+        self._heatmap_task = BackgroundTask(
+            compute,
+            label=f"{metric.upper()} heatmaps of {count} thumbnail(s) ({ext})",
+            status=self.status,
+            on_done=lambda _: self._render_page(),
+            background=True,
+        ).start()
+
+    def wait_heatmaps(self, timeout: float | None = 300) -> None:
+        """Wait for a running heatmap computation (tests, scripts)."""
+        if self._heatmap_task is not None:
+            self._heatmap_task.wait(timeout)
 
     def _caption(self, set_name: str, index: int, value: float) -> str:
         """Caption of one cell: set, row and (unless sorted by row) the sort value."""
@@ -626,6 +781,8 @@ class SampleGrid(W.VBox):
             page = self.items.take(np.arange(start, min(start + self.page_size, len(self.items))))
             vals = self._values[start : start + len(page)]
             thumbs = gather_thumbnails(self.ws, page) if len(page) else None
+            if thumbs is not None:
+                thumbs = self._with_heatmaps(page, thumbs, compute=False)[0]
             empty = {s: not has_thumbnails(self.ws, s) for s in page.set_names()}
             parts.append(
                 f"<div class='wb-grid-cells' style='grid-template-columns:repeat({self.columns}, "

@@ -14,7 +14,8 @@ reader and writer of ``workspace.json``), :mod:`~.scan` (caches of a folder with
 (``workbench evaluate``: folders of images to a workspace with metrics and report), :mod:`~.overview`
 (``workbench workspace show``: sets x extractors with warnings), :mod:`~.sets` (:class:`Workspace`),
 :mod:`~.samples` (:class:`Samples`, references to samples), :mod:`~.reports` (metric reports per
-extractor), :mod:`~.scores` (per-sample scores), :mod:`~.projections` (PCA/UMAP layouts).
+extractor), :mod:`~.scores` (per-sample scores), :mod:`~.heatmaps` (per-sample sensitivity heatmaps),
+:mod:`~.projections` (PCA/UMAP layouts).
 
 This layer imports images, cache, metrics and analysis (the metrics and analyses that load torch
 only when something is computed), numpy, pandas and pyarrow; never torch, ipywidgets, plotly or
@@ -64,6 +65,8 @@ __getattr__, __dir__, __all__ = attach(
         "ScoreStore": "scores",
         "ScoreInfo": "scores",
         "BUILTIN_SCORES": "scores",
+        "HeatmapStore": "heatmaps",
+        "HeatmapMaps": "heatmaps",
         "subsample": "projections",
         "pca_layout": "projections",
         "umap_layout": "projections",
@@ -75,6 +78,7 @@ __getattr__, __dir__, __all__ = attach(
 if TYPE_CHECKING:
     from .editing import AddResult, ReplaceResult, add_caches, init_workspace, replace_sets
     from .evaluate import EvaluationResult, FolderSet, evaluate_folders
+    from .heatmaps import HeatmapMaps, HeatmapStore
     from .index import (
         INDEX_FORMAT,
         WORKSPACE_FILE,

@@ -382,6 +382,7 @@ def evaluate_folders(
     bootstrap: int = 0,
     seed: int = 0,
     report: bool = True,
+    report_heatmaps: int = 8,
     force: bool = False,
     progress: Progress = True,
 ) -> EvaluationResult:
@@ -411,6 +412,9 @@ def evaluate_folders(
             training and test sets keep 64-pixel thumbnails then).
         metrics, bootstrap, seed: as :func:`workbench.metrics.from_caches.evaluate_caches`.
         report: write ``out/report.html`` (needs ipywidgets and plotly, the ``lab`` extras).
+        report_heatmaps: images in the report's sensitivity-heatmap section (computed under the
+            first two extractors that support heatmaps; 0 leaves the section out). On a CPU each
+            Inception heatmap costs about 4 s (README, "Sensitivity heatmaps").
         force: replace finished caches made from other images at the same paths (as
             ``workbench extract --force``).
         progress: the :mod:`workbench.progress` contract; ``True`` shows extraction bars and a
@@ -528,7 +532,9 @@ def evaluate_folders(
     if report:
         t0 = time.perf_counter()
         say(f"writing the static report {root / REPORT_FILE}")
-        report_path, why = write_static_report(ws, root / REPORT_FILE, reports, metrics, bootstrap, seed)
+        report_path, why = write_static_report(
+            ws, root / REPORT_FILE, reports, metrics, bootstrap, seed, heatmaps=report_heatmaps
+        )
         if why:
             notes.append(why)
             say(f"note: {why}")
@@ -554,12 +560,15 @@ def write_static_report(
     metrics: str | Sequence[str] = "default",
     bootstrap: int = 0,
     seed: int = 0,
+    *,
+    heatmaps: int = 8,
 ) -> tuple[Path | None, str | None]:
     """Write the dashboard's static HTML report of ``ws`` to ``path``: ``(path, None)``, or
     ``(None, why)`` when the view libraries (ipywidgets, plotly: the ``lab`` extras) are missing.
 
     This is the one place the workspace layer reaches the views, imported here when called.
     ``reports`` (``{extractor: MetricReport}``) are shown as given; else computed (and saved).
+    ``heatmaps``: images in the heatmap section (0: left out).
     """
     try:
         from ..widgets.dashboard import Workbench
@@ -576,4 +585,4 @@ def write_static_report(
         seed=seed,
         background=False,
     )
-    return bench.report(path), None
+    return bench.report(path, heatmaps=heatmaps), None
