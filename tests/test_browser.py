@@ -177,7 +177,7 @@ def test_fid_vs_humans_plots_and_class_grids(page, lab) -> None:
     assert "imagenet256" in human.locator(".js-plotly-plot").first.text_content()  # the scatter's title
     assert "Spearman" in human.locator(".wb-human-stats").text_content()
 
-    classes = page.locator(".wb-class-histogram")
+    classes = page.locator(".wb-class-histogram").first  # part 3 shows demo-foreign's view below it
     classes.locator(".js-plotly-plot .main-svg").first.wait_for()
     # run_matching() added the matched resample's bars to the figure.
     page.wait_for_function(
@@ -191,6 +191,11 @@ def test_fid_vs_humans_plots_and_class_grids(page, lab) -> None:
     titles = grids.locator(".wb-grid-title").all_text_contents()
     assert len(titles) == 2 and all("Bag" in t for t in titles), titles
     assert grids.locator(".wb-grid-cell").count() > 4
+    # Part 3: the domain's class view names demo-foreign's own (foreign) classes, not the images' classes.
+    foreign = page.locator(".wb-class-histogram").nth(1)
+    foreign.locator(".js-plotly-plot .main-svg").first.wait_for()
+    options = foreign.locator(".wb-class-select select option").all_text_contents()
+    assert "Pullover" in options and "Bag" not in options, options
     shoot(page, "02_fid_vs_humans", human, classes)
 
 

@@ -14,7 +14,9 @@ from workbench.metrics import evaluate
 from workbench.threads import _cores, auto_threads, free_threads, uses_free_threads
 
 
-def _spin(seconds: float) -> None:
+def _spin(seconds: float, started=None) -> None:
+    if started is not None:
+        started.set()
     end = time.time() + seconds
     while time.time() < end:
         pass
@@ -52,10 +54,14 @@ def test_a_busy_core_is_left_alone(monkeypatch) -> None:
     monkeypatch.delenv("WORKBENCH_THREADS", raising=False)
     if _cores() < 2 or not os.path.exists("/proc/loadavg"):
         pytest.skip("needs 2 cores and /proc/loadavg")
-    spinner = multiprocessing.get_context("spawn").Process(target=_spin, args=(20.0,), daemon=True)
+    ctx = multiprocessing.get_context("spawn")
+    started = ctx.Event()
+    spinner = ctx.Process(target=_spin, args=(20.0, started), daemon=True)
     spinner.start()
     try:
-        time.sleep(1.0)  # let it start spinning
+        # A spawned child imports this module (torch included) first: seconds on a loaded machine.
+        assert started.wait(120), "the spinning process did not start"
+        time.sleep(0.5)  # let it be seen running
         assert free_threads() <= _cores() - 1
         import torch
 
