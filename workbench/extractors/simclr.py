@@ -31,16 +31,14 @@ init (PyTorch's defaults for the layers). Options ``depth`` (50, 101, 152), ``wi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Extractor, ExtractorOutput
 from .imagenet_transforms import IMAGENET_MEAN, IMAGENET_STD, ShorterSideResizeCrop
 from .published_weights import load_strict, resolve_weights
 from .registry import ExtractorCard, register_extractor
+from .swav import ResNetTrunkExtractor
 from .weights import check_init_seed, seeded_init
 
 LAYERS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
@@ -170,19 +168,6 @@ class SimCLRv2ResNet(nn.Module):
         return self.net(x).mean(dim=(2, 3))
 
 
-@dataclass(repr=False, eq=False)
-class SimCLRExtractor(Extractor):
-    """SimCLRv2 ResNet; features are the global average pool of the last stage."""
-
-    net: torch.nn.Module | None = None
-
-    def forward(self, batch: torch.Tensor) -> ExtractorOutput:
-        return ExtractorOutput(features=self.net(batch))
-
-    def _modules(self) -> list[torch.nn.Module]:
-        return [self.net]
-
-
 CARD = ExtractorCard(
     default_weights="SimCLRv2 r50_1x_sk1: `r50_1x_sk1.pth` (TF checkpoint converted by Separius/SimCLRv2-Pytorch) "
     "in the weights directory",
@@ -196,7 +181,7 @@ CARD = ExtractorCard(
 @register_extractor("simclr", description="SimCLRv2 ResNet-50 1x SK pooled 2048-d (dgm-eval)", card=CARD)
 def create_simclr(
     weights: str = "default", depth: int = 50, width: int = 1, sk: bool = True, seed: int = 0
-) -> SimCLRExtractor:
+) -> ResNetTrunkExtractor:
     """SimCLRv2 ResNet features (dgm-eval's ``simclr`` encoder).
 
     Args:
@@ -229,7 +214,7 @@ def create_simclr(
     if state is not None:
         load_strict(net, state, source=info.source, extractor="simclr", what=f"SimCLRv2 {name} ('resnet' part)")
     net.eval().requires_grad_(False)
-    return SimCLRExtractor(
+    return ResNetTrunkExtractor(
         name="simclr",
         variant=name,
         dim=int(net.num_features),

@@ -50,7 +50,7 @@ def convert_swav_state(state: StateDict) -> StateDict:
 
 @dataclass(repr=False, eq=False)
 class ResNetTrunkExtractor(Extractor):
-    """A ResNet whose ``fc`` is the identity: features are the global average pool of ``layer4``."""
+    """A ResNet trunk whose output is the global average pool of its last stage (SwAV, SimCLRv2)."""
 
     net: torch.nn.Module | None = None
 
