@@ -127,6 +127,19 @@ def test_kth_neighbor_radii_vs_naive(k):
     np.testing.assert_allclose(radii, naive, rtol=RTOL)
 
 
+@pytest.mark.parametrize("k", [1, 4, 9])
+def test_kth_neighbor_radii_exact_with_ties_and_duplicates(k):
+    # Integer lattice points (exact distances, many ties and duplicates) in many tiles: only the
+    # candidates near the k-th are recomputed in float64; the radius must still equal the exact
+    # (k+1)-th smallest distance with the point itself counted.
+    rng = np.random.default_rng(31)
+    x = rng.integers(0, 4, size=(700, 7)).astype(np.float32)
+    full = cdist(x.astype(np.float64), x.astype(np.float64))
+    want = np.sort(full, axis=1)[:, k]
+    for block_size in (64, 300, 4096):
+        np.testing.assert_array_equal(kth_neighbor_radii(x, k, block_size=block_size), want)
+
+
 @pytest.mark.peers
 @pytest.mark.parametrize("k", [1, 3, 5])
 def test_kth_neighbor_radii_vs_prdc(k):
@@ -182,6 +195,23 @@ def test_count_within_radii_exact_ties(inclusive):
     _check_counts(q, x, rx, rq, inclusive, block_size=64)
     strict = _naive_counts(q, x, rx, rq, False)[0]
     assert np.any(_naive_counts(q, x, rx, rq, True)[0] != strict)  # the ties matter
+
+
+@pytest.mark.parametrize("inclusive", [False, True])
+def test_count_within_radii_when_few_rows_and_columns_reach(inclusive):
+    # Most balls are empty (radius below every distance) and a few reach: only those rows and
+    # columns of a tile are compared; some radii sit exactly on a pair distance (lattice data).
+    rng = np.random.default_rng(32)
+    q = rng.integers(0, 5, size=(500, 6)).astype(np.float32)
+    x = rng.integers(0, 5, size=(450, 6)).astype(np.float32) + 0.5
+    d = cdist(q.astype(np.float64), x.astype(np.float64))
+    rx = np.full(450, 0.1)
+    rq = np.full(500, 0.1)
+    few_x, few_q = rng.choice(450, 12, replace=False), rng.choice(500, 12, replace=False)
+    rx[few_x] = d[rng.integers(0, 500, size=12), few_x]  # exactly a pair distance: ties
+    rq[few_q] = np.quantile(d[few_q], 0.05, axis=1)
+    _check_counts(q, x, rx, rq, inclusive, block_size=128)
+    assert (_naive_counts(q, x, rx, rq, inclusive)[1] > 0).sum() <= 12  # the case is the sparse one
 
 
 def test_count_within_radii_only_one_side():
@@ -256,7 +286,7 @@ def test_knn_falls_back_from_bfloat16_to_float32(monkeypatch, search_dtype):
     original = neighbors._knn_sq_subset
 
     def spy(*args):
-        seen.append(args[-1])
+        seen.append(args[7])  # the search dtype
         return original(*args)
 
     monkeypatch.setattr(neighbors, "_knn_sq_subset", spy)

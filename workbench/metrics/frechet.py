@@ -525,10 +525,12 @@ def _as_gaussian(mu: object, sigma: object, mu_name: str, sigma_name: str) -> tu
     return m, s
 
 
-def _max_asymmetry(s: np.ndarray, step: int = 128) -> float:
-    """``max |s - s^T|`` over the upper triangle in row stripes (no ``D x D`` temporaries)."""
+def _max_asymmetry(s: np.ndarray, step: int = 256) -> float:
+    """``max |s - s^T|`` over pairs of square blocks (cache-sized, no ``D x D`` temporaries; a
+    block and its mirror are both in cache, unlike a row stripe and a column stripe)."""
     worst = 0.0
     for i in range(0, s.shape[0], step):
-        diff = s[i : i + step, i:] - s[i:, i : i + step].T
-        worst = max(worst, float(diff.max()), -float(diff.min()))
+        for j in range(i, s.shape[0], step):
+            diff = s[i : i + step, j : j + step] - s[j : j + step, i : i + step].T
+            worst = max(worst, float(diff.max()), -float(diff.min()))
     return worst

@@ -114,6 +114,13 @@ class _Rows:
     def block(self, start: int, stop: int) -> np.ndarray:
         return self._prepare(self.arr[start:stop], start)
 
+    def search_block(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` for the candidate search: float32 rows as stored (no float64 copy;
+        :func:`_operand` centres them in float32), any other rows as :meth:`block`."""
+        if self.raw and self.arr.dtype == np.float32:
+            return np.asarray(self.arr[start:stop])
+        return self.block(start, stop)
+
     def take(self, idx: np.ndarray) -> np.ndarray:
         """Rows ``idx``: float64 when normalised, else in the input dtype (exact pair distances
         convert while subtracting, which skips a float64 copy of every gathered row)."""
@@ -244,11 +251,22 @@ def _bf16_rounding(x32: torch.Tensor, xb: torch.Tensor) -> float:
     return min(float(ratio.max()) * (1 + 1e-4), 2.0**-8) + 2.0**-23
 
 
-def _operand(x64: np.ndarray, centre: np.ndarray, dtype: torch.dtype) -> _Operand:
-    xc = x64 - centre
-    sq64 = np.einsum("ij,ij->i", xc, xc)
+def _operand(rows: np.ndarray, centre: np.ndarray, dtype: torch.dtype) -> _Operand:
+    """Centred ``rows`` (float32 or float64, from :meth:`_Rows.search_block`) in the search dtype.
+
+    Float32 rows of a float32 or bf16 search are centred in float32 on the centre rounded to
+    float32: the difference of two float32 numbers is rounded once, like the float64 difference
+    rounded to float32 of the other path, and any centre leaves distances unchanged. Their squared
+    norms are then summed in float64 from those float32 values (the operand the products see).
+    """
     np_dtype = _np_dtype(dtype)
-    x = torch.from_numpy(xc.astype(np_dtype))
+    if rows.dtype == np.float32 and np_dtype == np.float32:
+        xc = np.subtract(rows, centre.astype(np.float32))
+        sq64 = np.einsum("ij,ij->i", xc, xc, dtype=np.float64)
+    else:
+        xc = np.asarray(rows, dtype=np.float64) - centre
+        sq64 = np.einsum("ij,ij->i", xc, xc)
+    x = torch.from_numpy(xc.astype(np_dtype, copy=False))
     sq = torch.from_numpy(sq64.astype(np_dtype))
     if dtype != torch.bfloat16:
         return _Operand(x, sq, sq64)
@@ -262,7 +280,7 @@ def _query_operand(rows: _Rows, centre: np.ndarray, dtype: torch.dtype, block_si
     rho = 0.0
     for start in range(0, rows.n, block_size):
         stop = min(start + block_size, rows.n)
-        op = _operand(rows.block(start, stop), centre, dtype)
+        op = _operand(rows.search_block(start, stop), centre, dtype)
         x[start:stop] = op.x
         sq64[start:stop] = op.sq64
         rho = max(rho, op.rho)
@@ -275,9 +293,10 @@ def _row_chunks(start: int, stop: int, block_size: int) -> list[tuple[int, int]]
 
 
 def _index_blocks(rows: _Rows, block_size: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """``(start, stop, rows)`` blocks of :meth:`_Rows.search_block` (float32 as stored, else float64)."""
     for start in range(0, rows.n, block_size):
         stop = min(start + block_size, rows.n)
-        yield start, stop, rows.block(start, stop)
+        yield start, stop, rows.search_block(start, stop)
 
 
 class _Workspace:
@@ -327,12 +346,13 @@ def _exact_pair_sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", diff, diff)
 
 
-def _exact_sq_for_pairs(q_rows: _Rows, q_ids: np.ndarray, x64: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Float64 ``||q - x||^2`` for query rows ``q_ids`` paired with rows ``cols`` of ``x64``."""
+def _exact_sq_for_pairs(q_rows: _Rows, q_ids: np.ndarray, x_block: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Float64 ``||q - x||^2`` for query rows ``q_ids`` paired with rows ``cols`` of ``x_block``
+    (an index block from :func:`_index_blocks`)."""
     out = np.empty(q_ids.size, dtype=np.float64)
     for s0 in range(0, q_ids.size, _PAIR_CHUNK):
         s1 = min(s0 + _PAIR_CHUNK, q_ids.size)
-        out[s0:s1] = _exact_pair_sq_dists(q_rows.take(q_ids[s0:s1]), x64[cols[s0:s1]])
+        out[s0:s1] = _exact_pair_sq_dists(q_rows.take(q_ids[s0:s1]), x_block[cols[s0:s1]])
     return out
 
 
@@ -406,17 +426,53 @@ class _TopK:
         if not torch.isinf(worst).any():
             # Once every row holds m values, only tile entries below a row's m-th value matter;
             # they are few, so a mask and a sparse merge replace a top-k over the whole tile.
-            below = self.ws.get("below", tile.shape[0], tile.shape[1], torch.bool)
-            rows, cols = torch.nonzero(torch.lt(tile, worst.unsqueeze(1), out=below), as_tuple=True)
-            if rows.numel() == 0:
+            flat = self._flat_below(tile, worst.numpy()[:, None])
+            if flat.size == 0:
                 return
-            if rows.numel() <= self.m * (r1 - r0) // 2 and self._merge_sparse(
-                r0, rows, cols, tile[rows, cols], col_offset
-            ):
+            rows, cols = np.divmod(flat, tile.shape[1])
+            vals = tile.numpy().ravel()[flat]
+            if self._merge_few(r0, r1, rows, cols, vals, col_offset):
                 return
+        self._push_dense(r0, r1, tile, col_offset)
+
+    def push_transposed(self, r0: int, r1: int, tile: torch.Tensor, col_offset: int) -> None:
+        """:meth:`push` of ``tile.T``: tile *columns* are rows ``r0:r1``, tile rows the columns
+        from ``col_offset``. The mask is taken in the tile's own memory order (a strided pass over
+        a transposed 64 MiB tile costs several times a contiguous one)."""
+        worst = self.worst[r0:r1]
+        if not torch.isinf(worst).any():
+            flat = self._flat_below(tile, worst.numpy()[None, :])
+            if flat.size == 0:
+                return
+            flat = flat[np.argsort(flat % tile.shape[1], kind="stable")]  # row by row of tile.T
+            t_rows, t_cols = np.divmod(flat, tile.shape[1])
+            if self._merge_few(r0, r1, t_cols, t_rows, tile.numpy().ravel()[flat], col_offset):
+                return
+        # a transposed tile: copying first makes top-k ~2x faster
+        dense = self.ws.get("dense", tile.shape[1], tile.shape[0], tile.dtype).copy_(tile.T)
+        self._push_dense(r0, r1, dense, col_offset)
+
+    def _flat_below(self, tile: torch.Tensor, threshold: np.ndarray) -> np.ndarray:
+        """Flat (row-major) positions of the tile entries below ``threshold`` (broadcast per row or
+        column). numpy's compare and ``flatnonzero`` take about half the time of torch's here."""
+        below = self.ws.get("below", tile.shape[0], tile.shape[1], torch.bool).numpy()
+        np.less(tile.numpy(), threshold, out=below)
+        return np.flatnonzero(below)
+
+    def _merge_few(
+        self, r0: int, r1: int, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, col_offset: int
+    ) -> bool:
+        """Sparse merge of entries listed row by row, when they are few (a few per row: the mask,
+        a gather and a top-k over ``m`` + a few columns beat a top-k over the whole tile); False
+        if a dense top-k is cheaper."""
+        if rows.size > 4 * self.m * (r1 - r0):
+            return False
+        return self._merge_sparse(
+            r0, torch.from_numpy(rows), torch.from_numpy(cols), torch.from_numpy(vals), col_offset
+        )
+
+    def _push_dense(self, r0: int, r1: int, tile: torch.Tensor, col_offset: int) -> None:
         kk = min(self.m, tile.shape[1])
-        if not tile.is_contiguous():  # a transposed tile: copying first makes top-k ~2x faster
-            tile = self.ws.get("dense", tile.shape[0], tile.shape[1], tile.dtype).copy_(tile)
         v, i = torch.topk(tile, kk, dim=1, largest=False, sorted=False)
         self._merge_dense(slice(r0, r1), v, i + col_offset)
 
@@ -474,8 +530,8 @@ def _candidates_streamed(
     ws = _Workspace()
     top = _TopK(q_rows.n, m, _tile_dtype(dtype), ws)
     max_x_sq, rho = 0.0, q.rho
-    for c0, c1, x64 in _index_blocks(x_rows, block_size):
-        xo = _operand(x64, centre, dtype)
+    for c0, c1, x_block in _index_blocks(x_rows, block_size):
+        xo = _operand(x_block, centre, dtype)
         max_x_sq, rho = max(max_x_sq, float(xo.sq64.max())), max(rho, xo.rho)
         for r0, r1 in _row_chunks(0, q_rows.n, block_size):
             tile = _sq_dist_tile(q.x[r0:r1], q.sq[r0:r1], xo.x, xo.sq, ws)
@@ -501,38 +557,57 @@ def _candidates_symmetric(
             tile.fill_diagonal_(math.inf)
         top.push(r0, r1, tile, c0)
         if c0 != r0:
-            top.push(c0, c1, tile.T, r0)
+            top.push_transposed(c0, c1, tile, r0)
 
+    # Diagonal blocks first (each in sub-blocks, diagonal sub-blocks first): every row then holds
+    # m candidates before any off-diagonal tile arrives, so those are merged sparsely in both
+    # orientations instead of by a top-k over a whole (transposed) tile.
+    for r0 in starts:
+        r1 = min(r0 + block_size, rows.n)
+        # Each pair of sub-blocks once: about 3/8 of a diagonal block's products are the mirror
+        # image of others (10.5M of 16.8M entries at 4096 rows, sub-blocks 1024).
+        subs = [(a0, min(a0 + _DIAGONAL_SUB_BLOCK, r1)) for a0 in range(r0, r1, _DIAGONAL_SUB_BLOCK)]
+        for a0, a1 in subs:
+            pair(a0, a1, a0, a1)
+        for si, (a0, a1) in enumerate(subs):
+            for b0, b1 in subs[si + 1 :]:
+                pair(a0, a1, b0, b1)
+        reporter.advance()
     for bi, r0 in enumerate(starts):
         r1 = min(r0 + block_size, rows.n)
-        for c0 in starts[bi:]:
-            c1 = min(c0 + block_size, rows.n)
-            if c0 != r0:
-                pair(r0, r1, c0, c1)
-            else:
-                # A diagonal block in sub-blocks, each pair once: about 3/8 of its products are
-                # the mirror image of others (10.5M of 16.8M entries at 4096 rows, sub-blocks 1024).
-                subs = list(range(r0, r1, _DIAGONAL_SUB_BLOCK))
-                for si, a0 in enumerate(subs):
-                    for b0 in subs[si:]:
-                        pair(a0, min(a0 + _DIAGONAL_SUB_BLOCK, r1), b0, min(b0 + _DIAGONAL_SUB_BLOCK, r1))
+        for c0 in starts[bi + 1 :]:
+            pair(r0, r1, c0, min(c0 + block_size, rows.n))
             reporter.advance()
     return top.vals, top.idx, op.sq64, float(op.sq64.max()), _error_coefficient(rows.dim, dtype, op.rho)
 
 
 def _exact_candidate_sq_dists(
-    q_rows: _Rows, x_rows: _Rows, cand: np.ndarray, approx: np.ndarray, k: int, slack: np.ndarray
+    q_rows: _Rows,
+    x_rows: _Rows,
+    cand: np.ndarray,
+    approx: np.ndarray,
+    k: int,
+    slack: np.ndarray,
+    kth_only: bool = False,
 ) -> np.ndarray:
     """Float64 ``d^2`` of every query row to those of its candidates that can be among its k nearest.
 
     A candidate whose approximate ``d^2`` exceeds the row's k-th smallest approximate value by
     more than ``slack`` (twice the search's error bound) is farther than k other candidates and
-    gets ``inf`` instead of a float64 recomputation.
+    gets ``inf`` instead of a float64 recomputation. With ``kth_only`` (only the k-th distance
+    is wanted, e.g. k-NN radii), a candidate *below* that value by more than ``slack`` is surely
+    nearer than the k-th neighbour and gets ``-inf``: the k-th smallest entry of the row is then
+    still its exact k-th distance, and only the candidates near it are recomputed.
     """
     n, m = cand.shape
     out = np.full((n, m), np.inf)
     kth = np.partition(approx, k - 1, axis=1)[:, k - 1]
-    rows, cols = np.nonzero(approx <= (kth + slack)[:, None])
+    near = approx <= (kth + slack)[:, None]
+    if kth_only:
+        surely_nearer = approx < (kth - slack)[:, None]
+        out[surely_nearer] = -np.inf
+        near &= ~surely_nearer
+    rows, cols = np.nonzero(near)
     for s0 in range(0, rows.size, _PAIR_CHUNK):
         r, c = rows[s0 : s0 + _PAIR_CHUNK], cols[s0 : s0 + _PAIR_CHUNK]
         out[r, c] = _exact_pair_sq_dists(q_rows.take(r), x_rows.take(cand[r, c]))
@@ -548,8 +623,12 @@ def _knn_sq(
     block_size: int,
     progress: Progress | bool | None,
     dtype: torch.dtype,
+    kth_only: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact squared distances (float64) and indices of the k nearest index rows."""
+    """Exact squared distances (float64) and indices of the k nearest index rows.
+
+    ``kth_only``: only the last column of distances is exact (the others may be ``-inf``); the
+    indices are still the k nearest rows (see :func:`_exact_candidate_sq_dists`)."""
     m = _candidate_count(k, x_rows, exclude_self, dtype)
     n_q_blocks = len(_row_chunks(0, q_rows.n, block_size))
     n_x_blocks = len(_row_chunks(0, x_rows.n, block_size))
@@ -563,7 +642,9 @@ def _knn_sq(
             found = _candidates_streamed(q_rows, x_rows, m, self_ids, dtype, block_size, reporter)
     finally:
         reporter.close()
-    return _rerank_and_certify(q_rows, np.arange(q_rows.n), x_rows, k, exclude_self, block_size, dtype, *found)
+    return _rerank_and_certify(
+        q_rows, np.arange(q_rows.n), x_rows, k, exclude_self, block_size, dtype, *found, kth_only=kth_only
+    )
 
 
 def _available(x_rows: _Rows, exclude_self: bool) -> int:
@@ -589,6 +670,8 @@ def _rerank_and_certify(
     q_sq: np.ndarray,
     max_x_sq: float,
     tau: float,
+    *,
+    kth_only: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Re-rank the candidates in float64; queries whose certificate fails are searched again.
 
@@ -599,7 +682,7 @@ def _rerank_and_certify(
     cand = idx.numpy()
     pruned = cand.shape[1] < _available(x_rows, exclude_self)
     approx = vals.numpy().astype(np.float64)
-    exact = _exact_candidate_sq_dists(q_rows, x_rows, cand, approx, k, 2 * tau * (q_sq + max_x_sq))
+    exact = _exact_candidate_sq_dists(q_rows, x_rows, cand, approx, k, 2 * tau * (q_sq + max_x_sq), kth_only)
     order = np.argsort(exact, axis=1, kind="stable")[:, :k]
     best_sq = np.take_along_axis(exact, order, axis=1)
     best_idx = np.take_along_axis(cand, order, axis=1)
@@ -610,7 +693,7 @@ def _rerank_and_certify(
         if uncertified.size:
             finer = torch.float32 if dtype == torch.bfloat16 else torch.float64
             sub_sq, sub_idx = _knn_sq_subset(
-                q_rows, uncertified, q_ids[uncertified], x_rows, k, exclude_self, block_size, finer
+                q_rows, uncertified, q_ids[uncertified], x_rows, k, exclude_self, block_size, finer, kth_only
             )
             best_sq[uncertified] = sub_sq
             best_idx[uncertified] = sub_idx
@@ -626,13 +709,14 @@ def _knn_sq_subset(
     exclude_self: bool,
     block_size: int,
     dtype: torch.dtype,
+    kth_only: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A streamed search of ``dtype`` for rows ``rows`` of ``q_rows`` (query ids ``q_ids``)."""
     sub = _Rows(q_rows.take(rows), q_rows.name, normalize=False)
     m = _candidate_count(k, x_rows, exclude_self, dtype)
     reporter = ProgressReporter(None, "")
     found = _candidates_streamed(sub, x_rows, m, q_ids if exclude_self else None, dtype, block_size, reporter)
-    return _rerank_and_certify(sub, q_ids, x_rows, k, exclude_self, block_size, dtype, *found)
+    return _rerank_and_certify(sub, q_ids, x_rows, k, exclude_self, block_size, dtype, *found, kth_only=kth_only)
 
 
 def knn(
@@ -677,6 +761,22 @@ def knn(
     Raises:
         ValueError: bad shapes, NaN/inf, mismatched dimensions, bad ``k``/``metric``/``block_size``.
     """
+    return _knn(query, index, k, metric, exclude_self, block_size, progress, search_dtype)
+
+
+def _knn(
+    query: npt.ArrayLike,
+    index: npt.ArrayLike,
+    k: int,
+    metric: str,
+    exclude_self: bool,
+    block_size: int | None,
+    progress: Progress | bool | None,
+    search_dtype: str,
+    kth_only: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`knn`; with ``kth_only`` only the last column of distances is exact (the others may be
+    ``-inf``), which spares the float64 re-computation of the nearer candidates."""
     _check_metric(metric)
     dtype = resolve_search_dtype(search_dtype)
     symmetric = exclude_self and index is query
@@ -694,7 +794,9 @@ def knn(
     scale = power_of_two_scale(q) if symmetric else power_of_two_scale(q, x)
     q_rows = _Rows(q, "query", normalize, scale)
     x_rows = q_rows if symmetric else _Rows(x, "index", normalize, scale)
-    sq, idx = _knn_sq(q_rows, x_rows, k, exclude_self, symmetric, bs, progress, dtype)
+    sq, idx = _knn_sq(q_rows, x_rows, k, exclude_self, symmetric, bs, progress, dtype, kth_only)
+    if kth_only:
+        sq[:, :-1] = 0.0  # not computed (-inf); keeps the conversion below finite
     dist = sq / 2.0 if normalize else _unscaled_distance(sq, scale)
     return dist, idx
 
@@ -740,9 +842,7 @@ def kth_neighbor_radii(
     Returns:
         ``(N,)`` float64 radii (Euclidean distance for ``"l2"``).
     """
-    dist, _ = knn(
-        x, x, k, metric=metric, exclude_self=True, block_size=block_size, progress=progress, search_dtype=search_dtype
-    )
+    dist, _ = _knn(x, x, k, metric, True, block_size, progress, search_dtype, kth_only=True)
     return dist[:, -1]
 
 
@@ -785,43 +885,85 @@ def _tile_counts(
     pairs: tuple[_Rows, int, np.ndarray],
     inclusive: bool,
     ws: _Workspace,
+    line_min: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-row and per-column counts of the tile's pairs with ``d < radius`` (``<=`` if inclusive).
 
-    ``threshold_sq``, ``band`` and ``radius`` belong to the tile's rows (``per_row``) or columns.
+    ``threshold_sq``, ``band`` and ``radius`` belong to the tile's rows (``per_row``) or columns;
+    ``line_min`` is the tile's smallest entry per row (``per_row``) or per column.
     Pairs with ``d^2 < threshold_sq - band`` are surely inside; pairs within the band are decided
     by a float64 recomputation comparing distances (not squares), so a pair at exactly the
     distance that defined a radius is a tie.
     """
-    shape = (-1, 1) if per_row else (1, -1)
-    lo = torch.from_numpy((threshold_sq - band).astype(np.float32)).reshape(shape)
-    hi = torch.from_numpy((threshold_sq + band).astype(np.float32)).reshape(shape)
-    n_rows, n_cols = tile.shape
-    reach = torch.le(tile, hi, out=ws.get("band", n_rows, n_cols, torch.bool))
-    rows_t, cols_t = torch.nonzero(reach, as_tuple=True)
-    if rows_t.numel() <= tile.numel() // 16:
-        # Few pairs within reach (small balls, the usual case): classify them one by one.
-        sure = tile[rows_t, cols_t] < (lo[rows_t, 0] if per_row else lo[0, cols_t])
-        rows_s, cols_s = rows_t[sure].numpy(), cols_t[sure].numpy()
-        row_counts = np.bincount(rows_s, minlength=n_rows).astype(np.int64)
-        col_counts = np.bincount(cols_s, minlength=n_cols).astype(np.int64)
-        rows, cols = rows_t[~sure].numpy(), cols_t[~sure].numpy()
+    lo = (threshold_sq - band).astype(np.float32)
+    hi = (threshold_sq + band).astype(np.float32)
+    t = tile.numpy()
+    n_rows, n_cols = t.shape
+    lines = np.flatnonzero(line_min <= hi)  # rows (columns) with a pair within reach
+    if lines.size * 8 <= line_min.size:
+        # Few lines reach a ball (small balls, the usual case): compare those lines only.
+        sub = t[lines] if per_row else t[:, lines]
+        r, c = np.nonzero(sub <= (hi[lines, None] if per_row else hi[None, lines]))
+        rows_t, cols_t = (lines[r], c) if per_row else (r, lines[c])
     else:
-        # Large balls: count the sure pairs with two matrix-vector products instead.
-        sure = torch.lt(tile, lo, out=ws.get("sure", n_rows, n_cols, torch.bool))
-        sure_f = ws.get("sure_f", n_rows, n_cols, torch.float32).copy_(sure)  # sums exact below 2^24
-        row_counts = torch.mv(sure_f, torch.ones(n_cols)).numpy().astype(np.int64)
-        col_counts = torch.mv(sure_f.T, torch.ones(n_rows)).numpy().astype(np.int64)
-        in_band = torch.logical_xor(reach, sure, out=reach)
-        rows, cols = (t.numpy() for t in torch.nonzero(in_band, as_tuple=True))
-    if rows.size:
-        q_rows, r0, x64 = pairs
-        dist = np.sqrt(_exact_sq_for_pairs(q_rows, r0 + rows, x64, cols))
-        r = radius[rows] if per_row else radius[cols]
-        inside = dist <= r if inclusive else dist < r
-        row_counts += np.bincount(rows[inside], minlength=n_rows)
-        col_counts += np.bincount(cols[inside], minlength=n_cols)
+        reach_t = ws.get("band", n_rows, n_cols, torch.bool)
+        reach = reach_t.numpy()
+        np.less_equal(t, hi[:, None] if per_row else hi[None, :], out=reach)
+        flat = np.flatnonzero(reach)
+        if flat.size > t.size // 16:
+            return _dense_tile_counts(tile, reach_t, lo, per_row, radius, pairs, inclusive, ws)
+        rows_t, cols_t = np.divmod(flat, n_cols)
+    # Classify the pairs within reach one by one.
+    sure = t[rows_t, cols_t] < (lo[rows_t] if per_row else lo[cols_t])
+    row_counts = np.bincount(rows_t[sure], minlength=n_rows).astype(np.int64)
+    col_counts = np.bincount(cols_t[sure], minlength=n_cols).astype(np.int64)
+    _add_band_pairs(rows_t[~sure], cols_t[~sure], radius, per_row, pairs, inclusive, row_counts, col_counts)
     return row_counts, col_counts
+
+
+def _dense_tile_counts(
+    tile: torch.Tensor,
+    reach: torch.Tensor,
+    lo: np.ndarray,
+    per_row: bool,
+    radius: np.ndarray,
+    pairs: tuple[_Rows, int, np.ndarray],
+    inclusive: bool,
+    ws: _Workspace,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_tile_counts` when many pairs are within reach (large balls): the sure pairs are
+    counted with two matrix-vector products instead of one by one."""
+    n_rows, n_cols = tile.shape
+    lo_t = torch.from_numpy(lo).reshape((-1, 1) if per_row else (1, -1))
+    sure = torch.lt(tile, lo_t, out=ws.get("sure", n_rows, n_cols, torch.bool))
+    sure_f = ws.get("sure_f", n_rows, n_cols, torch.float32).copy_(sure)  # sums exact below 2^24
+    row_counts = torch.mv(sure_f, torch.ones(n_cols)).numpy().astype(np.int64)
+    col_counts = torch.mv(sure_f.T, torch.ones(n_rows)).numpy().astype(np.int64)
+    in_band = torch.logical_xor(reach, sure, out=reach)
+    rows, cols = (t.numpy() for t in torch.nonzero(in_band, as_tuple=True))
+    _add_band_pairs(rows, cols, radius, per_row, pairs, inclusive, row_counts, col_counts)
+    return row_counts, col_counts
+
+
+def _add_band_pairs(
+    rows: np.ndarray,
+    cols: np.ndarray,
+    radius: np.ndarray,
+    per_row: bool,
+    pairs: tuple[_Rows, int, np.ndarray],
+    inclusive: bool,
+    row_counts: np.ndarray,
+    col_counts: np.ndarray,
+) -> None:
+    """Decide the tile pairs ``(rows, cols)`` near a radius in float64 and add those inside."""
+    if not rows.size:
+        return
+    q_rows, r0, x_block = pairs
+    dist = np.sqrt(_exact_sq_for_pairs(q_rows, r0 + rows, x_block, cols))
+    r = radius[rows] if per_row else radius[cols]
+    inside = dist <= r if inclusive else dist < r
+    row_counts += np.bincount(rows[inside], minlength=row_counts.size)
+    col_counts += np.bincount(cols[inside], minlength=col_counts.size)
 
 
 def count_within_radii(
@@ -883,23 +1025,25 @@ def count_within_radii(
     tiles = len(_row_chunks(0, n_q, bs)) * -(-n_x // bs)
     reporter = ProgressReporter(progress, "radius counts", tiles, unit="tile")
     try:
-        for c0, c1, x64 in _index_blocks(x_rows, bs):
-            xo = _operand(x64, centre, dtype)
+        for c0, c1, x_block in _index_blocks(x_rows, bs):
+            xo = _operand(x_block, centre, dtype)
             x_max = float(xo.sq64.max())
             tau = _error_coefficient(q_rows.dim, dtype, max(qo.rho, xo.rho))
             for r0, r1 in _row_chunks(0, n_q, bs):
                 tile = _sq_dist_tile(qo.x[r0:r1], qo.sq[r0:r1], xo.x, xo.sq, ws)
-                pairs = (q_rows, r0, x64)
+                pairs = (q_rows, r0, x_block)
                 if r_x is not None and q_in_x is not None and x_hits is not None:
                     rx = r_x[c0:c1]
                     band = tau * (float(qo.sq64[r0:r1].max()) + xo.sq64) + rounding * rx**2
-                    rows, cols = _tile_counts(tile, rx**2, band, rx, False, pairs, inclusive, ws)
+                    col_min = tile.numpy().min(axis=0)
+                    rows, cols = _tile_counts(tile, rx**2, band, rx, False, pairs, inclusive, ws, col_min)
                     q_in_x[r0:r1] += rows
                     x_hits[c0:c1] += cols
                 if r_q is not None and q_hits is not None and x_in_q is not None:
                     rq = r_q[r0:r1]
                     band = tau * (qo.sq64[r0:r1] + x_max) + rounding * rq**2
-                    rows, cols = _tile_counts(tile, rq**2, band, rq, True, pairs, inclusive, ws)
+                    row_min = tile.amin(dim=1).numpy()
+                    rows, cols = _tile_counts(tile, rq**2, band, rq, True, pairs, inclusive, ws, row_min)
                     q_hits[r0:r1] += rows
                     x_in_q[c0:c1] += cols
                 reporter.advance()
@@ -955,8 +1099,8 @@ def max_radius_ratio(
     tiles = len(_row_chunks(0, q_rows.n, bs)) * -(-x_rows.n // bs)
     reporter = ProgressReporter(progress, "realism", tiles, unit="tile")
     try:
-        for c0, c1, x64 in _index_blocks(x_rows, bs):
-            xo = _operand(x64, centre, dtype)
+        for c0, c1, x_block in _index_blocks(x_rows, bs):
+            xo = _operand(x_block, centre, dtype)
             r2 = torch.from_numpy((r[c0:c1] ** 2).astype(np.float32)).unsqueeze(0)
             for r0, r1 in _row_chunks(0, q_rows.n, bs):
                 tile = _sq_dist_tile(qo.x[r0:r1], qo.sq[r0:r1], xo.x, xo.sq, ws)
