@@ -265,6 +265,27 @@ def _tiny_workspace(tmp_path: Path) -> Path:
     return ws
 
 
+def test_evaluate_under_a_protocol_sets_up_extractors_and_records_it(tmp_path: Path) -> None:
+    """``--protocol clean-fid``: Inception is built with clean-fid's resize and normalisation, every
+    cache records the protocol (a cache key of its own), and the tables follow it."""
+    images, labels = load_fashion_mnist("test")
+    real = write_class_folders(tmp_path / "r", images[:10], labels[:10])
+    gen = write_class_folders(tmp_path / "g", images[10:20], labels[10:20])
+    ws = tmp_path / "ws"
+    argv = ["evaluate", "--real", real, "--gen", f"a={gen}", "-e", "inception", "-w", "none", "--workers", "0"]
+    code, out, err = _run(*argv, "--protocol", "clean-fid", "-m", "fd", "--no-report", "--out", ws, "--quiet")
+    assert code == 0, err
+    for name in ("real", "a"):
+        cache = Workspace.open(ws).cache(name, "inception")
+        assert cache.manifest["protocol"]["name"] == "clean-fid"
+        assert cache.manifest["extractor"]["preprocessing"]["resize_mode"] == "clean"
+    code, out, err = _run("info", "--workspace", ws, "a")
+    assert code == 0 and "protocol   clean-fid" in out, out
+    code, out, err = _run("metrics", "--workspace", ws, "-m", "fd", "--json", tmp_path / "t.json")
+    assert code == 0, err
+    assert json.loads((tmp_path / "t.json").read_text())["extractors"]["inception"]["info"]["protocol"] == "clean-fid"
+
+
 def test_rerun_drops_what_contradicts_the_new_sets(tmp_path: Path) -> None:
     """A re-run with another reference name, or another configuration of an extractor: the old
     reference and the caches made with the old settings leave the index, with the reason."""
@@ -313,6 +334,15 @@ def test_rerun_drops_what_contradicts_the_new_sets(tmp_path: Path) -> None:
         (["--gen", "a={gen}", "-e", "pixels", "--option", "pixels:nope=1"], "extractor 'pixels' has no option 'nope'"),
         (["--gen", "a={gen}", "-e", "pixels,inception", "-w", "/x.pt"], "a weights file fits one extractor"),
         (["--gen", "a={gen}", "-e", "pixels", "-w", "clip=none"], "not evaluated"),
+        (["--gen", "a={gen}", "--protocol", "nope"], "unknown protocol 'nope'; choose one of: workbench"),
+        (
+            ["--gen", "a={gen}", "-e", "pixels", "--protocol", "clean-fid"],
+            "--protocol clean-fid has no extractor 'pixels'",
+        ),
+        (
+            ["--gen", "a={gen}", "-e", "inception", "--protocol", "pytorch-fid", "--option", "resize=clean"],
+            "contradicts --protocol pytorch-fid",
+        ),
     ],
 )
 def test_bad_folders_names_and_options_fail_before_extraction(tmp_path: Path, folders, args, message) -> None:

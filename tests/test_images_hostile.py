@@ -462,3 +462,10 @@ def test_array_sources_reject_non_image_arrays() -> None:
         ArraySource(np.zeros((2, 4, 4), complex))
     with pytest.raises(ValueError, match=r"mine: the images array has shape \(2, 5, 5, 7\)"):
         ArraySource(np.zeros((2, 5, 5, 7), np.uint8), name="mine")
+    # one H x W x 3 picture is not 480 grayscale images 3 pixels wide
+    with pytest.raises(
+        ValueError, match=r"one 640 x 480 colour image, not a stack.*images\[None\] \(shape \(1, 480, 640, 3\)\)"
+    ):
+        ArraySource(np.zeros((480, 640, 3), np.uint8))
+    assert len(ArraySource(np.zeros((1, 480, 640, 3), np.uint8))) == 1
+    assert len(ArraySource(np.zeros((5, 28, 28), np.uint8))) == 5  # N x H x W grayscale stays as it was

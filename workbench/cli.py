@@ -457,6 +457,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         num_workers=args.workers,
         limit=args.limit,
+        protocol=args.protocol,
         thumbnails=args.thumbnails,
         metrics=args.metrics,
         bootstrap=args.bootstrap,
@@ -708,6 +709,7 @@ def _add_evaluate_command(sub: Any, menu: bool = False) -> None:
         default=None,
         help="only the first N images of each folder, in path order (a quick look; not a fair sample of class folders)",
     )
+    p.add_argument("--protocol", default=None, metavar="NAME", help=_PROTOCOL_HELP)
     _add_running_options(p)
     p.add_argument(
         "--thumbnails",

@@ -49,6 +49,12 @@ def _images_problem(shape: tuple[int, ...], dtype: np.dtype, max_pixels: int) ->
         return f"has dtype {dtype}; images must be uint8 (or uint16, other integers in 0..255, or floats in [0, 1])"
     if len(shape) not in (3, 4):
         return f"has shape {tuple(shape)} but images must be {_LAYOUTS}"
+    if len(shape) == 3 and shape[2] in (3, 4):
+        # (N, H, W) grayscale images 3 or 4 pixels wide are not a thing; (H, W, C) is one image
+        return (
+            f"has shape {tuple(shape)}: one {shape[1]} x {shape[0]} colour image, not a stack of images; "
+            f"pass images[None] (shape (1, {', '.join(str(v) for v in shape)})) for a single image"
+        )
     hw = image_hw(tuple(shape[1:]))
     if hw is None:
         return f"has shape {tuple(shape)} but images must be {_LAYOUTS}; {shape[1:]} is no image layout"

@@ -377,6 +377,7 @@ def evaluate_folders(
     batch_size: int = 64,
     num_workers: int | None = None,
     limit: int | None = None,
+    protocol: str | None = None,
     thumbnails: int = 64,
     metrics: str | Sequence[str] = "default",
     bootstrap: int = 0,
@@ -407,7 +408,13 @@ def evaluate_folders(
         batch_size: images per forward pass.
         num_workers: data-loading worker processes (default: cores - 1, at most 4).
         limit: only the first ``limit`` images of each folder, in path order (a quick look; with
-            class folders the first classes only, so not a fair sample).
+            class folders the first classes only, so not a fair sample); under a protocol that
+            draws a sample (dgm-eval), the sample size.
+        protocol: reproduce a reference tool (``"dgm-eval"``, ``"clean-fid"``, ``"pytorch-fid"``,
+            ``"torch-fidelity"``; default ``"workbench"``): every extractor is set up with the
+            tool's preprocessing (an extractor the tool does not have is refused before any
+            extraction), the caches record the protocol and the tables follow it (see
+            :mod:`workbench.protocols`).
         thumbnails: side in pixels of the thumbnails stored with the caches (0: none; the
             training and test sets keep 64-pixel thumbnails then).
         metrics, bootstrap, seed: as :func:`workbench.metrics.from_caches.evaluate_caches`.
@@ -453,6 +460,10 @@ def evaluate_folders(
     from ..metrics.suite import resolve_metrics
 
     resolve_metrics(metrics, {"ref", "logits"} | {s.role for s in sets if s.role in ("train", "test")})
+    from ..protocols import resolve_protocol
+
+    proto = resolve_protocol(protocol)
+    options = {name: proto.extractor_options(name, options.get(name)) for name in names}
     say = _Say(progress)
 
     # Build every extractor first: unknown names, options, weights and devices fail before any work.
@@ -488,6 +499,7 @@ def evaluate_folders(
             name=s.name,
             progress=progress,
             force=force,
+            protocol=proto,
         )
         key = (s.name, ext.name)
         caches[key] = cache
