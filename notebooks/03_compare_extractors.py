@@ -78,6 +78,17 @@ kendall = comparison.agreement.query("method == 'kendall'")[
 kendall
 
 # %% [markdown]
+# With many extractors (dgm-eval compares ten) the pairs are hard to read; two summaries help.
+# `consensus` is each extractor's mean τ with all the others: the one that ranks the models
+# unlike the rest comes last. `extractor_order` lists the extractors so that those that rank
+# alike are neighbours (the order the views lay out their matrix and bump chart in).
+
+# %%
+consensus = comparison.consensus("fd")
+print("order:", " -> ".join(comparison.extractor_order("fd")))
+consensus
+
+# %% [markdown]
 # The bump chart draws each model's rank under each extractor (click a line to select a model
 # and see the samples that move the chosen metric); the matrix is the rank agreement between
 # extractors. All three put `ideal` and the `memorizer` in the top two places, in an order
@@ -249,6 +260,7 @@ grid
 summary = {
     "fd_rank": {e: fd_values[e].rank().astype(int).to_dict() for e in fd_values},
     "kendall_fd": {f"{r.extractor_a}|{r.extractor_b}": float(r.correlation) for r in kendall.itertuples()},
+    "consensus_fd": consensus.to_dict(),
     "mode_dropper_dropped": dropped,
     "mode_dropper_class_coverage": per_class.round(4).to_dict(),
     "fd_top_overlap": overlap,

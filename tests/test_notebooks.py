@@ -243,6 +243,10 @@ def test_compare_extractors_ranks_and_agreement(run) -> None:
         expected = scipy.stats.kendalltau([ranks[a][m] for m in models], [ranks[b][m] for m in models]).statistic
         assert tau == pytest.approx(expected, abs=1e-12), pair
         assert tau > 0, pair  # the extractors agree more than they disagree ...
+    # consensus: each extractor's mean tau with the others, highest first
+    taus = {e: [t for pair, t in s["kendall_fd"].items() if e in pair.split("|")] for e in ranks}
+    assert s["consensus_fd"] == pytest.approx({e: float(np.mean(t)) for e, t in taus.items()}, abs=1e-12)
+    assert list(s["consensus_fd"].values()) == sorted(s["consensus_fd"].values(), reverse=True)
     # ... but not on everything: blur moves few pixels and many of a classifier's features
     assert ranks["demo-classifier"]["blurry"] > ranks["pixels"]["blurry"], ranks
     assert 0.0 <= s["fd_top_overlap"] <= 1.0 and s["umap"] is False
