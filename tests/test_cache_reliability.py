@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ import torch
 from PIL import Image
 
 from workbench.cache import CacheError, extract, open_cache
+from workbench.cache.extraction import LimitMissesClassesWarning
 from workbench.cli import main
 from workbench.extractors import create_extractor
 
@@ -108,12 +110,19 @@ def test_limit_run_keeps_the_finished_cache(tmp_path: Path, class_folder: Path, 
     ws = tmp_path / "ws"
     full = extract(class_folder, "pixels", out=ws, progress=False)
     stamp = (full.path / "features.npy").stat().st_mtime_ns
-    small = extract(class_folder, "pixels", out=ws, limit=20, progress=False)
+    with pytest.warns(
+        LimitMissesClassesWarning,
+        match=r"--limit 20 keeps the first 20 images in path order, which hold 1 of its 3 classes \(none of ",
+    ):
+        small = extract(class_folder, "pixels", out=ws, limit=20, progress=False)
     assert small.path != full.path and len(small) == 20
     assert small.manifest["options"] == {"limit": 20}
     np.testing.assert_array_equal(small.features, full.features[:20])
     again = open_cache(full.path)
     assert len(again) == 60 and (full.path / "features.npy").stat().st_mtime_ns == stamp
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LimitMissesClassesWarning)  # 45 images reach all 3 classes: no warning
+        assert len(extract(class_folder, "pixels", out=ws, limit=45, progress=False)) == 45
     # a limit that covers the whole source is the same request as no limit: reused
     same = extract(class_folder, "pixels", out=ws, limit=500, progress=True)
     assert same.path == full.path and "reusing cache" in capsys.readouterr().err

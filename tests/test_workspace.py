@@ -484,6 +484,22 @@ def test_workspace_uses_the_rows_every_cache_of_a_set_holds(tmp_path: Path, cach
         memo.compute()
         memo.wait(120)
         assert memo.report is not None, ext
+    # wait() waits for every background task, then raises the first error
+    waited = []
+
+    def failing(timeout: float | None = None) -> None:
+        waited.append("memorization")
+        raise RuntimeError("the search failed")
+
+    class Heatmaps:
+        def wait(self, timeout: float | None = None) -> None:
+            waited.append("heatmaps")
+
+    memo.wait = failing  # type: ignore[method-assign]
+    bench.heatmap_view = Heatmaps()  # type: ignore[assignment]
+    with pytest.raises(RuntimeError, match="the search failed"):
+        bench.wait(5)
+    assert waited == ["memorization", "heatmaps"]
 
 
 def test_workspace_refuses_caches_of_one_set_without_a_common_image(caches) -> None:

@@ -20,6 +20,7 @@ import re
 import shutil
 import sys
 import time
+import warnings
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -314,6 +315,34 @@ def _disk_check(cache_dir: Path, rows_to_extract: int, rows_total: int, ext: Ext
         )
 
 
+class LimitMissesClassesWarning(UserWarning):
+    """``--limit N`` took the first N images in path order and they leave out some of the source's classes."""
+
+
+def warn_if_limit_misses_classes(src: ImageSource, rows: np.ndarray) -> None:
+    """Warn when the rows ``--limit`` keeps (the first ones, in path order) hold only some of the
+    labelled source's classes: with class folders a quick ``--limit`` run is then a few classes,
+    and every metric of the cache describes those only."""
+    if src.labels is None:
+        return
+    labels = np.asarray(src.labels)
+    present = np.unique(labels[labels >= 0])
+    kept_labels = labels[rows]
+    kept = np.unique(kept_labels[kept_labels >= 0])
+    if present.size < 2 or kept.size == present.size:
+        return
+    names = src.class_names or []
+    missing = [names[i] if 0 <= i < len(names) else str(i) for i in np.setdiff1d(present, kept).tolist()]
+    shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+    warnings.warn(
+        f"{src.name}: --limit {rows.size} keeps the first {rows.size} images in path order, which hold "
+        f"{kept.size} of its {present.size} classes (none of {shown}); the metrics of this cache describe "
+        "those classes only. For a quick look at every class, give a folder with a few images of each.",
+        LimitMissesClassesWarning,
+        stacklevel=3,
+    )
+
+
 def extract(
     source: Any,
     extractor: str | Extractor = "inception",
@@ -438,6 +467,8 @@ def extract(
     if limit is not None and int(limit) >= n_listed:
         limit = None  # the whole source: the same cache as without --limit
     rows = proto.sample_rows(n_listed, limit)
+    if rows is not None and proto.sample_size is None:
+        warn_if_limit_misses_classes(src, rows)
     if rows is not None:
         src = SubsetSource(src, rows)
     elif proto.sample_size is not None:

@@ -452,13 +452,24 @@ class Workbench(traitlets.HasTraits):
         self.tabs.children = children
 
     def wait(self, timeout: float | None = 900) -> Workbench:
-        """Wait for the background work started at opening (metric reports, memorization)."""
-        if self._task is not None:
-            self._task.wait(timeout)
-        if self.memorization is not None:
-            self.memorization.wait(timeout)
-        if self.heatmap_view is not None:
-            self.heatmap_view.wait(timeout)
+        """Wait for the background work started at opening (metric reports, memorization, heatmaps).
+
+        Every task is waited for, then the first error, if any, is raised (each view also shows its
+        own error in its status line), so that nothing is still running when this returns or raises.
+        ``timeout`` (seconds) applies to each task; a task still running after it raises TimeoutError.
+        """
+        first: Exception | None = None
+        for task in (self._task, self.memorization, self.heatmap_view):
+            if task is None:
+                continue
+            try:
+                task.wait(timeout)
+            except TimeoutError:
+                raise
+            except Exception as exc:  # raised below, once every task has ended
+                first = first or exc
+        if first is not None:
+            raise first
         return self
 
     # ------------------------------------------------------------------ selection
