@@ -1059,6 +1059,40 @@ def count_within_radii(
     return RadiusCounts(q_in_x, x_hits, x_in_q, q_hits, bool(inclusive))
 
 
+def manifold_counts(
+    real: np.ndarray,
+    fake: np.ndarray,
+    k: int,
+    *,
+    inclusive: bool,
+    block_size: int | None = None,
+    progress: Progress | bool | None = None,
+) -> tuple[np.ndarray, np.ndarray, RadiusCounts]:
+    """The k-NN manifolds of a real and a fake feature set and the pairs between them.
+
+    The three passes of PRDC (Naeem et al. 2020, ``inclusive=False``) and of improved precision
+    and recall (Kynkaenniemi et al. 2019, ``inclusive=True``): the ``k``-th neighbour radius of
+    every real and every fake row, then :func:`count_within_radii` with the fakes as queries,
+    the real radii as index radii and the fake radii as query radii.
+
+    Returns:
+        ``(real_radii, fake_radii, counts)``: ``(N,)`` and ``(M,)`` float64 radii and the
+        :class:`RadiusCounts` of the fake-real pairs.
+    """
+    real_radii = kth_neighbor_radii(real, k, block_size=block_size, progress=progress)
+    fake_radii = kth_neighbor_radii(fake, k, block_size=block_size, progress=progress)
+    counts = count_within_radii(
+        fake,
+        real,
+        index_radii=real_radii,
+        query_radii=fake_radii,
+        inclusive=inclusive,
+        block_size=block_size,
+        progress=progress,
+    )
+    return real_radii, fake_radii, counts
+
+
 # --------------------------------------------------------------------------- ratio to radii
 
 

@@ -24,8 +24,7 @@ import numpy as np
 from workbench.metrics.neighbors import (
     Progress,
     check_neighbourhood_size,
-    count_within_radii,
-    kth_neighbor_radii,
+    manifold_counts,
 )
 from workbench.metrics.validation import as_features, check_same_dim
 from workbench.threads import uses_free_threads
@@ -105,16 +104,8 @@ def prdc(
     check_same_dim(real_arr, fake_arr, "real", "fake")
     check_neighbourhood_size(k, real_arr.shape[0], "real")
     check_neighbourhood_size(k, fake_arr.shape[0], "fake")
-    real_radii = kth_neighbor_radii(real_arr, k, block_size=block_size, progress=progress)
-    fake_radii = kth_neighbor_radii(fake_arr, k, block_size=block_size, progress=progress)
-    counts = count_within_radii(
-        fake_arr,
-        real_arr,
-        index_radii=real_radii,
-        query_radii=fake_radii,
-        inclusive=False,
-        block_size=block_size,
-        progress=progress,
+    real_radii, fake_radii, counts = manifold_counts(
+        real_arr, fake_arr, k, inclusive=False, block_size=block_size, progress=progress
     )
     ball_counts = counts.counts("query_in_index_balls")
     fake_in_real = ball_counts > 0

@@ -26,8 +26,8 @@ import numpy as np
 from workbench.metrics.neighbors import (
     Progress,
     check_neighbourhood_size,
-    count_within_radii,
     kth_neighbor_radii,
+    manifold_counts,
     max_radius_ratio,
 )
 from workbench.metrics.validation import as_features, check_same_dim
@@ -107,16 +107,8 @@ def precision_recall(
     :mod:`workbench.metrics.neighbors`).
     """
     real_arr, fake_arr = _validated(real, fake, k)
-    real_radii = kth_neighbor_radii(real_arr, k, block_size=block_size, progress=progress)
-    fake_radii = kth_neighbor_radii(fake_arr, k, block_size=block_size, progress=progress)
-    counts = count_within_radii(
-        fake_arr,
-        real_arr,
-        index_radii=real_radii,
-        query_radii=fake_radii,
-        inclusive=True,
-        block_size=block_size,
-        progress=progress,
+    real_radii, fake_radii, counts = manifold_counts(
+        real_arr, fake_arr, k, inclusive=True, block_size=block_size, progress=progress
     )
     fake_in_real = counts.counts("query_in_index_balls") > 0
     real_in_fake = counts.counts("index_in_query_balls") > 0
