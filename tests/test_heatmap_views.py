@@ -131,7 +131,7 @@ def test_grid_overlay_toggle_and_opacity(caches, tmp_path) -> None:
     grid = SampleGrid(ws, background=False, page_size=16)
     grid.extractor = "demo-classifier"
     plain = grid.page_png
-    assert grid.opacity_slider.disabled and grid.heatmap_shown == 0
+    assert grid.opacity_slider.disabled and grid.metric_choice.disabled and grid.heatmap_shown == 0
     grid.heatmap_toggle.value = True  # the control sets the trait
     assert grid.heatmap and grid.heatmap_shown == 16 and "wb-heatmap-shown" in grid._dom_classes
     overlaid = grid.page_png
@@ -141,6 +141,14 @@ def test_grid_overlay_toggle_and_opacity(caches, tmp_path) -> None:
     detail = grid.click(2)  # the enlarged sample's delta, from the kept maps
     kept = HeatmapStore(ws).get("model", "demo-classifier", [int(grid.page_items.index[2])])
     assert float(detail["FD delta (demo-classifier)"]) == pytest.approx(kept.delta[0], rel=1e-2)
+    # the metric dropdown: KD maps instead of FD ones, the detail says which
+    assert not grid.metric_choice.disabled and grid.metric_choice.value == "fd"
+    fd_page = grid.page_png
+    grid.metric_choice.value = "kd"  # the control sets the trait
+    assert grid.heatmap_metric == "kd" and grid.heatmap_shown == 16 and grid.page_png != fd_page
+    assert "KD delta (demo-classifier)" in grid.detail and "FD delta (demo-classifier)" not in grid.detail
+    grid.heatmap_metric = "fd"  # and the trait the control
+    assert grid.metric_choice.value == "fd" and grid.page_png == fd_page
     grid.heatmap_opacity = 0.0  # the image alone: the very same page
     assert grid.page_png == plain
     with pytest.raises(traitlets.TraitError, match=r"heatmap_opacity must be in \[0, 1\]"):

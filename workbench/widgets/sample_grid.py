@@ -21,8 +21,8 @@ FD attribution is computed in a background task the first time (the status line 
 the grid re-sorts when it is ready. Clicking a thumbnail shows it enlarged with its metadata and
 sets ``selection.focus``.
 
-**Heatmap overlay.** The *heatmap* toggle draws each thumbnail of the page under its FD (or KD,
-``heatmap_metric``) sensitivity heatmap under the selected extractor
+**Heatmap overlay.** The *heatmap* toggle draws each thumbnail of the page under its FD (or KD:
+the menu beside it, ``heatmap_metric``) sensitivity heatmap under the selected extractor
 (:class:`~workbench.workspace.heatmaps.HeatmapStore`, Kynkäänniemi et al. 2023: where the
 extractor sees what moves the metric; each map scaled by its own maximum, dark = 0, pale yellow =
 the maximum), blended at the *opacity* slider's value. Maps are computed for the page's samples
@@ -250,10 +250,18 @@ class SampleGrid(W.VBox):
             value=False,
             description="heatmap",
             icon="fire",
-            tooltip="draw each thumbnail under its FD sensitivity heatmap (selected extractor)",
+            tooltip="draw each thumbnail under its sensitivity heatmap (selected extractor and metric)",
             layout=W.Layout(width="100px"),
         )
         self.heatmap_toggle.add_class("wb-heatmap-toggle")
+        self.metric_choice = W.Dropdown(
+            options=list(HEATMAP_METRICS),
+            value=self.heatmap_metric,
+            tooltip="the metric the heatmaps explain",
+            disabled=True,
+            layout=W.Layout(width="70px"),
+        )
+        self.metric_choice.add_class("wb-heatmap-metric")
         self.opacity_slider = W.FloatSlider(
             value=0.5,
             min=0.0,
@@ -273,6 +281,7 @@ class SampleGrid(W.VBox):
                 self.page_label,
                 self.next_button,
                 self.heatmap_toggle,
+                self.metric_choice,
                 self.opacity_slider,
             ]
         )
@@ -309,6 +318,7 @@ class SampleGrid(W.VBox):
         self.observe(self._on_focused, names="focused")
         link_control(self, "heatmap", self.heatmap_toggle)
         link_control(self, "heatmap_opacity", self.opacity_slider)
+        link_control(self, "heatmap_metric", self.metric_choice)
         self.observe(self._on_heatmap, names=["heatmap", "heatmap_opacity", "heatmap_metric", "extractor"])
         self._order_label()
         self.prev_button.on_click(lambda _: self.go(self.page - 1))
@@ -638,12 +648,14 @@ class SampleGrid(W.VBox):
     # ------------------------------------------------------------------ heatmap overlay
 
     def _on_heatmap(self, change: dict[str, Any]) -> None:
-        self.opacity_slider.disabled = not self.heatmap
+        self.opacity_slider.disabled = self.metric_choice.disabled = not self.heatmap
         if change["name"] == "extractor" and not self.heatmap:
             return
         if not self.heatmap:
             set_status(self.status, "")
         self._render_page()
+        if self.detail is not None and change["name"] in ("heatmap", "heatmap_metric"):
+            self._show_detail(self.detail["set"], self.detail["row"])  # its delta line follows the maps
 
     def _heatmap_sets(self, page: Samples) -> tuple[dict[str, np.ndarray], list[str]]:
         """``{set: rows}`` of the page whose heatmaps can be drawn, and why the others cannot."""
