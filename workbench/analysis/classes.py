@@ -107,8 +107,8 @@ def topn_histogram(top: np.ndarray, num_classes: int, weights: np.ndarray | None
         votes = np.bincount(top.ravel(), minlength=num_classes).astype(np.float64)
         return votes / (m * n)
     w = np.asarray(weights, dtype=np.float64)
-    votes = np.bincount(top.ravel(), weights=np.repeat(w, n), minlength=num_classes)
-    return votes / (w.sum() * n)
+    weighted = np.bincount(top.ravel(), weights=np.repeat(w, n), minlength=num_classes)
+    return weighted / (w.sum() * n)
 
 
 def resolve_classes(x: Any, name: str, top: int = 1) -> ClassAssignment:

@@ -564,11 +564,11 @@ def _bootstrap(entries, names, n_boot, rng, metric_seed, paired, fd_bootstrap, b
                     f"extractor, but the row counts differ: {sizes}; pass paired=False"
                 )
             keys = [(e, _row_keys(entries[e][model][1], sizes[e])) for e in present]
-            keys = [(e, k) for e, k in keys if k is not None]
-            for e, k in keys[1:]:
-                if not np.array_equal(k, keys[0][1]):
+            found = [(e, k) for e, k in keys if k is not None]
+            for e, k in found[1:]:
+                if not np.array_equal(k, found[0][1]):
                     raise ValueError(
-                        f"paired=True: the caches of model {model!r} under {keys[0][0]!r} and {e!r} "
+                        f"paired=True: the caches of model {model!r} under {found[0][0]!r} and {e!r} "
                         "hold different images (or another order); pass paired=False"
                     )
     reps: dict[tuple[str, str, str], np.ndarray] = {}
@@ -709,7 +709,7 @@ def _agreement(values: pd.DataFrame, extractors: list[str], reps, ci: float, key
                     point, lo, hi, used = math.nan, math.nan, math.nan, 0
                     if n >= MIN_MODELS:
                         point = float(corr(xa[ok], xb[ok][None, :])[0])
-                        if boot_a is not None:
+                        if boot_a is not None and boot_b is not None:
                             series = np.array(
                                 [
                                     corr(ra, rb[None, :])[0]

@@ -111,7 +111,7 @@ def per_class_metric(
         raise ValueError(f"errors must be 'raise' or 'note'; got {errors!r}")
     if isinstance(min_samples, bool) or not isinstance(min_samples, (int, np.integer)) or min_samples < 1:
         raise ValueError(f"min_samples must be a positive integer; got {min_samples!r}")
-    metric_name = (
+    metric_name = str(
         name or getattr(metric, "__name__", None) or getattr(getattr(metric, "func", None), "__name__", "metric")
     )
     real_x, real_y = _features_and_labels(real, real_labels, "real")
@@ -218,8 +218,9 @@ def _result_columns(result: Any) -> dict[str, float]:
         return {str(k): _as_float(v, k) for k, v in result.items()}
     if isinstance(result, MetricValue):
         cols = {"value": float(result.value)}
-        if getattr(result, "std", None) is not None:
-            cols["std"] = float(result.std)
+        std = getattr(result, "std", None)
+        if std is not None:
+            cols["std"] = float(std)
         if result.ci is not None:
             cols["ci_low"], cols["ci_high"] = (float(v) for v in result.ci)
         return cols

@@ -188,7 +188,7 @@ class RaySearcher:
         self, query: Any, k: int, *, self_rows: np.ndarray | None = None, progress: Progress | bool | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         exclude_self = self_rows is not None
-        if exclude_self and (query is not self.index or not np.array_equal(self_rows, np.arange(self.n))):
+        if self_rows is not None and (query is not self.index or not np.array_equal(self_rows, np.arange(self.n))):
             raise ValueError("exclude_self=True needs the query to be the index set itself")
         q = np.ascontiguousarray(np.asarray(query))
         q_ref = self.ray.put(q)

@@ -511,7 +511,7 @@ def bootstrap_topn_matching(
                 f"{fake_arr.shape[1]})"
             )
         arrays[name] = (real_arr, fake_arr)
-    options = dict(objective=objective, max_iter=max_iter, tol=tol, steps=steps, lr=lr)
+    options: dict[str, Any] = dict(objective=objective, max_iter=max_iter, tol=tol, steps=steps, lr=lr)
 
     def fds(real_counts: np.ndarray, fake_counts: np.ndarray, weights: np.ndarray) -> dict[str, tuple[float, float]]:
         out = {}
@@ -845,7 +845,7 @@ def count_weighted_statistics(x: Any, counts: np.ndarray, *, block_rows: int = _
             centred = np.asarray(arr[start + rows], dtype=np.float64) - mean
             centred *= np.sqrt(cb[rows].astype(np.float64))[:, None]
             scatter += centred.T @ centred
-    return GaussianStats(mean=mean, cov=scatter / (total - 1), n=total)
+    return GaussianStats(mean=mean, cov=scatter / (total - 1), n=int(round(total)))
 
 
 def _check_features(features: Mapping[str, tuple[Any, Any]], n_fake: int) -> dict[str, tuple[Any, Any]]:
