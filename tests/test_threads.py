@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -50,6 +51,15 @@ def test_bad_env_value_is_a_clear_error(monkeypatch, value: str) -> None:
         free_threads()
 
 
+def _within_tries(check: Callable[[], bool], tries: int = 5, pause: float = 0.2) -> bool:
+    """True when ``check()`` holds at one of ``tries`` attempts ``pause`` seconds apart."""
+    for _ in range(tries):
+        if check():
+            return True
+        time.sleep(pause)
+    return False
+
+
 def test_a_busy_core_is_left_alone(monkeypatch) -> None:
     monkeypatch.delenv("WORKBENCH_THREADS", raising=False)
     if _cores() < 2 or not os.path.exists("/proc/loadavg"):
@@ -62,11 +72,17 @@ def test_a_busy_core_is_left_alone(monkeypatch) -> None:
         # A spawned child imports this module (torch included) first: seconds on a loaded machine.
         assert started.wait(120), "the spinning process did not start"
         time.sleep(0.5)  # let it be seen running
-        assert free_threads() <= _cores() - 1
         import torch
 
-        with auto_threads():
-            assert torch.get_num_threads() <= _cores() - 1
+        def chosen() -> int:
+            with auto_threads():
+                return torch.get_num_threads()
+
+        # The count of runnable tasks in /proc/loadavg is a sample, not an exact figure: on a loaded
+        # machine a reading now and then misses the spinner (free_threads then keeps every core, by
+        # design), so each check gets a few tries a moment apart.
+        assert _within_tries(lambda: free_threads() <= _cores() - 1)
+        assert _within_tries(lambda: chosen() <= _cores() - 1)
     finally:
         spinner.terminate()
         spinner.join()
