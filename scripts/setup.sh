@@ -34,7 +34,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 VPY="$ROOT/.venv/bin/python"
 stamp=.venv/.workbench-setup
-want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
+# the native tile kernels (setup.py, workbench/metrics/_tiles.c) are rebuilt when their source changes
+want=$(cat pyproject.toml setup.py scripts/setup.sh workbench/metrics/_tiles.c | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   log "installing Python packages (PyTorch from the local wheel cache, then the workbench)"
   "$VPY" -m pip install -q --upgrade pip
@@ -46,4 +47,4 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 else
   log "Python packages up to date"
 fi
-log "ready: $("$VPY" -c 'import torch, workbench; print(f"workbench {workbench.__version__}, torch {torch.__version__}")')"
+log "ready: $("$VPY" -c 'import torch, workbench; from workbench.metrics import tile_kernels as t; print(f"workbench {workbench.__version__}, torch {torch.__version__}, native tile kernels: {t.describe()}")')"

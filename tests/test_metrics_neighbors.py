@@ -5,8 +5,9 @@ input) computes them with the norm expansion, so they agree to ``rtol=1e-10`` (o
 Indices must equal sklearn's except between tied neighbours (ties are checked via distances).
 Counts must equal a float64 full-matrix reference exactly.
 
-Every test runs twice, with the candidate search in float32 and in bfloat16 (the fixture sets
-``$WORKBENCH_SEARCH_DTYPE``): the two must give the same answers.
+Every test runs four times: the candidate search in float32 and in bfloat16 (the fixture sets
+``$WORKBENCH_SEARCH_DTYPE``), each with the native tile kernels and with their numpy fallback
+(``$WORKBENCH_NATIVE_TILES=0``): all four must give the same answers.
 """
 
 from __future__ import annotations
@@ -17,10 +18,17 @@ import torch
 from scipy.spatial.distance import cdist
 from sklearn.neighbors import NearestNeighbors
 
-from workbench.metrics import neighbors
+from workbench.metrics import neighbors, tile_kernels
 from workbench.metrics.neighbors import count_within_radii, knn, kth_neighbor_radii, max_radius_ratio
 
 RTOL = 1e-10
+
+
+@pytest.fixture(autouse=True, params=["native", "numpy"])
+def tile_passes(request, monkeypatch):
+    if request.param == "numpy":
+        monkeypatch.setenv(tile_kernels.NATIVE_ENV, "0")
+    return request.param
 
 
 @pytest.fixture(autouse=True, params=["float32", "bfloat16"])

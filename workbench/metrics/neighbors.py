@@ -18,13 +18,14 @@ row blocks (numpy arrays and ``np.memmap`` alike, each block read once). For a q
 product, ``d^2 = ||q||^2 + ||x||^2 - 2 q.x`` (rows centred on the mean of the queries, which
 leaves distances unchanged and shrinks the cancellation error; float32 rows are centred in
 float32 on that mean rounded to float32, one rounding like any other). What follows a product
-is a few memory passes: a k-NN search keeps the tile entries below each row's current ``m``-th
-candidate (a mask and its non-zeros, then a merge of a few values per row; a self-search reads
-each off-diagonal tile once for both of its orientations), a radius count first takes the
-smallest entry of every row (column) and compares only the rows (columns) that reach a ball.
-On 2 AVX2 cores the products are about 3/4 of PRDC's time. A tile is
-``block_size x block_size`` float32 (64 MiB at the default 4096); the tile and its masks live in
-buffers reused from tile to tile (about 4 tile sizes), so peak extra memory is about
+is one pass over the tile by a native kernel (:mod:`~workbench.metrics.tile_kernels`, C built at
+install; numpy where it is not built, same results): a k-NN search keeps the tile entries below
+each row's current ``m``-th candidate in a small max-heap per row (a self-search reads each
+off-diagonal tile once for both of its orientations), a radius count counts the entries below
+per-row and per-column thresholds and lists the few inside the error band. On 2 AVX2 cores the
+products are about 7/8 of PRDC's time. A tile is ``block_size x block_size`` float32 (64 MiB at
+the default 4096); the tile and its masks live in buffers reused from tile to tile (about 4 tile
+sizes), so peak extra memory is about
 ``N_q x D x 4 + 16 x block_size^2 + block_size x D x 12`` bytes (about 0.5 GiB for 50,000
 queries of dimension 1024 at the default block size).
 
@@ -64,6 +65,7 @@ is exact to float64 rounding for the given inputs:
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import math
 import os
@@ -75,7 +77,14 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from workbench.metrics.validation import as_features, check_same_dim, power_of_two_scale
+from workbench.metrics import tile_kernels
+from workbench.metrics.validation import (
+    as_features,
+    check_same_dim,
+    max_abs,
+    power_of_two_scale,
+    scale_for_magnitude,
+)
 from workbench.progress import Progress, ProgressReporter
 
 SearchDtype = Literal["auto", "float32", "bfloat16"]
@@ -258,21 +267,30 @@ def _bf16_rounding(x32: torch.Tensor, xb: torch.Tensor) -> float:
     return min(float(ratio.max()) * (1 + 1e-4), 2.0**-8) + 2.0**-23
 
 
-def _operand(rows: np.ndarray, centre: np.ndarray, dtype: torch.dtype) -> _Operand:
+def _operand(rows: np.ndarray, centre: np.ndarray, dtype: torch.dtype, out: np.ndarray | None = None) -> _Operand:
     """Centred ``rows`` (float32 or float64, from :meth:`_Rows.search_block`) in the search dtype.
 
     Float32 rows of a float32 or bf16 search are centred in float32 on the centre rounded to
     float32: the difference of two float32 numbers is rounded once, like the float64 difference
     rounded to float32 of the other path, and any centre leaves distances unchanged. Their squared
     norms are then summed in float64 from those float32 values (the operand the products see).
+    ``out``: where a float32 search puts the centred rows (default: a new array).
     """
     np_dtype = _np_dtype(dtype)
     if rows.dtype == np.float32 and np_dtype == np.float32:
-        xc = np.subtract(rows, centre.astype(np.float32))
-        sq64 = np.einsum("ij,ij->i", xc, xc, dtype=np.float64)
+        xc = np.empty(rows.shape, dtype=np.float32) if out is None else out
+        if tile_kernels.available():
+            sq64 = np.empty(rows.shape[0], dtype=np.float64)
+            tile_kernels.centre_rows(np.ascontiguousarray(rows), centre.astype(np.float32), xc, sq64)
+        else:
+            np.subtract(rows, centre.astype(np.float32), out=xc)
+            sq64 = np.einsum("ij,ij->i", xc, xc, dtype=np.float64)
     else:
         xc = np.asarray(rows, dtype=np.float64) - centre
         sq64 = np.einsum("ij,ij->i", xc, xc)
+        if out is not None and np_dtype == np.float32:
+            out[...] = xc
+            xc = out
     x = torch.from_numpy(xc.astype(np_dtype, copy=False))
     sq = torch.from_numpy(sq64.astype(np_dtype))
     if dtype != torch.bfloat16:
@@ -287,11 +305,81 @@ def _query_operand(rows: _Rows, centre: np.ndarray, dtype: torch.dtype, block_si
     rho = 0.0
     for start in range(0, rows.n, block_size):
         stop = min(start + block_size, rows.n)
-        op = _operand(rows.search_block(start, stop), centre, dtype)
-        x[start:stop] = op.x
+        # a float32 search centres straight into the query matrix (no block-sized copy)
+        out = x[start:stop].numpy() if dtype == torch.float32 else None
+        op = _operand(rows.search_block(start, stop), centre, dtype, out)
+        if out is None:
+            x[start:stop] = op.x
         sq64[start:stop] = op.sq64
         rho = max(rho, op.rho)
     return _Operand(x, torch.from_numpy(sq64.astype(_np_dtype(dtype))), sq64, rho)
+
+
+def _index_operand(block: np.ndarray, centre: np.ndarray, dtype: torch.dtype, ws: _Workspace) -> _Operand:
+    """:func:`_operand` of an index block; a float32 search centres it into a workspace buffer
+    reused from block to block (a fresh 16 MiB array per block costs its page faults)."""
+    out = ws.get("index", block.shape[0], block.shape[1], torch.float32).numpy() if dtype == torch.float32 else None
+    return _operand(block, centre, dtype, out)
+
+
+class _SharedPasses:
+    """Work that the passes of one :func:`manifold_counts` call share (set in a context variable).
+
+    * Its two feature sets are validated once, and their largest magnitudes (for
+      :func:`~workbench.metrics.validation.power_of_two_scale`) read once, instead of in
+      every pass.
+    * The k-NN search of the fakes and the counts with the fakes as queries centre the same rows
+      on the same mean: the second pass takes the first's query operand (a copy and a float64
+      pass over every row saved). Only the operand of ``keep`` is kept.
+    """
+
+    def __init__(self, arrays: tuple[np.ndarray, ...], keep: np.ndarray) -> None:
+        self.arrays = arrays
+        self.magnitudes = [max_abs(a) for a in arrays]
+        self.keep = keep
+        self.key: tuple[object, ...] | None = None
+        self.value: tuple[np.ndarray, _Operand] | None = None
+
+    def known(self, x: object) -> int | None:
+        return next((i for i, a in enumerate(self.arrays) if x is a), None)
+
+
+_SHARED: contextvars.ContextVar[_SharedPasses | None] = contextvars.ContextVar("workbench_shared", default=None)
+
+
+def _features(x: npt.ArrayLike, name: str) -> np.ndarray:
+    """:func:`~workbench.metrics.validation.as_features`, skipped for the arrays an enclosing
+    :func:`manifold_counts` has validated."""
+    shared = _SHARED.get()
+    if shared is not None and (i := shared.known(x)) is not None:
+        return shared.arrays[i]
+    return as_features(x, name)
+
+
+def _scale(*arrays: np.ndarray) -> float:
+    """:func:`~workbench.metrics.validation.power_of_two_scale`, with the magnitudes an enclosing
+    :func:`manifold_counts` has read."""
+    shared = _SHARED.get()
+    if shared is None:
+        return power_of_two_scale(*arrays)
+    found = [shared.known(a) for a in arrays]
+    return scale_for_magnitude(
+        max(max_abs(a) if i is None else shared.magnitudes[i] for a, i in zip(arrays, found, strict=True))
+    )
+
+
+def _query_side(rows: _Rows, dtype: torch.dtype, block_size: int) -> tuple[np.ndarray, _Operand]:
+    """Centre (the mean of ``rows``) and the centred query operand, reused from an enclosing
+    :func:`manifold_counts` when it holds those of the same rows (:class:`_SharedPasses`)."""
+    shared = _SHARED.get()
+    key = (id(rows.arr), rows.arr.shape, rows.scale, rows.normalize, dtype, block_size)
+    if shared is not None and shared.key == key and shared.value is not None:
+        return shared.value
+    centre = _centre(rows, block_size)
+    op = _query_operand(rows, centre, dtype, block_size)
+    if shared is not None and rows.arr is shared.keep:
+        shared.key, shared.value = key, (centre, op)
+    return centre, op
 
 
 def _row_chunks(start: int, stop: int, block_size: int) -> list[tuple[int, int]]:
@@ -342,24 +430,50 @@ def _sq_dist_tile(
     return out.add_(q_sq.unsqueeze(1))
 
 
+_KERNEL_ROWS = (np.dtype(np.float32), np.dtype(np.float64))  # rows the exact-distance kernel reads
+
+
 def _exact_pair_sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise float64 ``||a_i - b_i||^2``.
 
-    Every exact distance in this module goes through here (the same arithmetic for the same
-    pair of rows), so a distance that equals a radius computed from the same two rows is an
-    exact tie.
+    Every exact distance in this module goes through here or :func:`_exact_sq_indexed` (the
+    same arithmetic for the same pair of rows), so a distance that equals a radius computed from
+    the same two rows is an exact tie. With the native kernels built, every pair goes to
+    :func:`tile_kernels.pair_sq_dists` (the same operations for float32 and float64 rows, so
+    power-of-two scaled rows give exactly scaled distances), else to numpy.
     """
+    if tile_kernels.available() and a.dtype in _KERNEL_ROWS and b.dtype in _KERNEL_ROWS:
+        return tile_kernels.pair_sq_dists(np.ascontiguousarray(a), np.ascontiguousarray(b))
     diff = np.subtract(a, b, dtype=np.float64)  # exact for float32 inputs of similar magnitude
     return np.einsum("ij,ij->i", diff, diff)
 
 
-def _exact_sq_for_pairs(q_rows: _Rows, q_ids: np.ndarray, x_block: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Float64 ``||q - x||^2`` for query rows ``q_ids`` paired with rows ``cols`` of ``x_block``
-    (an index block from :func:`_index_blocks`)."""
-    out = np.empty(q_ids.size, dtype=np.float64)
-    for s0 in range(0, q_ids.size, _PAIR_CHUNK):
-        s1 = min(s0 + _PAIR_CHUNK, q_ids.size)
-        out[s0:s1] = _exact_pair_sq_dists(q_rows.take(q_ids[s0:s1]), x_block[cols[s0:s1]])
+def _in_place(arr: np.ndarray) -> np.ndarray | None:
+    """``arr`` when the native kernel can read exact distances from it in place, else None."""
+    if arr.dtype in _KERNEL_ROWS and arr.flags.c_contiguous and tile_kernels.available():
+        return arr
+    return None
+
+
+def _exact_sq_indexed(a_rows: _Rows, a_ids: np.ndarray, b: np.ndarray | _Rows, b_ids: np.ndarray) -> np.ndarray:
+    """Float64 ``||a[a_ids[p]] - b[b_ids[p]]||^2`` (rows of ``a_rows`` and of ``b``: a ``_Rows`` or
+    an index block from :func:`_index_blocks`), as :func:`_exact_pair_sq_dists` computes it.
+
+    Rows used as stored are read in place by the native kernel; otherwise (scaled or normalised
+    rows, no kernels) the pairs are gathered in chunks of ``_PAIR_CHUNK`` rows.
+    """
+    a_ids = np.ascontiguousarray(a_ids, dtype=np.int64)
+    b_ids = np.ascontiguousarray(b_ids, dtype=np.int64)
+    a_arr = _in_place(a_rows.arr) if a_rows.raw else None
+    b_arr = b if isinstance(b, np.ndarray) else (b.arr if b.raw else None)
+    b_arr = None if b_arr is None else _in_place(b_arr)
+    if a_arr is not None and b_arr is not None:
+        return tile_kernels.pair_sq_dists(a_arr, b_arr, a_ids, b_ids)
+    out = np.empty(a_ids.size, dtype=np.float64)
+    for s0 in range(0, a_ids.size, _PAIR_CHUNK):
+        s1 = min(s0 + _PAIR_CHUNK, a_ids.size)
+        b_part = b[b_ids[s0:s1]] if isinstance(b, np.ndarray) else b.take(b_ids[s0:s1])
+        out[s0:s1] = _exact_pair_sq_dists(a_rows.take(a_ids[s0:s1]), b_part)
     return out
 
 
@@ -426,9 +540,29 @@ class _TopK:
         self.idx = torch.full((n, m), -1, dtype=torch.int64)
         self.worst = torch.full((n,), math.inf, dtype=dtype)  # current m-th value per row
         self.ws = ws
+        self.native = dtype == torch.float32 and tile_kernels.available()
+
+    def _push_native(
+        self, tile: torch.Tensor, rows_to: tuple[int, int] | None, cols_to: tuple[int, int] | None
+    ) -> None:
+        tile_kernels.push_topk(
+            tile.numpy(), self.vals.numpy(), self.idx.numpy(), self.worst.numpy(), rows_to=rows_to, cols_to=cols_to
+        )
+
+    def push_pair(self, r0: int, r1: int, c0: int, tile: torch.Tensor) -> None:
+        """:meth:`push` and :meth:`push_transposed` of an off-diagonal tile of a self-search (rows
+        ``r0:r1`` against rows from ``c0``): one native pass reads the tile once for both."""
+        if self.native:
+            self._push_native(tile, (r0, c0), (c0, r0))
+            return
+        self.push(r0, r1, tile, c0)
+        self.push_transposed(c0, c0 + tile.shape[1], tile, r0)
 
     def push(self, r0: int, r1: int, tile: torch.Tensor, col_offset: int) -> None:
         """Merge a tile (rows ``r0:r1``, columns from ``col_offset``) into the running top-m."""
+        if self.native:
+            self._push_native(tile, (r0, col_offset), None)
+            return
         worst = self.worst[r0:r1]
         if not torch.isinf(worst).any():
             # Once every row holds m values, only tile entries below a row's m-th value matter;
@@ -446,6 +580,9 @@ class _TopK:
         """:meth:`push` of ``tile.T``: tile *columns* are rows ``r0:r1``, tile rows the columns
         from ``col_offset``. The mask is taken in the tile's own memory order (a strided pass over
         a transposed 64 MiB tile costs several times a contiguous one)."""
+        if self.native:
+            self._push_native(tile, None, (r0, col_offset))
+            return
         worst = self.worst[r0:r1]
         if not torch.isinf(worst).any():
             flat = self._flat_below(tile, worst.numpy()[None, :])
@@ -532,13 +669,12 @@ def _candidates_streamed(
     Returns the candidates' tile values and ids, the query rows' centred squared norms, the
     largest index row's, and the search's error coefficient ``tau``.
     """
-    centre = _centre(q_rows, block_size)
-    q = _query_operand(q_rows, centre, dtype, block_size)
+    centre, q = _query_side(q_rows, dtype, block_size)
     ws = _Workspace()
     top = _TopK(q_rows.n, m, _tile_dtype(dtype), ws)
     max_x_sq, rho = 0.0, q.rho
     for c0, c1, x_block in _index_blocks(x_rows, block_size):
-        xo = _operand(x_block, centre, dtype)
+        xo = _index_operand(x_block, centre, dtype, ws)
         max_x_sq, rho = max(max_x_sq, float(xo.sq64.max())), max(rho, xo.rho)
         for r0, r1 in _row_chunks(0, q_rows.n, block_size):
             tile = _sq_dist_tile(q.x[r0:r1], q.sq[r0:r1], xo.x, xo.sq, ws)
@@ -552,8 +688,7 @@ def _candidates_symmetric(
     rows: _Rows, m: int, dtype: torch.dtype, block_size: int, reporter: ProgressReporter
 ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, float, float]:
     """Self-search (self excluded) computing each off-diagonal tile once and using it both ways."""
-    centre = _centre(rows, block_size)
-    op = _query_operand(rows, centre, dtype, block_size)
+    centre, op = _query_side(rows, dtype, block_size)
     ws = _Workspace()
     top = _TopK(rows.n, m, _tile_dtype(dtype), ws)
     starts = list(range(0, rows.n, block_size))
@@ -562,9 +697,9 @@ def _candidates_symmetric(
         tile = _sq_dist_tile(op.x[r0:r1], op.sq[r0:r1], op.x[c0:c1], op.sq[c0:c1], ws)
         if c0 == r0:
             tile.fill_diagonal_(math.inf)
-        top.push(r0, r1, tile, c0)
-        if c0 != r0:
-            top.push_transposed(c0, c1, tile, r0)
+            top.push(r0, r1, tile, c0)
+        else:
+            top.push_pair(r0, r1, c0, tile)
 
     # Diagonal blocks first (each in sub-blocks, diagonal sub-blocks first): every row then holds
     # m candidates before any off-diagonal tile arrives, so those are merged sparsely in both
@@ -615,9 +750,7 @@ def _exact_candidate_sq_dists(
         out[surely_nearer] = -np.inf
         near &= ~surely_nearer
     rows, cols = np.nonzero(near)
-    for s0 in range(0, rows.size, _PAIR_CHUNK):
-        r, c = rows[s0 : s0 + _PAIR_CHUNK], cols[s0 : s0 + _PAIR_CHUNK]
-        out[r, c] = _exact_pair_sq_dists(q_rows.take(r), x_rows.take(cand[r, c]))
+    out[rows, cols] = _exact_sq_indexed(q_rows, rows, x_rows, cand[rows, cols])
     return out
 
 
@@ -787,8 +920,8 @@ def _knn(
     _check_metric(metric)
     dtype = resolve_search_dtype(search_dtype)
     symmetric = exclude_self and index is query
-    q = as_features(query, "query")
-    x = q if symmetric else as_features(index, "index")
+    q = _features(query, "query")
+    x = q if symmetric else _features(index, "index")
     check_same_dim(q, x, "query", "index")
     if exclude_self and q.shape[0] != x.shape[0]:
         raise ValueError(
@@ -798,7 +931,7 @@ def _knn(
     k = _check_k(k, x.shape[0] - (1 if exclude_self else 0), "index")
     bs = _check_block_size(block_size)
     normalize = metric == "cosine"
-    scale = power_of_two_scale(q) if symmetric else power_of_two_scale(q, x)
+    scale = _scale(q) if symmetric else _scale(q, x)
     q_rows = _Rows(q, "query", normalize, scale)
     x_rows = q_rows if symmetric else _Rows(x, "index", normalize, scale)
     sq, idx = _knn_sq(q_rows, x_rows, k, exclude_self, symmetric, bs, progress, dtype, kth_only)
@@ -883,28 +1016,36 @@ class RadiusCounts:
         return value
 
 
+def _band_limits(radius: np.ndarray, band: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Float32 ``(lo, hi)``: tile ``d^2`` below ``lo`` is surely inside the ball of ``radius``,
+    above ``hi`` surely outside; in between it is decided in float64."""
+    threshold_sq = radius**2
+    return (threshold_sq - band).astype(np.float32), (threshold_sq + band).astype(np.float32)
+
+
+_Found = tuple[np.ndarray, np.ndarray]  # (per-row counts, per-column counts) of a tile
+
+
 def _tile_counts(
     tile: torch.Tensor,
-    threshold_sq: np.ndarray,
-    band: np.ndarray,
     radius: np.ndarray,
+    band: np.ndarray,
     per_row: bool,
     pairs: tuple[_Rows, int, np.ndarray],
     inclusive: bool,
     ws: _Workspace,
-    line_min: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row and per-column counts of the tile's pairs with ``d < radius`` (``<=`` if inclusive).
+) -> _Found:
+    """Per-row and per-column counts of the tile's pairs with ``d < radius`` (``<=`` if inclusive),
+    in numpy (the fallback of :func:`_native_tile_counts`).
 
-    ``threshold_sq``, ``band`` and ``radius`` belong to the tile's rows (``per_row``) or columns;
-    ``line_min`` is the tile's smallest entry per row (``per_row``) or per column.
-    Pairs with ``d^2 < threshold_sq - band`` are surely inside; pairs within the band are decided
-    by a float64 recomputation comparing distances (not squares), so a pair at exactly the
-    distance that defined a radius is a tie.
+    ``radius`` and ``band`` belong to the tile's rows (``per_row``) or columns. Pairs with
+    ``d^2 < radius^2 - band`` are surely inside; pairs within the band are decided by a float64
+    recomputation comparing distances (not squares), so a pair at exactly the distance that
+    defined a radius is a tie.
     """
-    lo = (threshold_sq - band).astype(np.float32)
-    hi = (threshold_sq + band).astype(np.float32)
+    lo, hi = _band_limits(radius, band)
     t = tile.numpy()
+    line_min = tile.amin(dim=1).numpy() if per_row else t.min(axis=0)
     n_rows, n_cols = t.shape
     lines = np.flatnonzero(line_min <= hi)  # rows (columns) with a pair within reach
     if lines.size * 8 <= line_min.size:
@@ -966,11 +1107,36 @@ def _add_band_pairs(
     if not rows.size:
         return
     q_rows, r0, x_block = pairs
-    dist = np.sqrt(_exact_sq_for_pairs(q_rows, r0 + rows, x_block, cols))
+    dist = np.sqrt(_exact_sq_indexed(q_rows, r0 + rows, x_block, cols))
     r = radius[rows] if per_row else radius[cols]
     inside = dist <= r if inclusive else dist < r
     row_counts += np.bincount(rows[inside], minlength=row_counts.size)
     col_counts += np.bincount(cols[inside], minlength=col_counts.size)
+
+
+def _native_tile_counts(
+    tile: torch.Tensor,
+    by_col: tuple[np.ndarray, np.ndarray] | None,
+    by_row: tuple[np.ndarray, np.ndarray] | None,
+    pairs: tuple[_Rows, int, np.ndarray],
+    inclusive: bool,
+) -> tuple[_Found | None, _Found | None]:
+    """Both ball tests of a float32 tile in one native pass (:func:`tile_kernels.count_tile`);
+    ``by_col`` / ``by_row`` are ``(radius, band)`` per tile column / row, or None."""
+    criteria = [
+        None if spec is None else tile_kernels.Criterion(*_band_limits(*spec), by_row=per_row)
+        for spec, per_row in ((by_col, False), (by_row, True))
+    ]
+    results = tile_kernels.count_tile(tile.numpy(), criteria)
+    found: list[_Found | None] = []
+    for spec, per_row, res in zip((by_col, by_row), (False, True), results, strict=True):
+        if spec is None or res is None:
+            found.append(None)
+            continue
+        row_counts, col_counts = res.row_counts, res.col_counts
+        _add_band_pairs(res.band_rows, res.band_cols, spec[0], per_row, pairs, inclusive, row_counts, col_counts)
+        found.append((row_counts, col_counts))
+    return found[0], found[1]
 
 
 def count_within_radii(
@@ -1004,15 +1170,15 @@ def count_within_radii(
     Returns:
         :class:`RadiusCounts`.
     """
-    q = as_features(query, "query")
-    x = as_features(index, "index")
+    q = _features(query, "query")
+    x = _features(index, "index")
     check_same_dim(q, x, "query", "index")
     if index_radii is None and query_radii is None:
         raise ValueError("give index_radii and/or query_radii")
     r_x = None if index_radii is None else _check_radii(index_radii, x.shape[0], "index_radii")
     r_q = None if query_radii is None else _check_radii(query_radii, q.shape[0], "query_radii")
     bs = _check_block_size(block_size)
-    scale = power_of_two_scale(q, x)
+    scale = _scale(q, x)
     if scale != 1.0:  # exact: radii and distances are compared in the same scaled units
         r_x = None if r_x is None else _scaled_radii(r_x, scale, "index_radii")
         r_q = None if r_q is None else _scaled_radii(r_q, scale, "query_radii")
@@ -1020,8 +1186,7 @@ def count_within_radii(
     dtype = resolve_search_dtype(search_dtype)
     rounding = 4 * 2.0**-24  # relative rounding of a float64 threshold stored as float32
 
-    centre = _centre(q_rows, bs)
-    qo = _query_operand(q_rows, centre, dtype, bs)
+    centre, qo = _query_side(q_rows, dtype, bs)
     ws = _Workspace()
     n_q, n_x = q_rows.n, x_rows.n
     q_in_x = np.zeros(n_q, dtype=np.int64) if r_x is not None else None
@@ -1031,28 +1196,37 @@ def count_within_radii(
 
     tiles = len(_row_chunks(0, n_q, bs)) * -(-n_x // bs)
     reporter = ProgressReporter(progress, "radius counts", tiles, unit="tile")
+    native = dtype != torch.float64 and tile_kernels.available()
     try:
         for c0, c1, x_block in _index_blocks(x_rows, bs):
-            xo = _operand(x_block, centre, dtype)
+            xo = _index_operand(x_block, centre, dtype, ws)
             x_max = float(xo.sq64.max())
             tau = _error_coefficient(q_rows.dim, dtype, max(qo.rho, xo.rho))
             for r0, r1 in _row_chunks(0, n_q, bs):
                 tile = _sq_dist_tile(qo.x[r0:r1], qo.sq[r0:r1], xo.x, xo.sq, ws)
                 pairs = (q_rows, r0, x_block)
-                if r_x is not None and q_in_x is not None and x_hits is not None:
+                # index balls: thresholds per tile column; query balls: per tile row
+                by_col = None
+                if r_x is not None:
                     rx = r_x[c0:c1]
-                    band = tau * (float(qo.sq64[r0:r1].max()) + xo.sq64) + rounding * rx**2
-                    col_min = tile.numpy().min(axis=0)
-                    rows, cols = _tile_counts(tile, rx**2, band, rx, False, pairs, inclusive, ws, col_min)
-                    q_in_x[r0:r1] += rows
-                    x_hits[c0:c1] += cols
-                if r_q is not None and q_hits is not None and x_in_q is not None:
+                    by_col = (rx, tau * (float(qo.sq64[r0:r1].max()) + xo.sq64) + rounding * rx**2)
+                by_row = None
+                if r_q is not None:
                     rq = r_q[r0:r1]
-                    band = tau * (qo.sq64[r0:r1] + x_max) + rounding * rq**2
-                    row_min = tile.amin(dim=1).numpy()
-                    rows, cols = _tile_counts(tile, rq**2, band, rq, True, pairs, inclusive, ws, row_min)
-                    q_hits[r0:r1] += rows
-                    x_in_q[c0:c1] += cols
+                    by_row = (rq, tau * (qo.sq64[r0:r1] + x_max) + rounding * rq**2)
+                if native:
+                    found = _native_tile_counts(tile, by_col, by_row, pairs, inclusive)
+                else:
+                    found = (
+                        None if by_col is None else _tile_counts(tile, *by_col, False, pairs, inclusive, ws),
+                        None if by_row is None else _tile_counts(tile, *by_row, True, pairs, inclusive, ws),
+                    )
+                if found[0] is not None and q_in_x is not None and x_hits is not None:
+                    q_in_x[r0:r1] += found[0][0]
+                    x_hits[c0:c1] += found[0][1]
+                if found[1] is not None and q_hits is not None and x_in_q is not None:
+                    q_hits[r0:r1] += found[1][0]
+                    x_in_q[c0:c1] += found[1][1]
                 reporter.advance()
     finally:
         reporter.close()
@@ -1079,17 +1253,23 @@ def manifold_counts(
         ``(real_radii, fake_radii, counts)``: ``(N,)`` and ``(M,)`` float64 radii and the
         :class:`RadiusCounts` of the fake-real pairs.
     """
-    real_radii = kth_neighbor_radii(real, k, block_size=block_size, progress=progress)
-    fake_radii = kth_neighbor_radii(fake, k, block_size=block_size, progress=progress)
-    counts = count_within_radii(
-        fake,
-        real,
-        index_radii=real_radii,
-        query_radii=fake_radii,
-        inclusive=inclusive,
-        block_size=block_size,
-        progress=progress,
-    )
+    real = as_features(real, "real")
+    fake = as_features(fake, "fake")
+    token = _SHARED.set(_SharedPasses((real, fake), keep=fake))
+    try:
+        real_radii = kth_neighbor_radii(real, k, block_size=block_size, progress=progress)
+        fake_radii = kth_neighbor_radii(fake, k, block_size=block_size, progress=progress)
+        counts = count_within_radii(
+            fake,
+            real,
+            index_radii=real_radii,
+            query_radii=fake_radii,
+            inclusive=inclusive,
+            block_size=block_size,
+            progress=progress,
+        )
+    finally:
+        _SHARED.reset(token)
     return real_radii, fake_radii, counts
 
 
@@ -1132,8 +1312,7 @@ def max_radius_ratio(
         eps = eps * scale * scale
     q_rows, x_rows = _Rows(q, "query", False, scale), _Rows(x, "index", False, scale)
     dtype = torch.float32
-    centre = _centre(q_rows, bs)
-    qo = _query_operand(q_rows, centre, dtype, bs)
+    centre, qo = _query_side(q_rows, dtype, bs)
     ws = _Workspace()
     best = torch.full((q_rows.n,), -math.inf, dtype=dtype)
     arg = torch.zeros(q_rows.n, dtype=torch.int64)
@@ -1141,7 +1320,7 @@ def max_radius_ratio(
     reporter = ProgressReporter(progress, "realism", tiles, unit="tile")
     try:
         for c0, c1, x_block in _index_blocks(x_rows, bs):
-            xo = _operand(x_block, centre, dtype)
+            xo = _index_operand(x_block, centre, dtype, ws)
             r2 = torch.from_numpy((r[c0:c1] ** 2).astype(np.float32)).unsqueeze(0)
             for r0, r1 in _row_chunks(0, q_rows.n, bs):
                 tile = _sq_dist_tile(qo.x[r0:r1], qo.sq[r0:r1], xo.x, xo.sq, ws)

@@ -85,7 +85,11 @@ def power_of_two_scale(*arrays: np.ndarray, safe: float = SAFE_MAGNITUDE) -> flo
     that are invariant under a common scale (k-NN counts, ratios of distances, ranks) give
     identical results, and distances are recovered exactly by dividing by the factor.
     """
-    m = max((max_abs(a) for a in arrays), default=0.0)
+    return scale_for_magnitude(max((max_abs(a) for a in arrays), default=0.0), safe)
+
+
+def scale_for_magnitude(m: float, safe: float = SAFE_MAGNITUDE) -> float:
+    """:func:`power_of_two_scale` of arrays whose largest ``|value|`` is ``m`` (from :func:`max_abs`)."""
     if m == 0.0 or 1.0 / safe <= m <= safe:
         return 1.0
     _, exponent = np.frexp(m)  # m = f * 2**exponent, 0.5 <= f < 1
