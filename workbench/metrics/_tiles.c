@@ -42,8 +42,10 @@ static void *run_range(void *arg) {
     return NULL;
 }
 
-/* Run fn over [0, n) split into `threads` contiguous parts; part 0 runs on the calling thread.
- * A part whose thread cannot be started runs on the calling thread as well. */
+/* Run fn over [0, n) split into `threads` contiguous parts. With OpenMP the parts run on the
+ * OpenMP pool (with GCC, the one PyTorch's products use: setup.py); else part 0 runs on the
+ * calling thread and the others on POSIX threads (one that cannot be started runs on the
+ * calling thread as well). */
 static void parallel_ranges(range_fn fn, void *ctx, Py_ssize_t n, int threads) {
     if (threads < 1) threads = 1;
     if (threads > MAX_THREADS) threads = MAX_THREADS;
@@ -59,6 +61,12 @@ static void parallel_ranges(range_fn fn, void *ctx, Py_ssize_t n, int threads) {
         jobs[p].part = p;
         started[p] = 0;
     }
+#ifdef _OPENMP
+    (void)tids;
+    (void)started;
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+    for (int p = 0; p < threads; p++) run_range(&jobs[p]);
+#else
     for (int p = 1; p < threads; p++)
         started[p] = pthread_create(&tids[p], NULL, run_range, &jobs[p]) == 0;
     run_range(&jobs[0]);
@@ -68,6 +76,7 @@ static void parallel_ranges(range_fn fn, void *ctx, Py_ssize_t n, int threads) {
         else
             run_range(&jobs[p]);
     }
+#endif
 }
 
 /* ------------------------------------------------------------------ vectors
@@ -751,12 +760,24 @@ static PyObject *cpu_has_avx2(PyObject *self, PyObject *args) {
 #endif
 }
 
+/* Whether the kernels were built with OpenMP (else POSIX threads). */
+static PyObject *openmp(PyObject *self, PyObject *args) {
+    (void)self;
+    (void)args;
+#ifdef _OPENMP
+    Py_RETURN_TRUE;
+#else
+    Py_RETURN_FALSE;
+#endif
+}
+
 static PyMethodDef methods[] = {
     {"push_topk", push_topk, METH_VARARGS, "Merge a float32 tile into running top-m rows (see tile_kernels.py)."},
     {"count_tile", count_tile, METH_VARARGS, "Sure counts and band pairs of a float32 tile (see tile_kernels.py)."},
     {"centre_rows", centre_rows, METH_VARARGS, "Centre float32 rows and sum their squares in float64."},
     {"pair_sq_dists", pair_sq_dists, METH_VARARGS, "Float64 squared distances of float32/float64 row pairs."},
     {"cpu_has_avx2", cpu_has_avx2, METH_NOARGS, "Whether this CPU runs AVX2 code."},
+    {"openmp", openmp, METH_NOARGS, "Whether the kernels were built with OpenMP (else POSIX threads)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -22,7 +22,8 @@ counts, neighbours and radii (float64 sums may differ in the last bit), slower. 
 3.4 s in numpy and about 0.3 s of 2.9 s with the kernels.
 
 Threads: the calling thread's torch thread count (:func:`torch.get_num_threads`), which
-:func:`~workbench.threads.auto_threads` lowers on a busy machine.
+:func:`~workbench.threads.auto_threads` lowers on a busy machine; from the OpenMP pool PyTorch's
+products use where the build has OpenMP (see ``setup.py``), else POSIX threads.
 """
 
 from __future__ import annotations
@@ -63,14 +64,15 @@ def available() -> bool:
 
 
 def describe() -> str:
-    """Which kernels searches use: ``"AVX2"``, ``"baseline"``, ``"not built (numpy)"`` or
-    ``"switched off (numpy)"``."""
+    """Which kernels searches use, e.g. ``"AVX2, OpenMP"``, ``"baseline, POSIX threads"``,
+    ``"not built (numpy)"``."""
     mod = _module()
     if mod is None:
         return "not built (numpy)"
     if not available():
         return f"switched off by ${NATIVE_ENV}=0 (numpy)"
-    return "AVX2" if mod.__name__.endswith("_avx2") else "baseline"
+    isa = "AVX2" if mod.__name__.endswith("_avx2") else "baseline"
+    return f"{isa}, {'OpenMP' if mod.openmp() else 'POSIX threads'}"
 
 
 def _threads() -> int:
