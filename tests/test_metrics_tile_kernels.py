@@ -237,3 +237,41 @@ def test_pair_sq_dists_float64_rows_do_the_same_operations():
     np.testing.assert_array_equal(tile_kernels.pair_sq_dists(a, wide_b, ia, ib), base)
     for s in (2.0**70, 2.0**-70):
         np.testing.assert_array_equal(tile_kernels.pair_sq_dists(wide_a * s, wide_b * s, ia, ib), base * s * s)
+
+
+@needs_kernels
+@pytest.mark.parametrize("fresh", [True, False])
+def test_row_add_is_the_float32_sum_the_tile_would_hold(fresh):
+    # The kernels add a per-row value (the query norms) as they read the tile: the kept values,
+    # ids, counts and band pairs must be those of the tile with the value added in float32.
+    rng = np.random.default_rng(9)
+    rows, cols, m = 90, 1100, 13
+    tile = (rng.normal(size=(rows, cols)) * 50).astype(np.float32)
+    add = (rng.random(rows) * 1e4).astype(np.float32)
+    summed = tile + add[:, None]
+    warm = rng.normal(size=(rows, cols)).astype(np.float32) + 1e4
+    results = []
+    for t, ra in ((tile, add), (summed, None)):
+        vals, ids, worst = _heaps(rows + cols, m)
+        if not fresh:
+            tile_kernels.push_topk(warm, vals, ids, worst, rows_to=(0, 10**6), cols_to=(rows, 10**6))
+        tile_kernels.push_topk(t, vals, ids, worst, rows_to=(0, 0), cols_to=(rows, 0), row_add=ra)
+        results.append((vals, ids, worst))
+    (vals, ids, worst), (vals_ref, ids_ref, worst_ref) = results
+    np.testing.assert_array_equal(np.sort(vals, axis=1), np.sort(vals_ref, axis=1))
+    np.testing.assert_array_equal(np.sort(ids, axis=1), np.sort(ids_ref, axis=1))
+    np.testing.assert_array_equal(worst, worst_ref)
+    crit = [
+        tile_kernels.Criterion(np.full(cols, 9e3, np.float32), np.full(cols, 9.1e3, np.float32), by_row=False),
+        tile_kernels.Criterion(np.full(rows, 5e3, np.float32), np.full(rows, 5.2e3, np.float32), by_row=True),
+    ]
+    got = tile_kernels.count_tile(tile, crit, row_add=add)
+    want = tile_kernels.count_tile(summed, crit)
+    for g, w in zip(got, want, strict=True):
+        assert g is not None and w is not None
+        np.testing.assert_array_equal(g.row_counts, w.row_counts)
+        np.testing.assert_array_equal(g.col_counts, w.col_counts)
+        assert set(zip(g.band_rows.tolist(), g.band_cols.tolist(), strict=True)) == set(
+            zip(w.band_rows.tolist(), w.band_cols.tolist(), strict=True)
+        )
+        assert w.band_rows.size > 0 and w.row_counts.any()  # the case is not empty

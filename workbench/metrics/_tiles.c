@@ -159,6 +159,7 @@ typedef struct {
     int64_t row_id0;     /* id of tile column 0 as a candidate of a row */
     Py_ssize_t col_heap; /* heap row of tile column 0 (columns are merged when col_heap >= 0) */
     int64_t col_id0;     /* id of tile row 0 as a candidate of a column */
+    const float *row_add; /* added to every entry of tile row i (the row's squared norm), or NULL */
     col_hit *hits[MAX_THREADS];
     Py_ssize_t n_hits[MAX_THREADS];
     Py_ssize_t capacity;
@@ -207,7 +208,7 @@ static float kth_smallest(float *v, Py_ssize_t n, Py_ssize_t k) {
  * minimum per 8 entries; the bound is just above the m-th smallest of those minima. Starting the
  * scan with it instead of inf spares the heap most insertions of a first tile (about
  * m ln(C/m) of them, each a mispredicted branch and a sift); INFINITY when the row is too short. */
-static float admission_bound(const float *t, Py_ssize_t cols, Py_ssize_t m) {
+static float admission_bound(const float *t, Py_ssize_t cols, Py_ssize_t m, float add) {
     Py_ssize_t chunks = (4 * m + VL - 1) / VL;
     if (chunks * VL > MAX_GROUPS) return INFINITY;
     Py_ssize_t per_chunk = cols / (chunks * VL); /* vectors per chunk */
@@ -219,7 +220,8 @@ static float admission_bound(const float *t, Py_ssize_t cols, Py_ssize_t m) {
         for (Py_ssize_t v = 1; v < per_chunk; v++) lo = vmin(lo, loadf(p + v * VL));
         for (int k = 0; k < VL; k++) mins[g * VL + k] = lo[k];
     }
-    return nextafterf(kth_smallest(mins, chunks * VL, m), INFINITY);
+    /* rounding is monotonic: the m-th smallest of fl(t + add) is at most fl(tau + add) */
+    return nextafterf(kth_smallest(mins, chunks * VL, m) + add, INFINITY);
 }
 
 /* Rows: tile row i is heap row row_heap + i; its entries are candidates row_id0 + j. With
@@ -234,12 +236,14 @@ static void push_rows_range(void *arg, Py_ssize_t i0, Py_ssize_t i1, int part) {
     const Py_ssize_t cap = c->capacity;
     for (Py_ssize_t i = i0; i < i1; i++) {
         const float *t = c->tile + i * c->cols;
+        const float add = c->row_add ? c->row_add[i] : 0.0f;
+        const vf add_v = splat(add);
         Py_ssize_t h = c->row_heap + i;
         float *hv = c->vals + h * c->m;
         int64_t *hi = c->ids + h * c->m;
         float w = c->worst[h];
         /* admit: w, or below the admission bound of a row whose heap is empty */
-        const float bound = isinf(w) && w > 0 ? admission_bound(t, c->cols, c->m) : INFINITY;
+        const float bound = isinf(w) && w > 0 ? admission_bound(t, c->cols, c->m, add) : INFINITY;
         float admit = w < bound ? w : bound;
         vf wv = splat(admit);
         Py_ssize_t j = 0;
@@ -247,7 +251,7 @@ static void push_rows_range(void *arg, Py_ssize_t i0, Py_ssize_t i1, int part) {
             vi below[4];
             vi any = {0, 0, 0, 0, 0, 0, 0, 0};
             for (int b = 0; b < 4; b++) {
-                vf v = loadf(t + j + b * VL);
+                vf v = loadf(t + j + b * VL) + add_v;
                 below[b] = v < wv;
                 if (fused) below[b] |= v < loadf(wc + j + b * VL);
                 any |= below[b];
@@ -257,9 +261,10 @@ static void push_rows_range(void *arg, Py_ssize_t i0, Py_ssize_t i1, int part) {
                 if (!any_set(below[b])) continue;
                 for (int k = 0; k < VL; k++) {
                     Py_ssize_t jj = j + b * VL + k;
-                    push_row_entry(c, hv, hi, &w, &admit, bound, t[jj], jj);
-                    if (fused && t[jj] < wc[jj]) {
-                        if (n_hits < cap) hits[n_hits] = (col_hit){(int32_t)jj, (int32_t)i, t[jj]};
+                    const float v = t[jj] + add;
+                    push_row_entry(c, hv, hi, &w, &admit, bound, v, jj);
+                    if (fused && v < wc[jj]) {
+                        if (n_hits < cap) hits[n_hits] = (col_hit){(int32_t)jj, (int32_t)i, v};
                         n_hits++;
                     }
                 }
@@ -267,9 +272,10 @@ static void push_rows_range(void *arg, Py_ssize_t i0, Py_ssize_t i1, int part) {
             wv = splat(admit);
         }
         for (; j < c->cols; j++) {
-            push_row_entry(c, hv, hi, &w, &admit, bound, t[j], j);
-            if (fused && t[j] < wc[j]) {
-                if (n_hits < cap) hits[n_hits] = (col_hit){(int32_t)j, (int32_t)i, t[j]};
+            const float v = t[j] + add;
+            push_row_entry(c, hv, hi, &w, &admit, bound, v, j);
+            if (fused && v < wc[j]) {
+                if (n_hits < cap) hits[n_hits] = (col_hit){(int32_t)j, (int32_t)i, v};
                 n_hits++;
             }
         }
@@ -291,13 +297,15 @@ static void push_cols_range(void *arg, Py_ssize_t j0, Py_ssize_t j1, int part) {
     float *w = c->worst + c->col_heap;
     for (Py_ssize_t i = 0; i < c->rows; i++) {
         const float *t = c->tile + i * c->cols;
+        const float add = c->row_add ? c->row_add[i] : 0.0f;
+        const vf add_v = splat(add);
         int64_t id = c->col_id0 + i;
         Py_ssize_t j = j0;
         for (; j + 4 * VL <= j1; j += 4 * VL) {
             vi below[4];
             vi any = {0, 0, 0, 0, 0, 0, 0, 0};
             for (int b = 0; b < 4; b++) {
-                below[b] = loadf(t + j + b * VL) < loadf(w + j + b * VL);
+                below[b] = loadf(t + j + b * VL) + add_v < loadf(w + j + b * VL);
                 any |= below[b];
             }
             if (!any_set(any)) continue;
@@ -305,12 +313,15 @@ static void push_cols_range(void *arg, Py_ssize_t j0, Py_ssize_t j1, int part) {
                 if (!any_set(below[b])) continue;
                 for (int k = 0; k < VL; k++) {
                     Py_ssize_t jj = j + b * VL + k;
-                    if (t[jj] < w[jj]) push_col(c, w, jj, t[jj], id);
+                    const float v = t[jj] + add;
+                    if (v < w[jj]) push_col(c, w, jj, v, id);
                 }
             }
         }
-        for (; j < j1; j++)
-            if (t[j] < w[j]) push_col(c, w, j, t[j], id);
+        for (; j < j1; j++) {
+            const float v = t[j] + add;
+            if (v < w[j]) push_col(c, w, j, v, id);
+        }
     }
 }
 
@@ -328,13 +339,17 @@ static int need_len(Py_buffer *b, Py_ssize_t bytes, const char *name) {
 static PyObject *push_topk(PyObject *self, PyObject *args) {
     (void)self;
     Py_buffer tile, vals, ids, worst;
+    Py_buffer add = {0};
+    PyObject *add_obj;
     Py_ssize_t rows, cols, m, row_heap, col_heap;
     long long row_id0, col_id0;
     int threads;
-    if (!PyArg_ParseTuple(args, "y*nnw*w*w*nnLnLi", &tile, &rows, &cols, &vals, &ids, &worst, &m, &row_heap,
-                          &row_id0, &col_heap, &col_id0, &threads))
+    if (!PyArg_ParseTuple(args, "y*nnw*w*w*nnLnLOi", &tile, &rows, &cols, &vals, &ids, &worst, &m, &row_heap,
+                          &row_id0, &col_heap, &col_id0, &add_obj, &threads))
         return NULL;
     PyObject *result = NULL;
+    if (add_obj != Py_None && PyObject_GetBuffer(add_obj, &add, PyBUF_SIMPLE) < 0) goto done;
+    if (add.obj != NULL && !need_len(&add, rows * 4, "row_add")) goto done;
     if (threads < 1) threads = 1;
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     if (rows < 0 || cols < 0 || m < 1 || rows > INT32_MAX || cols > INT32_MAX) {
@@ -364,6 +379,7 @@ static PyObject *push_topk(PyObject *self, PyObject *args) {
     c.row_id0 = (int64_t)row_id0;
     c.col_heap = col_heap;
     c.col_id0 = (int64_t)col_id0;
+    c.row_add = add.obj ? (const float *)add.buf : NULL;
     int fused = row_heap >= 0 && col_heap >= 0;
     int parts = threads > rows ? (rows > 0 ? (int)rows : 1) : threads;
     Py_BEGIN_ALLOW_THREADS
@@ -407,6 +423,7 @@ done:
     PyBuffer_Release(&vals);
     PyBuffer_Release(&ids);
     PyBuffer_Release(&worst);
+    if (add.obj) PyBuffer_Release(&add);
     return result;
 }
 
@@ -428,6 +445,7 @@ typedef struct {
 typedef struct {
     const float *tile;
     Py_ssize_t rows, cols;
+    const float *row_add; /* added to every entry of tile row i, or NULL */
     criterion crit[2];
 } count_ctx;
 
@@ -442,9 +460,10 @@ static inline void record_band(criterion *cr, int part, Py_ssize_t i, Py_ssize_t
 /* One row of a criterion: sure counts (vectors of -1/0 subtracted) and band detection per 32
  * entries, then the band entries of a flagged block one by one. lo/hi are per column (lo_step 1)
  * or the row's own threshold repeated (lo_step 0). */
-static void count_row(criterion *cr, int part, Py_ssize_t i, const float *t, Py_ssize_t cols,
-                          int32_t *col_counts) {
+static void count_row(criterion *cr, int part, Py_ssize_t i, const float *t, float add, Py_ssize_t cols,
+                      int32_t *col_counts) {
     int by_row = cr->by_row;
+    const vf add_v = splat(add);
     float lo_r = by_row ? cr->lo[i] : 0.0f, hi_r = by_row ? cr->hi[i] : 0.0f;
     vf lo_v = splat(lo_r), hi_v = splat(hi_r);
     vi row_acc = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -453,7 +472,7 @@ static void count_row(criterion *cr, int part, Py_ssize_t i, const float *t, Py_
         vi band = {0, 0, 0, 0, 0, 0, 0, 0};
         for (int b = 0; b < 4; b++) {
             Py_ssize_t jj = j + b * VL;
-            vf v = loadf(t + jj);
+            vf v = loadf(t + jj) + add_v;
             if (!by_row) {
                 lo_v = loadf(cr->lo + jj);
                 hi_v = loadf(cr->hi + jj);
@@ -466,17 +485,19 @@ static void count_row(criterion *cr, int part, Py_ssize_t i, const float *t, Py_
         if (!any_set(band)) continue;
         for (int k = 0; k < 4 * VL; k++) {
             float lo = by_row ? lo_r : cr->lo[j + k], hi = by_row ? hi_r : cr->hi[j + k];
-            if (t[j + k] <= hi && !(t[j + k] < lo)) record_band(cr, part, i, j + k);
+            const float v = t[j + k] + add;
+            if (v <= hi && !(v < lo)) record_band(cr, part, i, j + k);
         }
     }
     int32_t row_count = 0;
     for (int k = 0; k < VL; k++) row_count += row_acc[k];
     for (; j < cols; j++) {
         float lo = by_row ? lo_r : cr->lo[j], hi = by_row ? hi_r : cr->hi[j];
-        int sure = t[j] < lo;
+        const float v = t[j] + add;
+        int sure = v < lo;
         row_count += sure;
         col_counts[j] += sure;
-        if (t[j] <= hi && !sure) record_band(cr, part, i, j);
+        if (v <= hi && !sure) record_band(cr, part, i, j);
     }
     cr->row_counts[i] = row_count;
 }
@@ -487,22 +508,25 @@ static void count_range(void *arg, Py_ssize_t i0, Py_ssize_t i1, int part) {
     for (Py_ssize_t i = i0; i < i1; i++)
         for (int q = 0; q < 2; q++)
             if (c->crit[q].on)
-                count_row(&c->crit[q], part, i, c->tile + i * c->cols, c->cols, c->crit[q].col_counts + part * c->cols);
+                count_row(&c->crit[q], part, i, c->tile + i * c->cols, c->row_add ? c->row_add[i] : 0.0f, c->cols,
+                          c->crit[q].col_counts + part * c->cols);
 }
 
-/* count_tile(tile, rows, cols, threads,
+/* count_tile(tile, rows, cols, row_add, threads,
  *            by_row_0, lo_0, hi_0, row_counts_0, col_counts_0, band_rows_0, band_cols_0, capacity_0,
  *            by_row_1, ...) -> (found per thread for criterion 0, for criterion 1)
  * A criterion with by_row < 0 is off (its buffers are ignored). Counts are written, not added. */
 static PyObject *count_tile(PyObject *self, PyObject *args) {
     (void)self;
     Py_buffer tile;
+    Py_buffer add = {0};
+    PyObject *add_obj;
     Py_ssize_t rows, cols;
     int threads;
     int by_row[2];
     Py_buffer lo[2], hi[2], rc[2], cc[2], br[2], bc[2];
     Py_ssize_t cap[2];
-    if (!PyArg_ParseTuple(args, "y*nni" "iy*y*w*w*w*w*n" "iy*y*w*w*w*w*n", &tile, &rows, &cols, &threads,
+    if (!PyArg_ParseTuple(args, "y*nnOi" "iy*y*w*w*w*w*n" "iy*y*w*w*w*w*n", &tile, &rows, &cols, &add_obj, &threads,
                           &by_row[0], &lo[0], &hi[0], &rc[0], &cc[0], &br[0], &bc[0], &cap[0], &by_row[1],
                           &lo[1], &hi[1], &rc[1], &cc[1], &br[1], &bc[1], &cap[1]))
         return NULL;
@@ -514,11 +538,17 @@ static PyObject *count_tile(PyObject *self, PyObject *args) {
     c.tile = (const float *)tile.buf;
     c.rows = rows;
     c.cols = cols;
+    c.row_add = NULL;
     if (rows < 0 || cols < 0 || rows > INT32_MAX || cols > INT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "count_tile: bad tile shape");
         goto done;
     }
     if (!need_len(&tile, rows * cols * 4, "tile")) goto done;
+    if (add_obj != Py_None) {
+        if (PyObject_GetBuffer(add_obj, &add, PyBUF_SIMPLE) < 0) goto done;
+        if (!need_len(&add, rows * 4, "row_add")) goto done;
+        c.row_add = (const float *)add.buf;
+    }
     for (int q = 0; q < 2; q++) {
         criterion *cr = &c.crit[q];
         cr->on = by_row[q] >= 0;
@@ -563,6 +593,7 @@ static PyObject *count_tile(PyObject *self, PyObject *args) {
     }
 done:
     PyBuffer_Release(&tile);
+    if (add.obj) PyBuffer_Release(&add);
     for (int q = 0; q < 2; q++) {
         PyBuffer_Release(&lo[q]);
         PyBuffer_Release(&hi[q]);

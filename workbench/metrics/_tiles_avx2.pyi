@@ -14,11 +14,12 @@ def push_topk(
     row_id0: int,
     col_heap: int,
     col_id0: int,
+    row_add: Buffer | None,
     threads: int,
     /,
 ) -> None: ...
 def count_tile(
-    tile: Buffer, rows: int, cols: int, threads: int, /, *criteria: object
+    tile: Buffer, rows: int, cols: int, row_add: Buffer | None, threads: int, /, *criteria: object
 ) -> tuple[tuple[int, ...], tuple[int, ...]]: ...
 def centre_rows(x: Buffer, n: int, dim: int, centre: Buffer, out: Buffer, sq: Buffer, threads: int, /) -> None: ...
 def pair_sq_dists(

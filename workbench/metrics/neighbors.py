@@ -90,9 +90,10 @@ from workbench.progress import Progress, ProgressReporter
 SearchDtype = Literal["auto", "float32", "bfloat16"]
 
 DEFAULT_BLOCK_SIZE = 4096
-# Rows of the sub-blocks a diagonal tile of a self-search is computed in (only pairs above the
-# diagonal): large enough for an efficient matrix product, small enough to skip most mirror pairs.
-_DIAGONAL_SUB_BLOCK = 1024
+# Rows of the smallest sub-blocks a diagonal tile of a self-search is halved into (only pairs
+# above the diagonal are computed): large enough for an efficient matrix product, small enough to
+# skip most mirror pairs.
+_DIAGONAL_LEAF = 512
 # Extra candidates kept per query beyond k: the certificate needs a gap between the k-th true
 # neighbour and the last candidate larger than twice the search's error bound (wider for bf16).
 _CANDIDATE_MARGIN = {torch.bfloat16: 16, torch.float32: 8, torch.float64: 8}
@@ -413,12 +414,18 @@ class _Workspace:
 
 
 def _sq_dist_tile(
-    q: torch.Tensor, q_sq: torch.Tensor, x: torch.Tensor, x_sq: torch.Tensor, ws: _Workspace
+    q: torch.Tensor,
+    q_sq: torch.Tensor,
+    x: torch.Tensor,
+    x_sq: torch.Tensor,
+    ws: _Workspace,
+    add_rows: bool = True,
 ) -> torch.Tensor:
     """``||q||^2 + ||x||^2 - 2 q.x`` for a block pair (not clamped; may be slightly negative).
 
     bf16 operands: the product tile is bf16 (the CPU kernel accumulates in float32 and rounds
-    the result once) and the distances are formed in float32 from it.
+    the result once) and the distances are formed in float32 from it. ``add_rows=False`` leaves
+    ``||q||^2`` out, for a native kernel that adds it as it reads the tile (one pass fewer).
     """
     out = ws.get("tile", q.shape[0], x.shape[0], x_sq.dtype)
     if q.dtype == torch.bfloat16:
@@ -427,7 +434,7 @@ def _sq_dist_tile(
         out.copy_(dot).mul_(-2.0).add_(x_sq.unsqueeze(0))
     else:
         torch.addmm(x_sq.unsqueeze(0), q, x.T, beta=1.0, alpha=-2.0, out=out)
-    return out.add_(q_sq.unsqueeze(1))
+    return out.add_(q_sq.unsqueeze(1)) if add_rows else out
 
 
 _KERNEL_ROWS = (np.dtype(np.float32), np.dtype(np.float64))  # rows the exact-distance kernel reads
@@ -543,26 +550,43 @@ class _TopK:
         self.native = dtype == torch.float32 and tile_kernels.available()
 
     def _push_native(
-        self, tile: torch.Tensor, rows_to: tuple[int, int] | None, cols_to: tuple[int, int] | None
+        self,
+        tile: torch.Tensor,
+        rows_to: tuple[int, int] | None,
+        cols_to: tuple[int, int] | None,
+        row_add: torch.Tensor | None,
     ) -> None:
         tile_kernels.push_topk(
-            tile.numpy(), self.vals.numpy(), self.idx.numpy(), self.worst.numpy(), rows_to=rows_to, cols_to=cols_to
+            tile.numpy(),
+            self.vals.numpy(),
+            self.idx.numpy(),
+            self.worst.numpy(),
+            rows_to=rows_to,
+            cols_to=cols_to,
+            row_add=None if row_add is None else row_add.numpy(),
         )
 
-    def push_pair(self, r0: int, r1: int, c0: int, tile: torch.Tensor) -> None:
+    def push_pair(self, r0: int, r1: int, c0: int, tile: torch.Tensor, row_add: torch.Tensor | None = None) -> None:
         """:meth:`push` and :meth:`push_transposed` of an off-diagonal tile of a self-search (rows
-        ``r0:r1`` against rows from ``c0``): one native pass reads the tile once for both."""
+        ``r0:r1`` against rows from ``c0``): one native pass reads the tile once for both.
+        ``row_add``: see :meth:`push`."""
         if self.native:
-            self._push_native(tile, (r0, c0), (c0, r0))
+            self._push_native(tile, (r0, c0), (c0, r0), row_add)
             return
+        if row_add is not None:
+            tile.add_(row_add.unsqueeze(1))
         self.push(r0, r1, tile, c0)
         self.push_transposed(c0, c0 + tile.shape[1], tile, r0)
 
-    def push(self, r0: int, r1: int, tile: torch.Tensor, col_offset: int) -> None:
-        """Merge a tile (rows ``r0:r1``, columns from ``col_offset``) into the running top-m."""
+    def push(self, r0: int, r1: int, tile: torch.Tensor, col_offset: int, row_add: torch.Tensor | None = None) -> None:
+        """Merge a tile (rows ``r0:r1``, columns from ``col_offset``) into the running top-m.
+        ``row_add``: float32 added to every entry of a tile row first (the rows' squared norms
+        a tile from ``_sq_dist_tile(..., add_rows=False)`` lacks), or None."""
         if self.native:
-            self._push_native(tile, (r0, col_offset), None)
+            self._push_native(tile, (r0, col_offset), None, row_add)
             return
+        if row_add is not None:
+            tile.add_(row_add.unsqueeze(1))
         worst = self.worst[r0:r1]
         if not torch.isinf(worst).any():
             # Once every row holds m values, only tile entries below a row's m-th value matter;
@@ -581,7 +605,7 @@ class _TopK:
         from ``col_offset``. The mask is taken in the tile's own memory order (a strided pass over
         a transposed 64 MiB tile costs several times a contiguous one)."""
         if self.native:
-            self._push_native(tile, None, (r0, col_offset))
+            self._push_native(tile, None, (r0, col_offset), None)
             return
         worst = self.worst[r0:r1]
         if not torch.isinf(worst).any():
@@ -677,11 +701,27 @@ def _candidates_streamed(
         xo = _index_operand(x_block, centre, dtype, ws)
         max_x_sq, rho = max(max_x_sq, float(xo.sq64.max())), max(rho, xo.rho)
         for r0, r1 in _row_chunks(0, q_rows.n, block_size):
-            tile = _sq_dist_tile(q.x[r0:r1], q.sq[r0:r1], xo.x, xo.sq, ws)
+            # the native merge adds the query norms as it reads the tile (inf stays inf)
+            tile = _sq_dist_tile(q.x[r0:r1], q.sq[r0:r1], xo.x, xo.sq, ws, add_rows=not top.native)
             _mask_self(tile, None if self_ids is None else self_ids[r0:r1], c0, c1)
-            top.push(r0, r1, tile, c0)
+            top.push(r0, r1, tile, c0, q.sq[r0:r1] if top.native else None)
             reporter.advance()
     return top.vals, top.idx, q.sq64, max_x_sq, _error_coefficient(q_rows.dim, dtype, rho)
+
+
+def _diagonal_plan(r0: int, r1: int, leaf: int) -> tuple[list[tuple[int, int]], list[tuple[int, int, int, int]]]:
+    """Rows ``r0:r1`` of a self-search's diagonal tile as leaves (computed whole, diagonal masked)
+    and pairs of halves (computed once, used both ways), halving until ``leaf`` rows.
+
+    At 4096 rows and 512-row leaves that is 9.4M of the tile's 16.8M entries (8.4M are above
+    the diagonal; 1024-row sub-blocks paired all against all took 10.5M).
+    """
+    if r1 - r0 <= leaf:
+        return [(r0, r1)], []
+    mid = r0 + (r1 - r0 + 1) // 2
+    left, left_pairs = _diagonal_plan(r0, mid, leaf)
+    right, right_pairs = _diagonal_plan(mid, r1, leaf)
+    return left + right, left_pairs + right_pairs + [(r0, mid, mid, r1)]
 
 
 def _candidates_symmetric(
@@ -694,26 +734,23 @@ def _candidates_symmetric(
     starts = list(range(0, rows.n, block_size))
 
     def pair(r0: int, r1: int, c0: int, c1: int) -> None:
-        tile = _sq_dist_tile(op.x[r0:r1], op.sq[r0:r1], op.x[c0:c1], op.sq[c0:c1], ws)
+        # the native merge adds the row norms as it reads the tile (inf stays inf)
+        tile = _sq_dist_tile(op.x[r0:r1], op.sq[r0:r1], op.x[c0:c1], op.sq[c0:c1], ws, add_rows=not top.native)
+        row_add = op.sq[r0:r1] if top.native else None
         if c0 == r0:
             tile.fill_diagonal_(math.inf)
-            top.push(r0, r1, tile, c0)
+            top.push(r0, r1, tile, c0, row_add)
         else:
-            top.push_pair(r0, r1, c0, tile)
+            top.push_pair(r0, r1, c0, tile, row_add)
 
-    # Diagonal blocks first (each in sub-blocks, diagonal sub-blocks first): every row then holds
-    # m candidates before any off-diagonal tile arrives, so those are merged sparsely in both
-    # orientations instead of by a top-k over a whole (transposed) tile.
+    # Diagonal blocks first (each halved down to leaves, the leaves first): every row then holds
+    # m candidates before any off-diagonal tile arrives, so those merge few entries.
     for r0 in starts:
-        r1 = min(r0 + block_size, rows.n)
-        # Each pair of sub-blocks once: about 3/8 of a diagonal block's products are the mirror
-        # image of others (10.5M of 16.8M entries at 4096 rows, sub-blocks 1024).
-        subs = [(a0, min(a0 + _DIAGONAL_SUB_BLOCK, r1)) for a0 in range(r0, r1, _DIAGONAL_SUB_BLOCK)]
-        for a0, a1 in subs:
+        leaves, halves = _diagonal_plan(r0, min(r0 + block_size, rows.n), _DIAGONAL_LEAF)
+        for a0, a1 in leaves:
             pair(a0, a1, a0, a1)
-        for si, (a0, a1) in enumerate(subs):
-            for b0, b1 in subs[si + 1 :]:
-                pair(a0, a1, b0, b1)
+        for a0, a1, b0, b1 in halves:
+            pair(a0, a1, b0, b1)
         reporter.advance()
     for bi, r0 in enumerate(starts):
         r1 = min(r0 + block_size, rows.n)
@@ -1120,14 +1157,16 @@ def _native_tile_counts(
     by_row: tuple[np.ndarray, np.ndarray] | None,
     pairs: tuple[_Rows, int, np.ndarray],
     inclusive: bool,
+    row_add: np.ndarray,
 ) -> tuple[_Found | None, _Found | None]:
     """Both ball tests of a float32 tile in one native pass (:func:`tile_kernels.count_tile`);
-    ``by_col`` / ``by_row`` are ``(radius, band)`` per tile column / row, or None."""
+    ``by_col`` / ``by_row`` are ``(radius, band)`` per tile column / row, or None; ``row_add``
+    the query rows' squared norms, added to the tile's rows as they are read."""
     criteria = [
         None if spec is None else tile_kernels.Criterion(*_band_limits(*spec), by_row=per_row)
         for spec, per_row in ((by_col, False), (by_row, True))
     ]
-    results = tile_kernels.count_tile(tile.numpy(), criteria)
+    results = tile_kernels.count_tile(tile.numpy(), criteria, row_add)
     found: list[_Found | None] = []
     for spec, per_row, res in zip((by_col, by_row), (False, True), results, strict=True):
         if spec is None or res is None:
@@ -1203,7 +1242,8 @@ def count_within_radii(
             x_max = float(xo.sq64.max())
             tau = _error_coefficient(q_rows.dim, dtype, max(qo.rho, xo.rho))
             for r0, r1 in _row_chunks(0, n_q, bs):
-                tile = _sq_dist_tile(qo.x[r0:r1], qo.sq[r0:r1], xo.x, xo.sq, ws)
+                # the native pass adds the query norms as it reads the tile
+                tile = _sq_dist_tile(qo.x[r0:r1], qo.sq[r0:r1], xo.x, xo.sq, ws, add_rows=not native)
                 pairs = (q_rows, r0, x_block)
                 # index balls: thresholds per tile column; query balls: per tile row
                 by_col = None
@@ -1215,7 +1255,7 @@ def count_within_radii(
                     rq = r_q[r0:r1]
                     by_row = (rq, tau * (qo.sq64[r0:r1] + x_max) + rounding * rq**2)
                 if native:
-                    found = _native_tile_counts(tile, by_col, by_row, pairs, inclusive)
+                    found = _native_tile_counts(tile, by_col, by_row, pairs, inclusive, qo.sq[r0:r1].numpy())
                 else:
                     found = (
                         None if by_col is None else _tile_counts(tile, *by_col, False, pairs, inclusive, ws),

@@ -102,6 +102,7 @@ def push_topk(
     *,
     rows_to: tuple[int, int] | None = None,
     cols_to: tuple[int, int] | None = None,
+    row_add: np.ndarray | None = None,
 ) -> None:
     """Merge ``tile`` into the running ``m`` smallest values of heap rows, in place.
 
@@ -115,6 +116,8 @@ def push_topk(
         cols_to: ``(heap, id0)``: tile column ``j`` is heap row ``heap + j``, its entry ``i`` the
             candidate ``id0 + i`` (the tile's transpose, without transposing it); None to leave
             the columns out. With both, the tile is read once (their heap rows must not overlap).
+        row_add: ``(R,)`` float32 added to every entry of a tile row first (in float32, as
+            ``tile + row_add[:, None]`` would be; the query rows' squared norms), or None.
 
     An entry ``v`` replaces its heap row's largest kept value when ``v < worst``.
     """
@@ -132,9 +135,13 @@ def push_topk(
     _check(vals, "vals", np.float32, (n, m))
     _check(ids, "ids", np.int64, (n, m))
     _check(worst, "worst", np.float32, (n,))
+    if row_add is not None:
+        _check(row_add, "row_add", np.float32, (rows,))
     row_heap, row_id0 = rows_to if rows_to is not None else (-1, 0)
     col_heap, col_id0 = cols_to if cols_to is not None else (-1, 0)
-    _native().push_topk(tile, rows, cols, vals, ids, worst, m, row_heap, row_id0, col_heap, col_id0, _threads())
+    _native().push_topk(
+        tile, rows, cols, vals, ids, worst, m, row_heap, row_id0, col_heap, col_id0, row_add, _threads()
+    )
 
 
 @dataclass(frozen=True)
@@ -160,10 +167,14 @@ class TileCounts:
     band_cols: np.ndarray
 
 
-def count_tile(tile: np.ndarray, criteria: list[Criterion | None]) -> list[TileCounts | None]:
+def count_tile(
+    tile: np.ndarray, criteria: list[Criterion | None], row_add: np.ndarray | None = None
+) -> list[TileCounts | None]:
     """Count the entries of an ``R x C`` float32 tile inside up to two balls, in one pass.
 
-    Returns one :class:`TileCounts` per criterion (None for a None criterion).
+    ``row_add``: ``(R,)`` float32 added to every entry of a tile row first (as in
+    :func:`push_topk`), or None. Returns one :class:`TileCounts` per criterion (None for a None
+    criterion).
     """
     if not 1 <= len(criteria) <= 2:
         raise ValueError("count_tile takes one or two criteria")
@@ -171,6 +182,8 @@ def count_tile(tile: np.ndarray, criteria: list[Criterion | None]) -> list[TileC
     if rows > np.iinfo(np.int32).max or cols > np.iinfo(np.int32).max:
         raise ValueError(f"tile of {rows} x {cols} entries is too large for int32 positions")
     _check(tile, "tile", np.float32, (rows, cols))
+    if row_add is not None:
+        _check(row_add, "row_add", np.float32, (rows,))
     threads = max(1, min(_threads(), rows))
     crits = list(criteria) + [None] * (2 - len(criteria))
     for c in crits:
@@ -180,7 +193,7 @@ def count_tile(tile: np.ndarray, criteria: list[Criterion | None]) -> list[TileC
             _check(c.hi, "hi", np.float32, (lines,))
     capacity = _BAND_CAPACITY
     while True:
-        args: list[object] = [tile, rows, cols, threads]
+        args: list[object] = [tile, rows, cols, row_add, threads]
         buffers = []
         for c in crits:
             rc = np.empty(rows, dtype=np.int32)
