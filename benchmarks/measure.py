@@ -82,3 +82,26 @@ def busy_cores(n: int) -> Iterator[None]:
         for p in procs:
             p.terminate()
             p.join()
+
+
+def product_rate(seconds: float = 3.0, size: int = 2048, depth: int = 1024) -> tuple[float, float]:
+    """Float32 matrix-product rate of this process now, in GFLOP/s: ``(median, best)`` of
+    ``size x depth`` times ``depth x size`` products run for about ``seconds``.
+
+    Printed before and after a race: on a shared machine the products (most of a k-NN metric's
+    time) run slower when other jobs load the memory system, and this says how much a run was
+    disturbed (ratios of one run stay comparable; times across runs do not).
+    """
+    import torch
+
+    a, b = torch.randn(size, depth), torch.randn(depth, size)
+    out = torch.empty(size, size)
+    torch.mm(a, b, out=out)
+    rates = []
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds or len(rates) < 3:
+        t0 = time.perf_counter()
+        torch.mm(a, b, out=out)
+        rates.append(2.0 * size * size * depth / (time.perf_counter() - t0) / 1e9)
+    rates.sort()
+    return rates[len(rates) // 2], rates[-1]

@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-from measure import busy_cores
+from measure import busy_cores, product_rate
 
 KEYS = ("precision", "recall", "density", "coverage")
 
@@ -167,7 +167,15 @@ def main() -> None:
     data = DATA if args.data == "both" else (args.data,)
     print(f"busy={args.busy} (other processes spinning); load={os.getloadavg()[0]:.1f}", flush=True)
     with busy_cores(args.busy):
+        rate_before = product_rate()
         rows = list(_measurements(quick=args.quick, repeats=args.repeats, data=data, large=not args.no_large))
+        rate_after = product_rate()
+    print(
+        "float32 product rate (2048^2 x 1024, median / best GFLOP/s): "
+        f"before {rate_before[0]:.0f} / {rate_before[1]:.0f}, after {rate_after[0]:.0f} / {rate_after[1]:.0f} "
+        "(a quiet run here: about 170-185; lower means other jobs slowed the products of both sides)",
+        flush=True,
+    )
     for row in rows:
         extra = ""
         if "ratio" in row:

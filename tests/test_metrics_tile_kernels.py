@@ -131,7 +131,7 @@ def _reference_counts(tile, crit):
 
 @needs_kernels
 @pytest.mark.parametrize("shape", [(257, 300), (40, 4096), (3, 5)])
-@pytest.mark.parametrize("threads", [1, 2, 5])
+@pytest.mark.parametrize("threads", [1, 2, 5, 200])  # 200: more than the kernels split a call into
 def test_count_tile_matches_numpy(shape, threads, monkeypatch):
     monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
     rng = np.random.default_rng(shape[0])

@@ -142,6 +142,19 @@ static inline float heap_replace(float *vals, int64_t *ids, Py_ssize_t m, float 
     return vals[0];
 }
 
+/* Masks of the 32 entries t[0..32) + add below the threshold row_thr (one value for all) or below
+ * their own col_thr[0..32) (NULL: none), one vector per 8 entries; whether any is set. */
+static inline int block_below(vi below[4], const float *t, vf add_v, vf row_thr, const float *col_thr) {
+    vi any = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int b = 0; b < 4; b++) {
+        vf v = loadf(t + b * VL) + add_v;
+        below[b] = v < row_thr;
+        if (col_thr) below[b] |= v < loadf(col_thr + b * VL);
+        any |= below[b];
+    }
+    return any_set(any);
+}
+
 /* Column hits of a fused pass, inserted after it (rows and columns are heap rows of their own). */
 typedef struct {
     int32_t col, row;
@@ -249,14 +262,7 @@ static void push_rows_range(void *arg, Py_ssize_t i0, Py_ssize_t i1, int part) {
         Py_ssize_t j = 0;
         for (; j + 4 * VL <= c->cols; j += 4 * VL) {
             vi below[4];
-            vi any = {0, 0, 0, 0, 0, 0, 0, 0};
-            for (int b = 0; b < 4; b++) {
-                vf v = loadf(t + j + b * VL) + add_v;
-                below[b] = v < wv;
-                if (fused) below[b] |= v < loadf(wc + j + b * VL);
-                any |= below[b];
-            }
-            if (!any_set(any)) continue;
+            if (!block_below(below, t + j, add_v, wv, fused ? wc + j : NULL)) continue;
             for (int b = 0; b < 4; b++) {
                 if (!any_set(below[b])) continue;
                 for (int k = 0; k < VL; k++) {
@@ -303,12 +309,7 @@ static void push_cols_range(void *arg, Py_ssize_t j0, Py_ssize_t j1, int part) {
         Py_ssize_t j = j0;
         for (; j + 4 * VL <= j1; j += 4 * VL) {
             vi below[4];
-            vi any = {0, 0, 0, 0, 0, 0, 0, 0};
-            for (int b = 0; b < 4; b++) {
-                below[b] = loadf(t + j + b * VL) + add_v < loadf(w + j + b * VL);
-                any |= below[b];
-            }
-            if (!any_set(any)) continue;
+            if (!block_below(below, t + j, add_v, splat(-INFINITY), w + j)) continue;
             for (int b = 0; b < 4; b++) {
                 if (!any_set(below[b])) continue;
                 for (int k = 0; k < VL; k++) {

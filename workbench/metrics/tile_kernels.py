@@ -75,8 +75,11 @@ def describe() -> str:
     return f"{isa}, {'OpenMP' if mod.openmp() else 'POSIX threads'}"
 
 
+_MAX_THREADS = 64  # MAX_THREADS of _tiles.c: a call's work is split into at most this many parts
+
+
 def _threads() -> int:
-    return max(1, torch.get_num_threads())
+    return max(1, min(torch.get_num_threads(), _MAX_THREADS))
 
 
 def _check(arr: np.ndarray, name: str, dtype: type, shape: tuple[int, ...]) -> None:
