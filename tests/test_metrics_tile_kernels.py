@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import sysconfig
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,8 +24,10 @@ needs_kernels = pytest.mark.skipif(not tile_kernels.available(), reason="native 
 def test_kernels_are_built_where_a_compiler_is():
     # `pip install` builds them when a C compiler is there; a silently failed build would leave
     # every search on the slower numpy passes.
-    if shutil.which(sysconfig.get_config_var("CC").split()[0] or "cc") is None:
+    if shutil.which((sysconfig.get_config_var("CC") or "cc").split()[0]) is None:
         pytest.skip("no C compiler on this machine")
+    if not (Path(sysconfig.get_paths()["include"]) / "Python.h").exists():
+        pytest.skip("no Python headers on this machine (python3-dev)")
     assert tile_kernels._module() is not None, "reinstall the package: pip install -e ."
 
 
