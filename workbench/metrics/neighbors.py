@@ -99,7 +99,6 @@ _DIAGONAL_LEAF = 512
 _CANDIDATE_MARGIN = {torch.bfloat16: 16, torch.float32: 8, torch.float64: 8}
 SEARCH_DTYPES = ("auto", "float32", "bfloat16")
 SEARCH_DTYPE_ENV = "WORKBENCH_SEARCH_DTYPE"
-_EXACT_CHUNK_ELEMENTS = 1 << 23  # float64 values per exact re-computation chunk (64 MiB)
 _PAIR_CHUNK = 1024  # pairs per exact re-computation chunk (cache-sized)
 _METRICS = ("l2", "cosine")
 
@@ -361,12 +360,12 @@ def _scale(*arrays: np.ndarray) -> float:
     """:func:`~workbench.metrics.validation.power_of_two_scale`, with the magnitudes an enclosing
     :func:`manifold_counts` has read."""
     shared = _SHARED.get()
-    if shared is None:
-        return power_of_two_scale(*arrays)
-    found = [shared.known(a) for a in arrays]
-    return scale_for_magnitude(
-        max(max_abs(a) if i is None else shared.magnitudes[i] for a, i in zip(arrays, found, strict=True))
-    )
+
+    def magnitude(a: np.ndarray) -> float:
+        i = None if shared is None else shared.known(a)
+        return max_abs(a) if shared is None or i is None else shared.magnitudes[i]
+
+    return scale_for_magnitude(max(magnitude(a) for a in arrays))
 
 
 def _query_side(rows: _Rows, dtype: torch.dtype, block_size: int) -> tuple[np.ndarray, _Operand]:
@@ -552,9 +551,9 @@ class _TopK:
     def _push_native(
         self,
         tile: torch.Tensor,
-        rows_to: tuple[int, int] | None,
+        rows_to: tuple[int, int],
         cols_to: tuple[int, int] | None,
-        row_add: torch.Tensor | None,
+        row_add: torch.Tensor,
     ) -> None:
         tile_kernels.push_topk(
             tile.numpy(),
@@ -563,30 +562,28 @@ class _TopK:
             self.worst.numpy(),
             rows_to=rows_to,
             cols_to=cols_to,
-            row_add=None if row_add is None else row_add.numpy(),
+            row_add=row_add.numpy(),
         )
 
-    def push_pair(self, r0: int, r1: int, c0: int, tile: torch.Tensor, row_add: torch.Tensor | None = None) -> None:
+    def push_pair(self, r0: int, r1: int, c0: int, tile: torch.Tensor, row_add: torch.Tensor) -> None:
         """:meth:`push` and :meth:`push_transposed` of an off-diagonal tile of a self-search (rows
         ``r0:r1`` against rows from ``c0``): one native pass reads the tile once for both.
         ``row_add``: see :meth:`push`."""
         if self.native:
             self._push_native(tile, (r0, c0), (c0, r0), row_add)
             return
-        if row_add is not None:
-            tile.add_(row_add.unsqueeze(1))
-        self.push(r0, r1, tile, c0)
+        self.push(r0, r1, tile, c0, row_add)
         self.push_transposed(c0, c0 + tile.shape[1], tile, r0)
 
-    def push(self, r0: int, r1: int, tile: torch.Tensor, col_offset: int, row_add: torch.Tensor | None = None) -> None:
+    def push(self, r0: int, r1: int, tile: torch.Tensor, col_offset: int, row_add: torch.Tensor) -> None:
         """Merge a tile (rows ``r0:r1``, columns from ``col_offset``) into the running top-m.
-        ``row_add``: float32 added to every entry of a tile row first (the rows' squared norms
-        a tile from ``_sq_dist_tile(..., add_rows=False)`` lacks), or None."""
+        ``row_add``: added to every entry of a tile row first, in the tile's dtype (the rows'
+        squared norms, which a tile from ``_sq_dist_tile(..., add_rows=False)`` lacks): the native
+        merge adds them as it reads the tile, numpy adds them to the tile in place."""
         if self.native:
             self._push_native(tile, (r0, col_offset), None, row_add)
             return
-        if row_add is not None:
-            tile.add_(row_add.unsqueeze(1))
+        tile.add_(row_add.unsqueeze(1))
         worst = self.worst[r0:r1]
         if not torch.isinf(worst).any():
             # Once every row holds m values, only tile entries below a row's m-th value matter;
@@ -603,10 +600,8 @@ class _TopK:
     def push_transposed(self, r0: int, r1: int, tile: torch.Tensor, col_offset: int) -> None:
         """:meth:`push` of ``tile.T``: tile *columns* are rows ``r0:r1``, tile rows the columns
         from ``col_offset``. The mask is taken in the tile's own memory order (a strided pass over
-        a transposed 64 MiB tile costs several times a contiguous one)."""
-        if self.native:
-            self._push_native(tile, None, (r0, col_offset), None)
-            return
+        a transposed 64 MiB tile costs several times a contiguous one). The numpy merge of
+        :meth:`push_pair` (the native one reads both orientations in one pass)."""
         worst = self.worst[r0:r1]
         if not torch.isinf(worst).any():
             flat = self._flat_below(tile, worst.numpy()[None, :])
@@ -701,10 +696,10 @@ def _candidates_streamed(
         xo = _index_operand(x_block, centre, dtype, ws)
         max_x_sq, rho = max(max_x_sq, float(xo.sq64.max())), max(rho, xo.rho)
         for r0, r1 in _row_chunks(0, q_rows.n, block_size):
-            # the native merge adds the query norms as it reads the tile (inf stays inf)
-            tile = _sq_dist_tile(q.x[r0:r1], q.sq[r0:r1], xo.x, xo.sq, ws, add_rows=not top.native)
+            # the merge adds the query norms (inf stays inf)
+            tile = _sq_dist_tile(q.x[r0:r1], q.sq[r0:r1], xo.x, xo.sq, ws, add_rows=False)
             _mask_self(tile, None if self_ids is None else self_ids[r0:r1], c0, c1)
-            top.push(r0, r1, tile, c0, q.sq[r0:r1] if top.native else None)
+            top.push(r0, r1, tile, c0, q.sq[r0:r1])
             reporter.advance()
     return top.vals, top.idx, q.sq64, max_x_sq, _error_coefficient(q_rows.dim, dtype, rho)
 
@@ -734,14 +729,13 @@ def _candidates_symmetric(
     starts = list(range(0, rows.n, block_size))
 
     def pair(r0: int, r1: int, c0: int, c1: int) -> None:
-        # the native merge adds the row norms as it reads the tile (inf stays inf)
-        tile = _sq_dist_tile(op.x[r0:r1], op.sq[r0:r1], op.x[c0:c1], op.sq[c0:c1], ws, add_rows=not top.native)
-        row_add = op.sq[r0:r1] if top.native else None
+        # the merge adds the row norms (inf stays inf)
+        tile = _sq_dist_tile(op.x[r0:r1], op.sq[r0:r1], op.x[c0:c1], op.sq[c0:c1], ws, add_rows=False)
         if c0 == r0:
             tile.fill_diagonal_(math.inf)
-            top.push(r0, r1, tile, c0, row_add)
+            top.push(r0, r1, tile, c0, op.sq[r0:r1])
         else:
-            top.push_pair(r0, r1, c0, tile, row_add)
+            top.push_pair(r0, r1, c0, tile, op.sq[r0:r1])
 
     # Diagonal blocks first (each halved down to leaves, the leaves first): every row then holds
     # m candidates before any off-diagonal tile arrives, so those merge few entries.
@@ -1242,8 +1236,8 @@ def count_within_radii(
             x_max = float(xo.sq64.max())
             tau = _error_coefficient(q_rows.dim, dtype, max(qo.rho, xo.rho))
             for r0, r1 in _row_chunks(0, n_q, bs):
-                # the native pass adds the query norms as it reads the tile
-                tile = _sq_dist_tile(qo.x[r0:r1], qo.sq[r0:r1], xo.x, xo.sq, ws, add_rows=not native)
+                # the counting pass adds the query norms (the native one as it reads the tile)
+                tile = _sq_dist_tile(qo.x[r0:r1], qo.sq[r0:r1], xo.x, xo.sq, ws, add_rows=False)
                 pairs = (q_rows, r0, x_block)
                 # index balls: thresholds per tile column; query balls: per tile row
                 by_col = None
@@ -1257,6 +1251,7 @@ def count_within_radii(
                 if native:
                     found = _native_tile_counts(tile, by_col, by_row, pairs, inclusive, qo.sq[r0:r1].numpy())
                 else:
+                    tile.add_(qo.sq[r0:r1].unsqueeze(1))
                     found = (
                         None if by_col is None else _tile_counts(tile, *by_col, False, pairs, inclusive, ws),
                         None if by_row is None else _tile_counts(tile, *by_row, True, pairs, inclusive, ws),
@@ -1373,9 +1368,5 @@ def max_radius_ratio(
     finally:
         reporter.close()
     arg_np = arg.numpy()
-    sq = np.empty(q_rows.n, dtype=np.float64)
-    step = max(1, _EXACT_CHUNK_ELEMENTS // q_rows.dim)
-    for s0 in range(0, q_rows.n, step):
-        s1 = min(s0 + step, q_rows.n)
-        sq[s0:s1] = _exact_pair_sq_dists(q_rows.block(s0, s1), x_rows.take(arg_np[s0:s1]))
+    sq = _exact_sq_indexed(q_rows, np.arange(q_rows.n), x_rows, arg_np)
     return r[arg_np] / np.sqrt(sq + eps), arg_np
