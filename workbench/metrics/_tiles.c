@@ -459,8 +459,8 @@ static inline void record_band(criterion *cr, int part, Py_ssize_t i, Py_ssize_t
 }
 
 /* One row of a criterion: sure counts (vectors of -1/0 subtracted) and band detection per 32
- * entries, then the band entries of a flagged block one by one. lo/hi are per column (lo_step 1)
- * or the row's own threshold repeated (lo_step 0). */
+ * entries, then the band entries of a flagged block one by one. lo/hi are per column, or (by_row)
+ * the row's own threshold splatted. */
 static void count_row(criterion *cr, int part, Py_ssize_t i, const float *t, float add, Py_ssize_t cols,
                       int32_t *col_counts) {
     int by_row = cr->by_row;

@@ -199,16 +199,17 @@ def count_tile(
         args: list[object] = [tile, rows, cols, row_add, threads]
         buffers = []
         for c in crits:
+            if c is None:  # off: the kernel ignores its buffers
+                none = np.empty(0, dtype=np.int32)
+                buffers.append((none, none, none, none))
+                args += [-1, np.empty(0, dtype=np.float32), np.empty(0, dtype=np.float32), none, none, none, none, 0]
+                continue
             rc = np.empty(rows, dtype=np.int32)
             cc = np.empty((threads, cols), dtype=np.int32)
             br = np.empty((threads, capacity), dtype=np.int32)
             bc = np.empty((threads, capacity), dtype=np.int32)
             buffers.append((rc, cc, br, bc))
-            if c is None:
-                empty = np.empty(0, dtype=np.float32)
-                args += [-1, empty, empty, rc, cc, br, bc, 0]
-            else:
-                args += [int(c.by_row), c.lo, c.hi, rc, cc, br, bc, capacity]
+            args += [int(c.by_row), c.lo, c.hi, rc, cc, br, bc, capacity]
         found = _native().count_tile(*args)
         most = max(max(f) for f in found)
         if most <= capacity:
